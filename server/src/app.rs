@@ -1,0 +1,134 @@
+//! Assembly: build the shared state from a [`Config`] and serve on a bound listener
+//! until the shutdown future resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::auth::{JwtKeys, KeyError};
+use crate::config::Config;
+use crate::domain::ChatService;
+use crate::http;
+use crate::http::health::HttpMetrics;
+use crate::ratelimit::RateLimiter;
+use crate::store::{self, DynStore, StoreError};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<ChatService>,
+    pub keys: Arc<JwtKeys>,
+    pub redis: Option<redis::aio::ConnectionManager>,
+    pub metrics: Arc<HttpMetrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("JWT keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Open the store named by the configuration and apply migrations unless told not to.
+pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
+    let url = config.common.effective_database_url();
+    let store = store::connect(&url, config.common.db_max_connections).await?;
+    if config.skip_migrations {
+        tracing::info!("skipping migrations (CHAT_SKIP_MIGRATIONS)");
+    } else {
+        store.migrate().await?;
+    }
+    Ok(store)
+}
+
+/// Build the state: store, keys, limiter (with its reload task), optional Redis.
+pub async fn build_state(
+    config: &Config,
+) -> Result<(AppState, Vec<tokio::task::JoinHandle<()>>), StartError> {
+    std::fs::create_dir_all(&config.common.data_dir).map_err(|source| StartError::DataDir {
+        path: config.common.data_dir.display().to_string(),
+        source,
+    })?;
+    let keys = JwtKeys::load(&config.common)?;
+    let store = open_store(config).await?;
+    let limits = RateLimiter::new();
+    limits.reload_from(&store).await;
+    let reloader = limits.spawn_reloader(store.clone(), config.ratelimit_reload());
+    let redis = match &config.common.redis_url {
+        Some(url) => {
+            let client = redis::Client::open(url.as_str())?;
+            Some(redis::aio::ConnectionManager::new(client).await?)
+        }
+        None => None,
+    };
+    let state = AppState {
+        service: Arc::new(ChatService::new(store, limits)),
+        keys: Arc::new(keys),
+        redis,
+        metrics: Arc::new(HttpMetrics::default()),
+    };
+    Ok((state, vec![reloader]))
+}
+
+/// Serve chatd on `listener` until `shutdown` resolves, then drain in-flight requests
+/// for at most the configured grace period.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let (ready, _) = tokio::sync::oneshot::channel();
+    serve_with_ready(config, listener, shutdown, ready).await
+}
+
+/// [`serve`], signalling `ready` once the state is built and requests are accepted.
+pub async fn serve_with_ready(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: tokio::sync::oneshot::Sender<()>,
+) -> Result<(), StartError> {
+    let (state, tasks) = build_state(&config).await?;
+    tracing::info!(
+        backend = state.service.store().backend(),
+        redis = config.common.redis_url.is_some(),
+        "chatd ready"
+    );
+    let _ = ready.send(());
+    let store = state.service.store().clone();
+    let app = http::router(state);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx2 = stop_rx.clone();
+    tokio::select! {
+        res = server => res?,
+        _ = async {
+            // Once shutdown starts, give in-flight requests `grace` to finish.
+            let _ = stop_rx2.wait_for(|v| *v).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    drop(stop_rx);
+    for t in tasks {
+        t.abort();
+    }
+    store.close().await;
+    Ok(())
+}

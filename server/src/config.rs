@@ -1,0 +1,144 @@
+//! Configuration: one clap struct, read from flags and the same-named `CHAT_*`
+//! environment variables. `chatctl` flattens [`CommonConfig`] so both tools always
+//! agree on where the data lives and which JWT secret is in force.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+
+/// Settings shared by `chatd` and `chatctl`.
+#[derive(Debug, Clone, Args)]
+pub struct CommonConfig {
+    /// `postgres://…` or `sqlite://…`. Absent: a SQLite file `chat.db` in the data dir.
+    #[arg(long, env = "CHAT_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// `redis://…`. Absent: presence, pub/sub and rate limits stay in-process.
+    #[arg(long, env = "CHAT_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Directory for the SQLite file, the generated JWT secret and local media.
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// HS256 secret for JWTs. Absent: generated once and kept in `<data dir>/jwt_secret`.
+    #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM file with an RS256 (RSA) or EdDSA (Ed25519) public key; tokens signed with the
+    /// matching private key are accepted in addition to HS256 ones.
+    #[arg(long, env = "CHAT_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Where media objects go: `local`, `s3://bucket/prefix` or `bunny://zone`.
+    #[arg(long, env = "CHAT_MEDIA_STORE", default_value = "local")]
+    pub media_store: String,
+
+    /// Directory for local media. Absent: `<data dir>/media`.
+    #[arg(long, env = "CHAT_MEDIA_DIR")]
+    pub media_dir: Option<PathBuf>,
+
+    /// Largest database connection pool per process.
+    #[arg(long, env = "CHAT_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+
+    /// Log output: `text` for people, `json` for log shippers.
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` syntax (e.g. `info`, `chat_server=debug`).
+    #[arg(long, env = "CHAT_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `chatd` settings.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "chatd",
+    version,
+    about = "Real-time 1:1 chat server (REST + WebSocket)"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub common: CommonConfig,
+
+    /// Do not apply database migrations on start (run `chatctl migrate up` in deploys).
+    #[arg(long, env = "CHAT_SKIP_MIGRATIONS", default_value_t = false)]
+    pub skip_migrations: bool,
+
+    /// How often (seconds) the rate limits are re-read from the database.
+    #[arg(long, env = "CHAT_RATELIMIT_RELOAD_SECS", default_value_t = 5)]
+    pub ratelimit_reload_secs: u64,
+
+    /// Seconds to wait for in-flight requests after SIGTERM before exiting.
+    #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl CommonConfig {
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("chat.db").display()),
+        }
+    }
+
+    pub fn effective_media_dir(&self) -> PathBuf {
+        self.media_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("media"))
+    }
+}
+
+impl Config {
+    pub fn ratelimit_reload(&self) -> Duration {
+        Duration::from_secs(self.ratelimit_reload_secs.max(1))
+    }
+
+    /// A configuration for tests and embedding: every default, the given data dir.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut cfg = Config::parse_from(["chatd"]);
+        cfg.common.data_dir = data_dir.into();
+        cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let cfg = Config::try_parse_from(["chatd"]).unwrap();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+        assert!(cfg.common.effective_database_url().starts_with("sqlite://"));
+        assert_eq!(cfg.common.media_store, "local");
+    }
+
+    #[test]
+    fn flags_override() {
+        let cfg = Config::try_parse_from([
+            "chatd",
+            "--listen",
+            "0.0.0.0:9000",
+            "--database-url",
+            "postgres://x/y",
+        ])
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.common.effective_database_url(), "postgres://x/y");
+    }
+}

@@ -1,0 +1,9 @@
+//! Business rules, once: who may read or send, blocks, idempotency, pagination.
+//! No HTTP and no SQL here; REST (and later WebSocket) handlers call [`ChatService`].
+
+pub mod links;
+pub mod presence;
+pub mod service;
+pub mod types;
+
+pub use service::ChatService;

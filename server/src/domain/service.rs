@@ -1,0 +1,523 @@
+//! [`ChatService`]: every use case of the REST API (and, later, its WebSocket twin).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chat_protocol::rest::{
+    self, BlockChange, BlockStatus, BlockedUser, ConversationUnread, LinkItem, MarkReadResponse,
+    Message, MessageContext, MessageType, Page, UnreadCount, UserSummary,
+};
+use chat_protocol::{ConversationId, MessageId, UserId};
+
+use crate::auth::{identity, AuthUser, JwtKeys};
+use crate::domain::links;
+use crate::domain::presence::Presence;
+use crate::domain::types::{now, Cursor, MessageBody, TempId, Username};
+use crate::error::{Error, Result};
+use crate::ratelimit::{Action, RateLimiter};
+use crate::store::{
+    Conversation, ConversationView, DynStore, InsertOutcome, MessageQuery, NewMessage, StoreError,
+    User,
+};
+
+/// How long a provisioned user is trusted without touching the database again.
+const PROVISION_TTL: Duration = Duration::from_secs(60);
+/// Bound on the provisioning cache; it is cleared when full.
+const PROVISION_CACHE_MAX: usize = 100_000;
+
+/// Result of a send: the message and whether this call stored it (false = idempotent replay).
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: Message,
+    pub created: bool,
+}
+
+pub struct ChatService {
+    store: DynStore,
+    limits: RateLimiter,
+    presence: Presence,
+    seen: Mutex<HashMap<UserId, (String, Instant)>>,
+}
+
+fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
+    let has_more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = if has_more {
+        items.last().map(|i| cursor_of(i).encode())
+    } else {
+        None
+    };
+    Page {
+        data: items,
+        next_cursor,
+        has_more,
+    }
+}
+
+pub fn message_cursor(m: &Message) -> Cursor {
+    Cursor::new(m.created_at, m.id.0)
+}
+
+impl ChatService {
+    pub fn new(store: DynStore, limits: RateLimiter) -> Self {
+        ChatService {
+            store,
+            limits,
+            presence: Presence::new(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    pub fn limits(&self) -> &RateLimiter {
+        &self.limits
+    }
+
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// Verify a token and make sure its user exists (created on first sight).
+    pub async fn authenticate(&self, keys: &JwtKeys, token: &str) -> Result<AuthUser> {
+        let claims = keys.verify(token)?;
+        let (id, username) = identity(&claims)?;
+        self.provision(id, &username).await?;
+        Ok(AuthUser { id, username })
+    }
+
+    async fn provision(&self, id: UserId, username: &Username) -> Result<()> {
+        {
+            let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((name, at)) = seen.get(&id) {
+                if name == username.as_str() && at.elapsed() < PROVISION_TTL {
+                    return Ok(());
+                }
+            }
+        }
+        match self.store.upsert_user(id, username.as_str(), now()).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(Error::Conflict(format!(
+                    "username {username} belongs to another user"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= PROVISION_CACHE_MAX {
+            seen.clear();
+        }
+        seen.insert(id, (username.as_str().to_string(), Instant::now()));
+        Ok(())
+    }
+
+    fn summary(&self, u: &User) -> UserSummary {
+        UserSummary {
+            id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            online: self.presence.is_online(u.id),
+            last_seen_at: u.last_seen_at,
+        }
+    }
+
+    fn view(&self, me: UserId, v: ConversationView) -> rest::Conversation {
+        rest::Conversation {
+            id: v.conversation.id,
+            unread_count: v.conversation.unread_for(me),
+            last_message_at: v.conversation.last_message_at,
+            created_at: v.conversation.created_at,
+            other_user: self.summary(&v.other),
+            last_message: v.last_message,
+        }
+    }
+
+    /// The conversation, if `me` takes part in it; otherwise NotFound (no existence leak).
+    pub async fn participant_conversation(
+        &self,
+        me: UserId,
+        id: ConversationId,
+    ) -> Result<Conversation> {
+        match self.store.conversation(id).await? {
+            Some(c) if c.has_participant(me) => Ok(c),
+            _ => Err(Error::NotFound("conversation")),
+        }
+    }
+
+    async fn user_named(&self, raw: &str) -> Result<User> {
+        let name = Username::parse(raw).map_err(|_| Error::NotFound("user"))?;
+        self.store
+            .user_by_username(name.as_str())
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    async fn ensure_not_blocked(&self, me: UserId, other: UserId) -> Result<()> {
+        let (i_block, they_block) = self.store.block_status(me, other).await?;
+        if i_block {
+            return Err(Error::Blocked("you have blocked this user".into()));
+        }
+        if they_block {
+            return Err(Error::Blocked("this user has blocked you".into()));
+        }
+        Ok(())
+    }
+
+    // ---- conversations ----------------------------------------------------------------
+
+    pub async fn list_conversations(
+        &self,
+        me: &AuthUser,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<rest::Conversation>> {
+        self.limits.check(Action::GetConversations, me.id)?;
+        let rows = self
+            .store
+            .list_conversations(me.id, before, limit + 1)
+            .await?;
+        let p = page(rows, limit, |v| v.conversation.cursor());
+        Ok(Page {
+            data: p.data.into_iter().map(|v| self.view(me.id, v)).collect(),
+            next_cursor: p.next_cursor,
+            has_more: p.has_more,
+        })
+    }
+
+    /// Get-or-create the 1:1 conversation with `username`. `true` when created now.
+    pub async fn conversation_with(
+        &self,
+        me: &AuthUser,
+        username: &str,
+    ) -> Result<(rest::Conversation, bool)> {
+        let other = self.user_named(username).await?;
+        if other.id == me.id {
+            return Err(Error::SelfAction(
+                "you cannot start a conversation with yourself".into(),
+            ));
+        }
+        self.ensure_not_blocked(me.id, other.id).await?;
+        let (conv, created) = match self.store.conversation_between(me.id, other.id).await? {
+            Some(c) => (c, false),
+            None => {
+                // Only creating counts against the limit; reopening a chat is free.
+                self.limits.check(Action::CreateConversation, me.id)?;
+                let at = now();
+                let (user1_id, user2_id) = if me.id < other.id {
+                    (me.id, other.id)
+                } else {
+                    (other.id, me.id)
+                };
+                let fresh = Conversation {
+                    id: ConversationId::new(),
+                    user1_id,
+                    user2_id,
+                    created_by: me.id,
+                    last_message_id: None,
+                    last_message_at: None,
+                    activity_at: at,
+                    user1_unread: 0,
+                    user2_unread: 0,
+                    created_at: at,
+                };
+                let stored = self.store.create_conversation(&fresh).await?;
+                let created = stored.id == fresh.id;
+                (stored, created)
+            }
+        };
+        let last_message = match conv.last_message_id {
+            Some(id) => self.store.message(id).await?,
+            None => None,
+        };
+        let view = ConversationView {
+            conversation: conv,
+            other,
+            last_message,
+        };
+        Ok((self.view(me.id, view), created))
+    }
+
+    pub async fn unread_count(&self, me: &AuthUser) -> Result<UnreadCount> {
+        let rows = self.store.unread_counts(me.id).await?;
+        Ok(UnreadCount {
+            total: rows.iter().map(|(_, n)| n).sum(),
+            conversations: rows
+                .into_iter()
+                .map(|(conversation_id, unread)| ConversationUnread {
+                    conversation_id,
+                    unread,
+                })
+                .collect(),
+        })
+    }
+
+    // ---- messages ---------------------------------------------------------------------
+
+    /// History, newest first; with only `after`, the messages right after it, oldest first.
+    pub async fn list_messages(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        before: Option<Cursor>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<Message>> {
+        self.limits.check(Action::GetMessages, me.id)?;
+        self.participant_conversation(me.id, conv).await?;
+        let q = MessageQuery {
+            before,
+            after,
+            types: None,
+            limit: limit + 1,
+            ascending: after.is_some() && before.is_none(),
+        };
+        let rows = self.store.list_messages(conv, &q).await?;
+        Ok(page(rows, limit, message_cursor))
+    }
+
+    /// Image/video (`media`) or file (`files`) messages, newest first.
+    pub async fn gallery(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        types: Vec<MessageType>,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<Message>> {
+        self.limits.check(Action::GetMessages, me.id)?;
+        self.participant_conversation(me.id, conv).await?;
+        let q = MessageQuery {
+            before,
+            after: None,
+            types: Some(types),
+            limit: limit + 1,
+            ascending: false,
+        };
+        let rows = self.store.list_messages(conv, &q).await?;
+        Ok(page(rows, limit, message_cursor))
+    }
+
+    pub async fn links(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<LinkItem>> {
+        self.limits.check(Action::GetMessages, me.id)?;
+        self.participant_conversation(me.id, conv).await?;
+        let rows = self.store.list_links(conv, before, limit + 1).await?;
+        let p = page(rows, limit, |(_, c)| *c);
+        Ok(Page {
+            data: p.data.into_iter().map(|(l, _)| l).collect(),
+            next_cursor: p.next_cursor,
+            has_more: p.has_more,
+        })
+    }
+
+    /// Send a text message. The one path for REST and WebSocket sends.
+    pub async fn send_text(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        content: &str,
+        temp_id: Option<&str>,
+    ) -> Result<Sent> {
+        let body = MessageBody::parse(content)?;
+        let temp_id = TempId::parse_opt(temp_id)?;
+        let conversation = self.participant_conversation(me.id, conv).await?;
+        let receiver = conversation.other(me.id);
+        self.ensure_not_blocked(me.id, receiver).await?;
+        // A retry of something already stored costs nothing and changes nothing.
+        if let Some(t) = &temp_id {
+            if let Some(existing) = self.store.message_by_temp_id(me.id, t.as_str()).await? {
+                return self.replay(conv, existing);
+            }
+        }
+        self.limits.check(Action::SendMessage, me.id)?;
+        let links = links::extract(body.as_str());
+        let message = Message {
+            id: MessageId::new(),
+            conversation_id: conv,
+            sender_id: me.id,
+            receiver_id: receiver,
+            kind: MessageType::Text,
+            content: Some(body.into_string()),
+            media: Vec::new(),
+            temp_id: temp_id.map(|t| t.as_str().to_string()),
+            is_read: false,
+            read_at: None,
+            created_at: now(),
+        };
+        match self
+            .store
+            .insert_message(&NewMessage { message, links })
+            .await?
+        {
+            InsertOutcome::Created(message) => Ok(Sent {
+                message,
+                created: true,
+            }),
+            InsertOutcome::Existing(existing) => self.replay(conv, existing),
+        }
+    }
+
+    fn replay(&self, conv: ConversationId, existing: Message) -> Result<Sent> {
+        if existing.conversation_id != conv {
+            return Err(Error::Conflict(
+                "temp_id was already used for a message in another conversation".into(),
+            ));
+        }
+        Ok(Sent {
+            message: existing,
+            created: false,
+        })
+    }
+
+    pub async fn message(&self, me: &AuthUser, id: MessageId) -> Result<Message> {
+        self.limits.check(Action::GetMessages, me.id)?;
+        match self.store.message(id).await? {
+            Some(m) if m.sender_id == me.id || m.receiver_id == me.id => Ok(m),
+            _ => Err(Error::NotFound("message")),
+        }
+    }
+
+    /// `before`/`after` messages around `id`, oldest first.
+    pub async fn context(
+        &self,
+        me: &AuthUser,
+        id: MessageId,
+        before: u32,
+        after: u32,
+    ) -> Result<MessageContext> {
+        let target = self.message(me, id).await?;
+        let at = message_cursor(&target);
+        let conv = target.conversation_id;
+        let mut older = self
+            .store
+            .list_messages(
+                conv,
+                &MessageQuery {
+                    before: Some(at),
+                    limit: before + 1,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut newer = self
+            .store
+            .list_messages(
+                conv,
+                &MessageQuery {
+                    after: Some(at),
+                    limit: after + 1,
+                    ascending: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let has_more_before = older.len() > before as usize;
+        let has_more_after = newer.len() > after as usize;
+        older.truncate(before as usize);
+        newer.truncate(after as usize);
+        older.reverse();
+        let mut data = older;
+        data.push(target);
+        data.extend(newer);
+        let before_cursor = data.first().map(|m| message_cursor(m).encode());
+        let after_cursor = data.last().map(|m| message_cursor(m).encode());
+        Ok(MessageContext {
+            target_id: id,
+            data,
+            has_more_before,
+            has_more_after,
+            before_cursor,
+            after_cursor,
+        })
+    }
+
+    /// Mark the caller's messages in `conv` read, all or up to one message.
+    pub async fn mark_read(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        up_to: Option<MessageId>,
+    ) -> Result<MarkReadResponse> {
+        self.participant_conversation(me.id, conv).await?;
+        let up_to_cursor = match up_to {
+            Some(id) => match self.store.message(id).await? {
+                Some(m) if m.conversation_id == conv => Some(message_cursor(&m)),
+                _ => return Err(Error::NotFound("message")),
+            },
+            None => None,
+        };
+        self.limits.check(Action::MarkRead, me.id)?;
+        let read_at = now();
+        let out = self
+            .store
+            .mark_read(conv, me.id, up_to_cursor, read_at)
+            .await?;
+        Ok(MarkReadResponse {
+            conversation_id: conv,
+            marked: out.marked,
+            up_to_message_id: out.up_to.or(up_to),
+            read_at,
+            unread_count: out.unread_left,
+        })
+    }
+
+    // ---- blocks -----------------------------------------------------------------------
+
+    /// Block `username`; `true` when the block is new.
+    pub async fn block(&self, me: &AuthUser, username: &str) -> Result<(BlockChange, bool)> {
+        let other = self.user_named(username).await?;
+        if other.id == me.id {
+            return Err(Error::SelfAction("you cannot block yourself".into()));
+        }
+        let created = self.store.block(me.id, other.id, now()).await?;
+        Ok((
+            BlockChange {
+                username: other.username,
+                blocked: true,
+            },
+            created,
+        ))
+    }
+
+    pub async fn unblock(&self, me: &AuthUser, username: &str) -> Result<BlockChange> {
+        let other = self.user_named(username).await?;
+        self.store.unblock(me.id, other.id).await?;
+        Ok(BlockChange {
+            username: other.username,
+            blocked: false,
+        })
+    }
+
+    pub async fn block_status(&self, me: &AuthUser, username: &str) -> Result<BlockStatus> {
+        let other = self.user_named(username).await?;
+        let (blocked_by_me, blocked_me) = self.store.block_status(me.id, other.id).await?;
+        Ok(BlockStatus {
+            blocked_by_me,
+            blocked_me,
+        })
+    }
+
+    pub async fn list_blocks(
+        &self,
+        me: &AuthUser,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<BlockedUser>> {
+        let rows = self.store.list_blocks(me.id, before, limit + 1).await?;
+        let p = page(rows, limit, |(_, c)| *c);
+        Ok(Page {
+            data: p.data.into_iter().map(|(b, _)| b).collect(),
+            next_cursor: p.next_cursor,
+            has_more: p.has_more,
+        })
+    }
+}

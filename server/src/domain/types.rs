@@ -1,0 +1,283 @@
+//! Validated values: each `parse` returns `Result`, so a value that exists is valid.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::Error;
+
+/// Current time at the precision every backend stores (microseconds), so a value read
+/// back compares equal to the value written.
+pub fn now() -> DateTime<Utc> {
+    truncate_micros(Utc::now())
+}
+
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// A username: 1..=64 characters of `[a-z0-9_.-]`, stored lower-case so that
+/// `Alice` and `alice` are the same person.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let s = raw.trim().to_lowercase();
+        if s.is_empty() || s.chars().count() > Self::MAX_LEN {
+            return Err(Error::Validation(format!(
+                "username must be 1 to {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(Error::Validation(
+                "username may contain only letters, digits, '_', '.' and '-'".into(),
+            ));
+        }
+        Ok(Username(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Text of a message: 1..=4000 Unicode scalar values after trimming, no control
+/// characters other than newline and tab. Stored trimmed, never escaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    pub const MAX_CHARS: usize = 4000;
+
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let s = raw.trim();
+        let n = s.chars().count();
+        if n == 0 {
+            return Err(Error::Validation("content must not be empty".into()));
+        }
+        if n > Self::MAX_CHARS {
+            return Err(Error::Validation(format!(
+                "content is {n} characters; the limit is {}",
+                Self::MAX_CHARS
+            )));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+        {
+            return Err(Error::Validation(format!(
+                "content contains a control character (U+{:04X})",
+                c as u32
+            )));
+        }
+        Ok(MessageBody(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A client's idempotency key: 1..=128 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempId(String);
+
+impl TempId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        if raw.is_empty() || raw.chars().count() > Self::MAX_LEN {
+            return Err(Error::Validation(format!(
+                "temp_id must be 1 to {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(Error::Validation(
+                "temp_id must not contain control characters".into(),
+            ));
+        }
+        Ok(TempId(raw.to_string()))
+    }
+
+    pub fn parse_opt(raw: Option<&str>) -> Result<Option<Self>, Error> {
+        raw.map(Self::parse).transpose()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A position in a list ordered by `(time, id)`: the keyset behind every cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub fn new(at: DateTime<Utc>, id: Uuid) -> Self {
+        Cursor { at, id }
+    }
+
+    /// Opaque to clients: base64url of `v1:<micros>:<uuid>`.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", self.at.timestamp_micros(), self.id))
+    }
+
+    pub fn decode(raw: &str) -> Result<Self, Error> {
+        if raw.len() > 128 {
+            return Err(Error::InvalidCursor);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw.as_bytes())
+            .map_err(|_| Error::InvalidCursor)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| Error::InvalidCursor)?;
+        let mut parts = text.splitn(3, ':');
+        if parts.next() != Some("v1") {
+            return Err(Error::InvalidCursor);
+        }
+        let micros: i64 = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or(Error::InvalidCursor)?;
+        let at = DateTime::from_timestamp_micros(micros).ok_or(Error::InvalidCursor)?;
+        let id = parts
+            .next()
+            .and_then(|p| Uuid::parse_str(p).ok())
+            .ok_or(Error::InvalidCursor)?;
+        Ok(Cursor { at, id })
+    }
+
+    pub fn decode_opt(raw: Option<&str>) -> Result<Option<Self>, Error> {
+        raw.map(Self::decode).transpose()
+    }
+}
+
+/// Page size: default 50, 1..=100; anything else is refused, not clamped, so a client
+/// bug shows up at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(u32);
+
+impl Limit {
+    pub const DEFAULT: u32 = 50;
+    pub const MAX: u32 = 100;
+
+    pub fn parse(raw: Option<&str>) -> Result<Self, Error> {
+        Self::parse_in(raw, Self::DEFAULT, Self::MAX, "limit")
+    }
+
+    /// Same rule with another default/maximum (e.g. the context window).
+    pub fn parse_in(raw: Option<&str>, default: u32, max: u32, name: &str) -> Result<Self, Error> {
+        let Some(raw) = raw else {
+            return Ok(Limit(default));
+        };
+        match raw.trim().parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(Limit(n)),
+            _ => Err(Error::InvalidLimit(format!(
+                "{name} must be an integer from 1 to {max}"
+            ))),
+        }
+    }
+
+    /// Like `parse_in` but 0 is allowed (a context window may want nothing on one side).
+    pub fn parse_window(
+        raw: Option<&str>,
+        default: u32,
+        max: u32,
+        name: &str,
+    ) -> Result<u32, Error> {
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        match raw.trim().parse::<u32>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(Error::InvalidLimit(format!(
+                "{name} must be an integer from 0 to {max}"
+            ))),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_is_lowercased_and_restricted() {
+        assert_eq!(Username::parse(" Alice ").unwrap().as_str(), "alice");
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse("a b").is_err());
+        assert!(Username::parse("../etc").is_err());
+        assert!(Username::parse(&"a".repeat(65)).is_err());
+        assert!(Username::parse("bob_1.x-y").is_ok());
+    }
+
+    #[test]
+    fn message_body_rules() {
+        assert_eq!(MessageBody::parse("  hi\n ").unwrap().as_str(), "hi");
+        assert!(MessageBody::parse("   ").is_err());
+        assert!(MessageBody::parse("a\u{0}b").is_err());
+        assert!(MessageBody::parse("a\u{1b}[31mred").is_err());
+        assert!(MessageBody::parse("tab\tand\nnewline").is_ok());
+        assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
+        assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
+        // 4000 emoji are 4000 scalar values even though they are 16000 bytes.
+        assert!(MessageBody::parse(&"😀".repeat(4000)).is_ok());
+        assert!(MessageBody::parse("<script>alert(1)</script>")
+            .unwrap()
+            .as_str()
+            .contains("<script>"));
+    }
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = Cursor::new(now(), Uuid::now_v7());
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        for bad in ["", "!!!", "djE6eHl6", "not-a-cursor", &"A".repeat(500)] {
+            assert!(Cursor::decode(bad).is_err(), "{bad} accepted");
+        }
+        let wrong_version = URL_SAFE_NO_PAD.encode(format!("v2:1:{}", Uuid::nil()));
+        assert!(Cursor::decode(&wrong_version).is_err());
+    }
+
+    #[test]
+    fn limit_default_range_and_refusal() {
+        assert_eq!(Limit::parse(None).unwrap().get(), 50);
+        assert_eq!(Limit::parse(Some("100")).unwrap().get(), 100);
+        for bad in ["0", "101", "-1", "abc", "1.5", ""] {
+            assert!(Limit::parse(Some(bad)).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn temp_id_rules() {
+        assert!(TempId::parse("abc-123").is_ok());
+        assert!(TempId::parse("").is_err());
+        assert!(TempId::parse(&"x".repeat(129)).is_err());
+        assert!(TempId::parse("a\nb").is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! HTTP surface: the router, one file per resource, and the layers every request
+//! passes through (request id, tracing, panic catching, JSON errors).
+
+pub mod blocks;
+pub mod conversations;
+pub mod extract;
+pub mod health;
+pub mod messages;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use chat_protocol::{ErrorBody, ErrorCode};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::error::Error;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every route of chatd.
+pub fn router(state: AppState) -> Router {
+    let chat = Router::new()
+        .route("/conversations", get(conversations::list))
+        .route(
+            "/conversations/unread-count",
+            get(conversations::unread_count),
+        )
+        .route(
+            "/conversations/with/{username}",
+            get(conversations::with_user),
+        )
+        .route(
+            "/conversations/{id}/messages",
+            get(messages::list).post(messages::send),
+        )
+        .route("/conversations/{id}/read", post(messages::mark_read))
+        .route("/conversations/{id}/media", get(messages::media))
+        .route("/conversations/{id}/links", get(messages::links))
+        .route("/conversations/{id}/files", get(messages::files))
+        .route("/messages/{id}", get(messages::get))
+        .route("/messages/{id}/context", get(messages::context))
+        .route("/blocks", post(blocks::add).get(blocks::list))
+        .route("/blocks/{username}", delete(blocks::remove))
+        .route("/blocks/status/{username}", get(blocks::status))
+        .layer(DefaultBodyLimit::max(messages::MAX_JSON_BODY));
+
+    Router::new()
+        .nest("/chat", chat)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), health::count_requests))
+        .layer(middleware::from_fn(json_errors))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|p| p.as_str())
+                    .unwrap_or("");
+                tracing::info_span!("http", method = %req.method(), uri = %req.uri().path(), route, request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("route")
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    tracing::error!("handler panicked");
+    Error::Internal("handler panicked".into()).into_response()
+}
+
+/// Any error response that is not already JSON (axum's own 405, a body-limit 413, …)
+/// is rewritten into the SPEC error body, so clients only ever parse one shape.
+async fn json_errors(req: Request, next: Next) -> Response<Body> {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return resp;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::ServiceUnavailable,
+        s if s.is_client_error() => ErrorCode::InvalidQuery,
+        _ => ErrorCode::Internal,
+    };
+    let message = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    let (mut parts, _) = resp.into_parts();
+    let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}

@@ -1,0 +1,248 @@
+//! Per-user rate limits (in-process, governor's GCRA), tunable at run time.
+//!
+//! The limits live in the `rate_limits` table; every instance re-reads it on a short
+//! interval and rebuilds a limiter whose setting changed, so `chatctl ratelimit set`
+//! applies without a restart. REST and WebSocket sends share the same bucket because
+//! both go through [`RateLimiter::check`] with [`Action::SendMessage`].
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chat_protocol::UserId;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::error::Error;
+use crate::store::{DynStore, RateLimitSetting};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    SendMessage,
+    CreateConversation,
+    MarkRead,
+    GetConversations,
+    GetMessages,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::SendMessage,
+        Action::CreateConversation,
+        Action::MarkRead,
+        Action::GetConversations,
+        Action::GetMessages,
+    ];
+
+    /// Name in the `rate_limits` table and in `chatctl`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::SendMessage => "send_message",
+            Action::CreateConversation => "create_conversation",
+            Action::MarkRead => "mark_read",
+            Action::GetConversations => "get_conversations",
+            Action::GetMessages => "get_messages",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// SPEC defaults, used until the table has been read.
+    pub fn default_setting(self) -> RateLimitSetting {
+        let max_requests = match self {
+            Action::SendMessage => 30,
+            Action::CreateConversation => 10,
+            Action::MarkRead => 60,
+            Action::GetConversations => 60,
+            Action::GetMessages => 120,
+        };
+        RateLimitSetting {
+            max_requests,
+            period_seconds: 60,
+        }
+    }
+}
+
+struct Bucket {
+    setting: RateLimitSetting,
+    limiter: DefaultKeyedRateLimiter<UserId>,
+}
+
+fn build(setting: RateLimitSetting) -> Bucket {
+    let max = NonZeroU32::new(setting.max_requests.max(1)).unwrap_or(NonZeroU32::MIN);
+    let period = Duration::from_secs(u64::from(setting.period_seconds.max(1)));
+    // N per period, as a burst of N refilled evenly: the N+1th request inside the period
+    // is refused, and capacity returns gradually rather than all at once.
+    let replenish = period / max.get();
+    let quota = Quota::with_period(replenish.max(Duration::from_nanos(1)))
+        .unwrap_or_else(|| Quota::per_second(max))
+        .allow_burst(max);
+    Bucket {
+        setting,
+        limiter: DefaultKeyedRateLimiter::keyed(quota),
+    }
+}
+
+/// All per-user limiters of this instance.
+#[derive(Clone)]
+pub struct RateLimiter {
+    buckets: Arc<RwLock<HashMap<Action, Arc<Bucket>>>>,
+    clock: DefaultClock,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RateLimiter {
+    pub fn new() -> Self {
+        let buckets = Action::ALL
+            .into_iter()
+            .map(|a| (a, Arc::new(build(a.default_setting()))))
+            .collect();
+        RateLimiter {
+            buckets: Arc::new(RwLock::new(buckets)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    fn bucket(&self, action: Action) -> Arc<Bucket> {
+        let map = self.buckets.read().unwrap_or_else(|p| p.into_inner());
+        match map.get(&action) {
+            Some(b) => b.clone(),
+            None => Arc::new(build(action.default_setting())),
+        }
+    }
+
+    /// Take one unit for `user`, or say how long to wait.
+    pub fn check(&self, action: Action, user: UserId) -> Result<(), Error> {
+        let bucket = self.bucket(action);
+        match bucket.limiter.check_key(&user) {
+            Ok(()) => Ok(()),
+            Err(not_until) => Err(Error::RateLimited {
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            }),
+        }
+    }
+
+    pub fn setting(&self, action: Action) -> RateLimitSetting {
+        self.bucket(action).setting
+    }
+
+    /// Apply settings read from the table; only changed actions are rebuilt (which
+    /// resets their counters). Returns the actions that changed.
+    pub fn apply(&self, settings: &[(String, RateLimitSetting)]) -> Vec<Action> {
+        let mut changed = Vec::new();
+        let mut map = self.buckets.write().unwrap_or_else(|p| p.into_inner());
+        for (name, setting) in settings {
+            let Some(action) = Action::parse(name) else {
+                continue;
+            };
+            if map.get(&action).map(|b| b.setting) != Some(*setting) {
+                map.insert(action, Arc::new(build(*setting)));
+                changed.push(action);
+            }
+        }
+        changed
+    }
+
+    /// Forget users whose buckets are full again, so memory tracks active users only.
+    pub fn shrink(&self) {
+        let map = self.buckets.read().unwrap_or_else(|p| p.into_inner());
+        for b in map.values() {
+            b.limiter.retain_recent();
+            b.limiter.shrink_to_fit();
+        }
+    }
+
+    /// Read the table once now, then every `every`, until the task is dropped.
+    pub async fn reload_from(&self, store: &DynStore) {
+        match store.rate_limits().await {
+            Ok(settings) => {
+                for action in self.apply(&settings) {
+                    let s = self.setting(action);
+                    tracing::info!(
+                        action = action.as_str(),
+                        max = s.max_requests,
+                        period_s = s.period_seconds,
+                        "rate limit in force"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read rate limits; keeping current ones")
+            }
+        }
+    }
+
+    pub fn spawn_reloader(&self, store: DynStore, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                this.reload_from(&store).await;
+                this.shrink();
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thirty_first_send_in_a_minute_is_refused() {
+        let rl = RateLimiter::new();
+        let alice = UserId::new();
+        for i in 0..30 {
+            assert!(
+                rl.check(Action::SendMessage, alice).is_ok(),
+                "send {i} refused"
+            );
+        }
+        match rl.check(Action::SendMessage, alice) {
+            Err(Error::RateLimited { retry_after }) => {
+                assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(2));
+            }
+            other => panic!("expected rate limit, got {other:?}"),
+        }
+        // Another user and another action are unaffected.
+        assert!(rl.check(Action::SendMessage, UserId::new()).is_ok());
+        assert!(rl.check(Action::GetMessages, alice).is_ok());
+    }
+
+    #[test]
+    fn apply_changes_only_what_differs() {
+        let rl = RateLimiter::new();
+        let changed = rl.apply(&[
+            (
+                "send_message".into(),
+                RateLimitSetting {
+                    max_requests: 2,
+                    period_seconds: 60,
+                },
+            ),
+            ("mark_read".into(), Action::MarkRead.default_setting()),
+            (
+                "unknown_action".into(),
+                RateLimitSetting {
+                    max_requests: 1,
+                    period_seconds: 1,
+                },
+            ),
+        ]);
+        assert_eq!(changed, vec![Action::SendMessage]);
+        let u = UserId::new();
+        assert!(rl.check(Action::SendMessage, u).is_ok());
+        assert!(rl.check(Action::SendMessage, u).is_ok());
+        assert!(rl.check(Action::SendMessage, u).is_err());
+    }
+}

@@ -1,0 +1,271 @@
+//! Persistence: the [`Store`] trait and one implementation per database.
+//!
+//! Row types stay private to each implementation; the trait speaks in domain values.
+//! The same conformance suite (`server/tests/store_conformance.rs`) runs against both.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chat_protocol::rest::{BlockedUser, LinkItem, Message, MessageType};
+use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
+
+use crate::domain::types::Cursor;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_string())
+            }
+            other => StoreError::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Other(format!("migration failed: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub id: ConversationId,
+    /// The smaller of the two user ids.
+    pub user1_id: UserId,
+    pub user2_id: UserId,
+    pub created_by: UserId,
+    pub last_message_id: Option<MessageId>,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub activity_at: DateTime<Utc>,
+    pub user1_unread: u64,
+    pub user2_unread: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    pub fn has_participant(&self, user: UserId) -> bool {
+        self.user1_id == user || self.user2_id == user
+    }
+
+    /// The participant that is not `me`.
+    pub fn other(&self, me: UserId) -> UserId {
+        if self.user1_id == me {
+            self.user2_id
+        } else {
+            self.user1_id
+        }
+    }
+
+    pub fn unread_for(&self, me: UserId) -> u64 {
+        if self.user1_id == me {
+            self.user1_unread
+        } else {
+            self.user2_unread
+        }
+    }
+
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.activity_at, self.id.0)
+    }
+}
+
+/// A conversation as one participant sees it in their list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationView {
+    pub conversation: Conversation,
+    pub other: User,
+    pub last_message: Option<Message>,
+}
+
+/// What to insert when sending.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub message: Message,
+    /// URLs found in the text, recorded in the same transaction.
+    pub links: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    Created(Message),
+    /// The sender already stored a message with this `temp_id`; nothing was written.
+    Existing(Message),
+}
+
+/// Which slice of a conversation's messages to read.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    /// Only messages strictly older than this.
+    pub before: Option<Cursor>,
+    /// Only messages strictly newer than this.
+    pub after: Option<Cursor>,
+    /// Only these types (galleries); `None` = all.
+    pub types: Option<Vec<MessageType>>,
+    pub limit: u32,
+    /// Oldest first instead of newest first.
+    pub ascending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkReadOutcome {
+    pub marked: u64,
+    /// Newest message among those now read, if any.
+    pub up_to: Option<MessageId>,
+    pub unread_left: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSetting {
+    pub max_requests: u32,
+    pub period_seconds: u32,
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Everything chatd keeps, behind one interface.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Short name for logs and `readyz` (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+    async fn migrate(&self) -> StoreResult<()>;
+    /// (version, description, applied) of every known migration.
+    async fn migration_status(&self) -> StoreResult<Vec<(i64, String, bool)>>;
+    async fn ping(&self) -> StoreResult<()>;
+    async fn close(&self);
+
+    // users
+    /// Create the user or refresh its username and `last_seen_at`. A username held by a
+    /// different id is a `Conflict`.
+    async fn upsert_user(
+        &self,
+        id: UserId,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self, after_username: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
+
+    // conversations
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
+    async fn conversation_between(&self, a: UserId, b: UserId)
+        -> StoreResult<Option<Conversation>>;
+    /// Insert; if the pair already has one (a concurrent create), return that instead.
+    async fn create_conversation(&self, conv: &Conversation) -> StoreResult<Conversation>;
+    /// The caller's list, newest activity first: hides conversations with users the caller
+    /// blocked, and empty conversations the other side started.
+    async fn list_conversations(
+        &self,
+        me: UserId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationView>>;
+    /// (conversation, unread) for every visible conversation with unread > 0.
+    async fn unread_counts(&self, me: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;
+
+    // messages
+    /// In one transaction: insert, bump last message and the receiver's unread count,
+    /// record links. Same sender + temp_id returns the stored message untouched.
+    async fn insert_message(&self, new: &NewMessage) -> StoreResult<InsertOutcome>;
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    async fn message_by_temp_id(
+        &self,
+        sender: UserId,
+        temp_id: &str,
+    ) -> StoreResult<Option<Message>>;
+    async fn list_messages(
+        &self,
+        conv: ConversationId,
+        q: &MessageQuery,
+    ) -> StoreResult<Vec<Message>>;
+    /// Mark the reader's unread messages up to `up_to` (inclusive, all if `None`) read and
+    /// recompute the reader's unread count from the messages themselves.
+    async fn mark_read(
+        &self,
+        conv: ConversationId,
+        reader: UserId,
+        up_to: Option<Cursor>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<MarkReadOutcome>;
+    /// Newest first.
+    async fn list_links(
+        &self,
+        conv: ConversationId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(LinkItem, Cursor)>>;
+
+    // blocks
+    /// true if a new block was recorded, false if it already existed.
+    async fn block(
+        &self,
+        blocker: UserId,
+        blocked: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// true if a block was removed.
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// (a blocks b, b blocks a)
+    async fn block_status(&self, a: UserId, b: UserId) -> StoreResult<(bool, bool)>;
+    /// Newest first.
+    async fn list_blocks(
+        &self,
+        blocker: UserId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(BlockedUser, Cursor)>>;
+
+    // rate limits
+    async fn rate_limits(&self) -> StoreResult<Vec<(String, RateLimitSetting)>>;
+    async fn set_rate_limit(&self, action: &str, setting: RateLimitSetting) -> StoreResult<()>;
+}
+
+/// Open the store the URL names (`postgres://`, `postgresql://`, `sqlite:`).
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else {
+        Err(StoreError::Other(
+            "database URL must start with postgres://, postgresql:// or sqlite:".into(),
+        ))
+    }
+}

@@ -1,0 +1,671 @@
+//! PostgreSQL implementation of [`Store`]: the production backend and source of truth
+//! when several chatd instances run side by side.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_protocol::rest::{BlockedUser, LinkItem, MediaItem, Message, MessageType};
+use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+const MESSAGE_COLS: &str = "m.id AS m_id, m.conversation_id AS m_conversation_id, \
+    m.sender_id AS m_sender_id, m.receiver_id AS m_receiver_id, m.type AS m_type, \
+    m.content AS m_content, m.media AS m_media, m.temp_id AS m_temp_id, \
+    m.is_read AS m_is_read, m.read_at AS m_read_at, m.created_at AS m_created_at";
+
+const CONVERSATION_COLS: &str = "c.id AS c_id, c.user1_id AS c_user1_id, \
+    c.user2_id AS c_user2_id, c.created_by AS c_created_by, \
+    c.last_message_id AS c_last_message_id, c.last_message_at AS c_last_message_at, \
+    c.activity_at AS c_activity_at, c.user1_unread_count AS c_user1_unread_count, \
+    c.user2_unread_count AS c_user2_unread_count, c.created_at AS c_created_at";
+
+const USER_COLS: &str = "u.id AS u_id, u.username AS u_username, \
+    u.display_name AS u_display_name, u.created_at AS u_created_at, \
+    u.last_seen_at AS u_last_seen_at";
+
+fn count(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+fn message_from_row(row: &PgRow) -> StoreResult<Message> {
+    let kind: String = row.try_get("m_type")?;
+    let Json(media): Json<Vec<MediaItem>> = row.try_get("m_media")?;
+    Ok(Message {
+        id: MessageId(row.try_get("m_id")?),
+        conversation_id: ConversationId(row.try_get("m_conversation_id")?),
+        sender_id: UserId(row.try_get("m_sender_id")?),
+        receiver_id: UserId(row.try_get("m_receiver_id")?),
+        kind: MessageType::parse(&kind)
+            .ok_or_else(|| StoreError::Other(format!("bad message type {kind}")))?,
+        content: row.try_get("m_content")?,
+        media,
+        temp_id: row.try_get("m_temp_id")?,
+        is_read: row.try_get("m_is_read")?,
+        read_at: row.try_get("m_read_at")?,
+        created_at: row.try_get("m_created_at")?,
+    })
+}
+
+fn conversation_from_row(row: &PgRow) -> StoreResult<Conversation> {
+    Ok(Conversation {
+        id: ConversationId(row.try_get("c_id")?),
+        user1_id: UserId(row.try_get("c_user1_id")?),
+        user2_id: UserId(row.try_get("c_user2_id")?),
+        created_by: UserId(row.try_get("c_created_by")?),
+        last_message_id: row
+            .try_get::<Option<Uuid>, _>("c_last_message_id")?
+            .map(MessageId),
+        last_message_at: row.try_get("c_last_message_at")?,
+        activity_at: row.try_get("c_activity_at")?,
+        user1_unread: count(row.try_get("c_user1_unread_count")?),
+        user2_unread: count(row.try_get("c_user2_unread_count")?),
+        created_at: row.try_get("c_created_at")?,
+    })
+}
+
+fn user_from_row(row: &PgRow) -> StoreResult<User> {
+    Ok(User {
+        id: UserId(row.try_get("u_id")?),
+        username: row.try_get("u_username")?,
+        display_name: row.try_get("u_display_name")?,
+        created_at: row.try_get("u_created_at")?,
+        last_seen_at: row.try_get("u_last_seen_at")?,
+    })
+}
+
+fn type_filter(types: &Option<Vec<MessageType>>) -> String {
+    match types {
+        Some(t) if !t.is_empty() => {
+            let list: Vec<String> = t.iter().map(|k| format!("'{}'", k.as_str())).collect();
+            format!(" AND m.type IN ({})", list.join(","))
+        }
+        _ => String::new(),
+    }
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        Ok(PostgresStore { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        // sqlx takes an advisory lock, so instances starting together migrate once.
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migration_status(&self) -> StoreResult<Vec<(i64, String, bool)>> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(v) => v,
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+        Ok(MIGRATOR
+            .iter()
+            .map(|m| {
+                (
+                    m.version,
+                    m.description.to_string(),
+                    applied.contains(&m.version),
+                )
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn upsert_user(
+        &self,
+        id: UserId,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        let row = sqlx::query(
+            "INSERT INTO users (id, username, display_name, created_at, last_seen_at)
+             VALUES ($1, $2, NULL, $3, $3)
+             ON CONFLICT (id) DO UPDATE SET username = excluded.username,
+                 last_seen_at = excluded.last_seen_at
+             RETURNING id AS u_id, username AS u_username, display_name AS u_display_name,
+                 created_at AS u_created_at, last_seen_at AS u_last_seen_at",
+        )
+        .bind(id.0)
+        .bind(username)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        user_from_row(&row)
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self, after_username: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.username > $1 ORDER BY u.username LIMIT $2"
+        ))
+        .bind(after_username.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn conversation_between(
+        &self,
+        a: UserId,
+        b: UserId,
+    ) -> StoreResult<Option<Conversation>> {
+        let (u1, u2) = if a < b { (a, b) } else { (b, a) };
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.user1_id = $1 AND c.user2_id = $2"
+        ))
+        .bind(u1.0)
+        .bind(u2.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn create_conversation(&self, conv: &Conversation) -> StoreResult<Conversation> {
+        sqlx::query(
+            "INSERT INTO conversations (id, user1_id, user2_id, created_by, activity_at,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5, $5)
+             ON CONFLICT (user1_id, user2_id) DO NOTHING",
+        )
+        .bind(conv.id.0)
+        .bind(conv.user1_id.0)
+        .bind(conv.user2_id.0)
+        .bind(conv.created_by.0)
+        .bind(conv.created_at)
+        .execute(&self.pool)
+        .await?;
+        self.conversation_between(conv.user1_id, conv.user2_id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list_conversations(
+        &self,
+        me: UserId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationView>> {
+        let cursor_clause = if before.is_some() {
+            " AND (c.activity_at, c.id) < ($3, $4)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {CONVERSATION_COLS}, {USER_COLS}, {MESSAGE_COLS}
+             FROM conversations c
+             JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
+             LEFT JOIN messages m ON m.id = c.last_message_id
+             WHERE (c.user1_id = $1 OR c.user2_id = $1)
+               AND (c.last_message_id IS NOT NULL OR c.created_by = $1)
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = u.id)
+               {cursor_clause}
+             ORDER BY c.activity_at DESC, c.id DESC
+             LIMIT $2"
+        );
+        let mut q = sqlx::query(&sql).bind(me.0).bind(i64::from(limit));
+        if let Some(c) = before {
+            q = q.bind(c.at).bind(c.id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let has_msg: Option<Uuid> = row.try_get("m_id")?;
+                Ok(ConversationView {
+                    conversation: conversation_from_row(row)?,
+                    other: user_from_row(row)?,
+                    last_message: has_msg.map(|_| message_from_row(row)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unread_counts(&self, me: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        let rows = sqlx::query(
+            "SELECT c.id AS id,
+                    CASE WHEN c.user1_id = $1 THEN c.user1_unread_count ELSE c.user2_unread_count END AS unread
+             FROM conversations c
+             WHERE (c.user1_id = $1 OR c.user2_id = $1)
+               AND (CASE WHEN c.user1_id = $1 THEN c.user1_unread_count ELSE c.user2_unread_count END) > 0
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1
+                   AND b.blocked_id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END)
+             ORDER BY c.activity_at DESC, c.id DESC",
+        )
+        .bind(me.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ConversationId(r.try_get("id")?),
+                    count(r.try_get("unread")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn insert_message(&self, new: &NewMessage) -> StoreResult<InsertOutcome> {
+        let m = &new.message;
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
+                 media, temp_id, is_read, read_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, NULL, $9, $9)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(m.id.0)
+        .bind(m.conversation_id.0)
+        .bind(m.sender_id.0)
+        .bind(m.receiver_id.0)
+        .bind(m.kind.as_str())
+        .bind(m.content.as_deref())
+        .bind(Json(&m.media))
+        .bind(m.temp_id.as_deref())
+        .bind(m.created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            let existing = match &m.temp_id {
+                Some(t) => self.message_by_temp_id(m.sender_id, t).await?,
+                None => None,
+            };
+            return existing
+                .map(InsertOutcome::Existing)
+                .ok_or_else(|| StoreError::Conflict("message id already exists".into()));
+        }
+        // Instances may disagree slightly on the clock: last message only moves forward.
+        let updated = sqlx::query(
+            "UPDATE conversations SET
+                 last_message_id = CASE WHEN last_message_at IS NULL OR $2 >= last_message_at
+                                        THEN $1 ELSE last_message_id END,
+                 last_message_at = GREATEST(COALESCE(last_message_at, $2), $2),
+                 activity_at = GREATEST(activity_at, $2),
+                 user1_unread_count = user1_unread_count + (CASE WHEN user1_id = $3 THEN 1 ELSE 0 END),
+                 user2_unread_count = user2_unread_count + (CASE WHEN user2_id = $3 THEN 1 ELSE 0 END),
+                 updated_at = $2
+             WHERE id = $4",
+        )
+        .bind(m.id.0)
+        .bind(m.created_at)
+        .bind(m.receiver_id.0)
+        .bind(m.conversation_id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Err(StoreError::NotFound);
+        }
+        if !new.links.is_empty() {
+            let ids: Vec<Uuid> = new.links.iter().map(|_| Uuid::now_v7()).collect();
+            sqlx::query(
+                "INSERT INTO message_links (id, message_id, conversation_id, sender_id, url, created_at)
+                 SELECT l.id, $2, $3, $4, l.url, $5 FROM UNNEST($1::uuid[], $6::text[]) AS l(id, url)",
+            )
+            .bind(&ids)
+            .bind(m.id.0)
+            .bind(m.conversation_id.0)
+            .bind(m.sender_id.0)
+            .bind(m.created_at)
+            .bind(&new.links)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(InsertOutcome::Created(m.clone()))
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages m WHERE m.id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn message_by_temp_id(
+        &self,
+        sender: UserId,
+        temp_id: &str,
+    ) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages m WHERE m.sender_id = $1 AND m.temp_id = $2"
+        ))
+        .bind(sender.0)
+        .bind(temp_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn list_messages(
+        &self,
+        conv: ConversationId,
+        q: &MessageQuery,
+    ) -> StoreResult<Vec<Message>> {
+        let mut sql = format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.conversation_id = $1");
+        sql.push_str(&type_filter(&q.types));
+        let mut n = 2;
+        if q.before.is_some() {
+            sql.push_str(&format!(
+                " AND (m.created_at, m.id) < (${}, ${})",
+                n + 1,
+                n + 2
+            ));
+            n += 2;
+        }
+        if q.after.is_some() {
+            sql.push_str(&format!(
+                " AND (m.created_at, m.id) > (${}, ${})",
+                n + 1,
+                n + 2
+            ));
+        }
+        sql.push_str(if q.ascending {
+            " ORDER BY m.created_at ASC, m.id ASC LIMIT $2"
+        } else {
+            " ORDER BY m.created_at DESC, m.id DESC LIMIT $2"
+        });
+        let mut query = sqlx::query(&sql).bind(conv.0).bind(i64::from(q.limit));
+        for c in [q.before, q.after].into_iter().flatten() {
+            query = query.bind(c.at).bind(c.id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn mark_read(
+        &self,
+        conv: ConversationId,
+        reader: UserId,
+        up_to: Option<Cursor>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<MarkReadOutcome> {
+        let mut tx = self.pool.begin().await?;
+        // Lock the conversation row: a concurrent send updates it too, so the recount
+        // below can never overwrite an increment it did not see.
+        let user1: Uuid = sqlx::query_scalar(
+            "SELECT user1_id FROM conversations WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .bind(conv.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let mut sql = String::from(
+            "UPDATE messages SET is_read = TRUE, read_at = $3, updated_at = $3
+             WHERE conversation_id = $1 AND receiver_id = $2 AND NOT is_read",
+        );
+        if up_to.is_some() {
+            sql.push_str(" AND (created_at, id) <= ($4, $5)");
+        }
+        sql.push_str(" RETURNING id, created_at");
+        let mut query = sqlx::query(&sql).bind(conv.0).bind(reader.0).bind(now);
+        if let Some(c) = up_to {
+            query = query.bind(c.at).bind(c.id);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
+        let mut newest: Option<(DateTime<Utc>, Uuid)> = None;
+        for r in &rows {
+            let key: (DateTime<Utc>, Uuid) = (r.try_get("created_at")?, r.try_get("id")?);
+            if newest.is_none_or(|n| key > n) {
+                newest = Some(key);
+            }
+        }
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND receiver_id = $2 AND NOT is_read",
+        )
+        .bind(conv.0)
+        .bind(reader.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let column = if user1 == reader.0 {
+            "user1_unread_count"
+        } else {
+            "user2_unread_count"
+        };
+        sqlx::query(&format!(
+            "UPDATE conversations SET {column} = $1 WHERE id = $2"
+        ))
+        .bind(left)
+        .bind(conv.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(MarkReadOutcome {
+            marked: rows.len() as u64,
+            up_to: newest.map(|(_, id)| MessageId(id)),
+            unread_left: count(left),
+        })
+    }
+
+    async fn list_links(
+        &self,
+        conv: ConversationId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(LinkItem, Cursor)>> {
+        let cursor_clause = if before.is_some() {
+            " AND (l.created_at, l.id) < ($3, $4)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT l.id, l.url, l.message_id, l.sender_id, l.created_at FROM message_links l
+             WHERE l.conversation_id = $1 {cursor_clause}
+             ORDER BY l.created_at DESC, l.id DESC LIMIT $2"
+        );
+        let mut q = sqlx::query_as::<_, (Uuid, String, Uuid, Uuid, DateTime<Utc>)>(&sql)
+            .bind(conv.0)
+            .bind(i64::from(limit));
+        if let Some(c) = before {
+            q = q.bind(c.at).bind(c.id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, url, message_id, sender_id, created_at)| {
+                (
+                    LinkItem {
+                        url,
+                        message_id: MessageId(message_id),
+                        sender_id: UserId(sender_id),
+                        created_at,
+                    },
+                    Cursor::new(created_at, id),
+                )
+            })
+            .collect())
+    }
+
+    async fn block(
+        &self,
+        blocker: UserId,
+        blocked: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "INSERT INTO blocks (id, blocker_id, blocked_id, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(blocker.0)
+        .bind(blocked.0)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
+            .bind(blocker.0)
+            .bind(blocked.0)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn block_status(&self, a: UserId, b: UserId) -> StoreResult<(bool, bool)> {
+        let rows: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT blocker_id FROM blocks
+             WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)",
+        )
+        .bind(a.0)
+        .bind(b.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.contains(&a.0), rows.contains(&b.0)))
+    }
+
+    async fn list_blocks(
+        &self,
+        blocker: UserId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(BlockedUser, Cursor)>> {
+        let cursor_clause = if before.is_some() {
+            " AND (b.created_at, b.id) < ($3, $4)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT b.id AS b_id, b.created_at AS b_created_at, {USER_COLS}
+             FROM blocks b JOIN users u ON u.id = b.blocked_id
+             WHERE b.blocker_id = $1 {cursor_clause}
+             ORDER BY b.created_at DESC, b.id DESC LIMIT $2"
+        );
+        let mut q = sqlx::query(&sql).bind(blocker.0).bind(i64::from(limit));
+        if let Some(c) = before {
+            q = q.bind(c.at).bind(c.id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let user = user_from_row(r)?;
+                let at: DateTime<Utc> = r.try_get("b_created_at")?;
+                Ok((
+                    BlockedUser {
+                        user_id: user.id,
+                        username: user.username,
+                        display_name: user.display_name,
+                        blocked_at: at,
+                    },
+                    Cursor::new(at, r.try_get("b_id")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn rate_limits(&self) -> StoreResult<Vec<(String, RateLimitSetting)>> {
+        let rows = sqlx::query_as::<_, (String, i32, i32)>(
+            "SELECT action, max_requests, period_seconds FROM rate_limits ORDER BY action",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(action, max, period)| {
+                (
+                    action,
+                    RateLimitSetting {
+                        max_requests: max.max(1) as u32,
+                        period_seconds: period.max(1) as u32,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn set_rate_limit(&self, action: &str, setting: RateLimitSetting) -> StoreResult<()> {
+        let max = i32::try_from(setting.max_requests)
+            .map_err(|_| StoreError::Conflict("max_requests too large".into()))?;
+        let period = i32::try_from(setting.period_seconds)
+            .map_err(|_| StoreError::Conflict("period too large".into()))?;
+        sqlx::query(
+            "INSERT INTO rate_limits (action, max_requests, period_seconds, updated_at)
+             VALUES ($1, $2, $3, now())
+             ON CONFLICT (action) DO UPDATE SET max_requests = excluded.max_requests,
+                 period_seconds = excluded.period_seconds, updated_at = now()",
+        )
+        .bind(action)
+        .bind(max)
+        .bind(period)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,746 @@
+//! SQLite implementation of [`Store`]: the embedded default.
+//!
+//! Ids are stored as UUID text and times as INTEGER microseconds (exact ordering, same
+//! precision as PostgreSQL). All writes go through a single-connection pool so that
+//! SQLite's one-writer rule never surfaces as `SQLITE_BUSY`; reads use a wider pool
+//! (WAL mode lets them run beside the writer).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_protocol::rest::{BlockedUser, LinkItem, MediaItem, Message, MessageType};
+use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+fn ts(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn to_ts(v: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(v)
+        .ok_or_else(|| StoreError::Other(format!("bad timestamp {v}")))
+}
+
+fn get_uuid(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map_err(|e| StoreError::Other(format!("bad uuid in {col}: {e}")))
+}
+
+fn get_opt_uuid(row: &SqliteRow, col: &str) -> StoreResult<Option<Uuid>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Other(format!("bad uuid in {col}: {e}"))))
+        .transpose()
+}
+
+fn get_ts(row: &SqliteRow, col: &str) -> StoreResult<DateTime<Utc>> {
+    to_ts(row.try_get(col)?)
+}
+
+fn get_opt_ts(row: &SqliteRow, col: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    let v: Option<i64> = row.try_get(col)?;
+    v.map(to_ts).transpose()
+}
+
+fn get_count(row: &SqliteRow, col: &str) -> StoreResult<u64> {
+    let v: i64 = row.try_get(col)?;
+    Ok(v.max(0) as u64)
+}
+
+const MESSAGE_COLS: &str = "m.id AS m_id, m.conversation_id AS m_conversation_id, \
+    m.sender_id AS m_sender_id, m.receiver_id AS m_receiver_id, m.type AS m_type, \
+    m.content AS m_content, m.media AS m_media, m.temp_id AS m_temp_id, \
+    m.is_read AS m_is_read, m.read_at AS m_read_at, m.created_at AS m_created_at";
+
+const CONVERSATION_COLS: &str = "c.id AS c_id, c.user1_id AS c_user1_id, \
+    c.user2_id AS c_user2_id, c.created_by AS c_created_by, \
+    c.last_message_id AS c_last_message_id, c.last_message_at AS c_last_message_at, \
+    c.activity_at AS c_activity_at, c.user1_unread_count AS c_user1_unread_count, \
+    c.user2_unread_count AS c_user2_unread_count, c.created_at AS c_created_at";
+
+const USER_COLS: &str = "u.id AS u_id, u.username AS u_username, \
+    u.display_name AS u_display_name, u.created_at AS u_created_at, \
+    u.last_seen_at AS u_last_seen_at";
+
+fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
+    let kind: String = row.try_get("m_type")?;
+    let media: String = row.try_get("m_media")?;
+    let media: Vec<MediaItem> = serde_json::from_str(&media)
+        .map_err(|e| StoreError::Other(format!("bad media json: {e}")))?;
+    let is_read: i64 = row.try_get("m_is_read")?;
+    Ok(Message {
+        id: MessageId(get_uuid(row, "m_id")?),
+        conversation_id: ConversationId(get_uuid(row, "m_conversation_id")?),
+        sender_id: UserId(get_uuid(row, "m_sender_id")?),
+        receiver_id: UserId(get_uuid(row, "m_receiver_id")?),
+        kind: MessageType::parse(&kind)
+            .ok_or_else(|| StoreError::Other(format!("bad message type {kind}")))?,
+        content: row.try_get("m_content")?,
+        media,
+        temp_id: row.try_get("m_temp_id")?,
+        is_read: is_read != 0,
+        read_at: get_opt_ts(row, "m_read_at")?,
+        created_at: get_ts(row, "m_created_at")?,
+    })
+}
+
+fn conversation_from_row(row: &SqliteRow) -> StoreResult<Conversation> {
+    Ok(Conversation {
+        id: ConversationId(get_uuid(row, "c_id")?),
+        user1_id: UserId(get_uuid(row, "c_user1_id")?),
+        user2_id: UserId(get_uuid(row, "c_user2_id")?),
+        created_by: UserId(get_uuid(row, "c_created_by")?),
+        last_message_id: get_opt_uuid(row, "c_last_message_id")?.map(MessageId),
+        last_message_at: get_opt_ts(row, "c_last_message_at")?,
+        activity_at: get_ts(row, "c_activity_at")?,
+        user1_unread: get_count(row, "c_user1_unread_count")?,
+        user2_unread: get_count(row, "c_user2_unread_count")?,
+        created_at: get_ts(row, "c_created_at")?,
+    })
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+    Ok(User {
+        id: UserId(get_uuid(row, "u_id")?),
+        username: row.try_get("u_username")?,
+        display_name: row.try_get("u_display_name")?,
+        created_at: get_ts(row, "u_created_at")?,
+        last_seen_at: get_opt_ts(row, "u_last_seen_at")?,
+    })
+}
+
+/// `type IN (...)` from enum values (never from client text).
+fn type_filter(types: &Option<Vec<MessageType>>) -> String {
+    match types {
+        Some(t) if !t.is_empty() => {
+            let list: Vec<String> = t.iter().map(|k| format!("'{}'", k.as_str())).collect();
+            format!(" AND m.type IN ({})", list.join(","))
+        }
+        _ => String::new(),
+    }
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad sqlite url: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let filename = opts.get_filename().to_path_buf();
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            if let Some(parent) = filename.parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+                    })?;
+                }
+            }
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.clone())
+            .await?;
+        // An in-memory database exists once per connection: readers must share the writer.
+        let read = if in_memory {
+            write.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?
+        };
+        Ok(SqliteStore { read, write })
+    }
+
+    fn conversation_row_view(row: &SqliteRow) -> StoreResult<ConversationView> {
+        let conversation = conversation_from_row(row)?;
+        let other = user_from_row(row)?;
+        let has_msg: Option<String> = row.try_get("m_id")?;
+        let last_message = match has_msg {
+            Some(_) => Some(message_from_row(row)?),
+            None => None,
+        };
+        Ok(ConversationView {
+            conversation,
+            other,
+            last_message,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.write).await?;
+        Ok(())
+    }
+
+    async fn migration_status(&self) -> StoreResult<Vec<(i64, String, bool)>> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.read)
+                .await
+            {
+                Ok(v) => v,
+                Err(sqlx::Error::Database(_)) => Vec::new(), // table not created yet
+                Err(e) => return Err(e.into()),
+            };
+        Ok(MIGRATOR
+            .iter()
+            .map(|m| {
+                (
+                    m.version,
+                    m.description.to_string(),
+                    applied.contains(&m.version),
+                )
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn upsert_user(
+        &self,
+        id: UserId,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User> {
+        let row = sqlx::query(
+            "INSERT INTO users (id, username, display_name, created_at, last_seen_at)
+             VALUES ($1, $2, NULL, $3, $3)
+             ON CONFLICT(id) DO UPDATE SET username = excluded.username,
+                 last_seen_at = excluded.last_seen_at
+             RETURNING id AS u_id, username AS u_username, display_name AS u_display_name,
+                 created_at AS u_created_at, last_seen_at AS u_last_seen_at",
+        )
+        .bind(id.to_string())
+        .bind(username)
+        .bind(ts(now))
+        .fetch_one(&self.write)
+        .await?;
+        user_from_row(&row)
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self, after_username: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.username > $1 ORDER BY u.username LIMIT $2"
+        ))
+        .bind(after_username.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn conversation_between(
+        &self,
+        a: UserId,
+        b: UserId,
+    ) -> StoreResult<Option<Conversation>> {
+        let (u1, u2) = if a < b { (a, b) } else { (b, a) };
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.user1_id = $1 AND c.user2_id = $2"
+        ))
+        .bind(u1.to_string())
+        .bind(u2.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn create_conversation(&self, conv: &Conversation) -> StoreResult<Conversation> {
+        sqlx::query(
+            "INSERT INTO conversations (id, user1_id, user2_id, created_by, activity_at,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5, $5)
+             ON CONFLICT (user1_id, user2_id) DO NOTHING",
+        )
+        .bind(conv.id.to_string())
+        .bind(conv.user1_id.to_string())
+        .bind(conv.user2_id.to_string())
+        .bind(conv.created_by.to_string())
+        .bind(ts(conv.created_at))
+        .execute(&self.write)
+        .await?;
+        // Read through the writer: it is the connection that just wrote.
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.user1_id = $1 AND c.user2_id = $2"
+        ))
+        .bind(conv.user1_id.to_string())
+        .bind(conv.user2_id.to_string())
+        .fetch_one(&self.write)
+        .await?;
+        conversation_from_row(&row)
+    }
+
+    async fn list_conversations(
+        &self,
+        me: UserId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationView>> {
+        let cursor_clause = if before.is_some() {
+            " AND (c.activity_at, c.id) < ($3, $4)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {CONVERSATION_COLS}, {USER_COLS}, {MESSAGE_COLS}
+             FROM conversations c
+             JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
+             LEFT JOIN messages m ON m.id = c.last_message_id
+             WHERE (c.user1_id = $1 OR c.user2_id = $1)
+               AND (c.last_message_id IS NOT NULL OR c.created_by = $1)
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = u.id)
+               {cursor_clause}
+             ORDER BY c.activity_at DESC, c.id DESC
+             LIMIT $2"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(me.to_string())
+            .bind(i64::from(limit));
+        if let Some(c) = before {
+            q = q.bind(ts(c.at)).bind(c.id.to_string());
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter().map(Self::conversation_row_view).collect()
+    }
+
+    async fn unread_counts(&self, me: UserId) -> StoreResult<Vec<(ConversationId, u64)>> {
+        let rows = sqlx::query(
+            "SELECT c.id AS id,
+                    CASE WHEN c.user1_id = $1 THEN c.user1_unread_count ELSE c.user2_unread_count END AS unread
+             FROM conversations c
+             WHERE (c.user1_id = $1 OR c.user2_id = $1)
+               AND (CASE WHEN c.user1_id = $1 THEN c.user1_unread_count ELSE c.user2_unread_count END) > 0
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1
+                   AND b.blocked_id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END)
+             ORDER BY c.activity_at DESC, c.id DESC",
+        )
+        .bind(me.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((ConversationId(get_uuid(r, "id")?), get_count(r, "unread")?)))
+            .collect()
+    }
+
+    async fn insert_message(&self, new: &NewMessage) -> StoreResult<InsertOutcome> {
+        let m = &new.message;
+        let media =
+            serde_json::to_string(&m.media).map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut tx = self.write.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
+                 media, temp_id, is_read, read_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, $9, $9)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(m.id.to_string())
+        .bind(m.conversation_id.to_string())
+        .bind(m.sender_id.to_string())
+        .bind(m.receiver_id.to_string())
+        .bind(m.kind.as_str())
+        .bind(m.content.as_deref())
+        .bind(media)
+        .bind(m.temp_id.as_deref())
+        .bind(ts(m.created_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            let existing = match &m.temp_id {
+                Some(t) => self.message_by_temp_id(m.sender_id, t).await?,
+                None => None,
+            };
+            return existing
+                .map(InsertOutcome::Existing)
+                .ok_or_else(|| StoreError::Conflict("message id already exists".into()));
+        }
+        let updated = sqlx::query(
+            "UPDATE conversations SET
+                 last_message_id = CASE WHEN last_message_at IS NULL OR $2 >= last_message_at
+                                        THEN $1 ELSE last_message_id END,
+                 last_message_at = MAX(COALESCE(last_message_at, $2), $2),
+                 activity_at = MAX(activity_at, $2),
+                 user1_unread_count = user1_unread_count + (CASE WHEN user1_id = $3 THEN 1 ELSE 0 END),
+                 user2_unread_count = user2_unread_count + (CASE WHEN user2_id = $3 THEN 1 ELSE 0 END),
+                 updated_at = $2
+             WHERE id = $4",
+        )
+        .bind(m.id.to_string())
+        .bind(ts(m.created_at))
+        .bind(m.receiver_id.to_string())
+        .bind(m.conversation_id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Err(StoreError::NotFound);
+        }
+        for url in &new.links {
+            sqlx::query(
+                "INSERT INTO message_links (id, message_id, conversation_id, sender_id, url, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(Uuid::now_v7().to_string())
+            .bind(m.id.to_string())
+            .bind(m.conversation_id.to_string())
+            .bind(m.sender_id.to_string())
+            .bind(url)
+            .bind(ts(m.created_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(InsertOutcome::Created(m.clone()))
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages m WHERE m.id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn message_by_temp_id(
+        &self,
+        sender: UserId,
+        temp_id: &str,
+    ) -> StoreResult<Option<Message>> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages m WHERE m.sender_id = $1 AND m.temp_id = $2"
+        ))
+        .bind(sender.to_string())
+        .bind(temp_id)
+        .fetch_optional(&self.write)
+        .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn list_messages(
+        &self,
+        conv: ConversationId,
+        q: &MessageQuery,
+    ) -> StoreResult<Vec<Message>> {
+        let mut sql = format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.conversation_id = $1");
+        sql.push_str(&type_filter(&q.types));
+        if q.before.is_some() {
+            sql.push_str(" AND (m.created_at, m.id) < ($3, $4)");
+        }
+        if q.after.is_some() {
+            sql.push_str(" AND (m.created_at, m.id) > ($5, $6)");
+        }
+        sql.push_str(if q.ascending {
+            " ORDER BY m.created_at ASC, m.id ASC LIMIT $2"
+        } else {
+            " ORDER BY m.created_at DESC, m.id DESC LIMIT $2"
+        });
+        let (b_at, b_id) = q.before.map(|c| (ts(c.at), c.id.to_string())).unzip();
+        let (a_at, a_id) = q.after.map(|c| (ts(c.at), c.id.to_string())).unzip();
+        let rows = sqlx::query(&sql)
+            .bind(conv.to_string())
+            .bind(i64::from(q.limit))
+            .bind(b_at)
+            .bind(b_id)
+            .bind(a_at)
+            .bind(a_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn mark_read(
+        &self,
+        conv: ConversationId,
+        reader: UserId,
+        up_to: Option<Cursor>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<MarkReadOutcome> {
+        let mut tx = self.write.begin().await?;
+        let user1: String = sqlx::query_scalar("SELECT user1_id FROM conversations WHERE id = $1")
+            .bind(conv.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut sql = String::from(
+            "UPDATE messages SET is_read = 1, read_at = $3, updated_at = $3
+             WHERE conversation_id = $1 AND receiver_id = $2 AND is_read = 0",
+        );
+        if up_to.is_some() {
+            sql.push_str(" AND (created_at, id) <= ($4, $5)");
+        }
+        sql.push_str(" RETURNING id, created_at");
+        let (u_at, u_id) = up_to.map(|c| (ts(c.at), c.id.to_string())).unzip();
+        let rows = sqlx::query(&sql)
+            .bind(conv.to_string())
+            .bind(reader.to_string())
+            .bind(ts(now))
+            .bind(u_at)
+            .bind(u_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut newest: Option<(i64, String)> = None;
+        for r in &rows {
+            let key: (i64, String) = (r.try_get("created_at")?, r.try_get("id")?);
+            if newest.as_ref().is_none_or(|n| key > *n) {
+                newest = Some(key);
+            }
+        }
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND receiver_id = $2 AND is_read = 0",
+        )
+        .bind(conv.to_string())
+        .bind(reader.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let column = if user1 == reader.to_string() {
+            "user1_unread_count"
+        } else {
+            "user2_unread_count"
+        };
+        sqlx::query(&format!(
+            "UPDATE conversations SET {column} = $1 WHERE id = $2"
+        ))
+        .bind(left)
+        .bind(conv.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let up_to = newest
+            .map(|(_, id)| Uuid::parse_str(&id).map(MessageId))
+            .transpose()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(MarkReadOutcome {
+            marked: rows.len() as u64,
+            up_to,
+            unread_left: left.max(0) as u64,
+        })
+    }
+
+    async fn list_links(
+        &self,
+        conv: ConversationId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(LinkItem, Cursor)>> {
+        let cursor_clause = if before.is_some() {
+            " AND (l.created_at, l.id) < ($3, $4)"
+        } else {
+            ""
+        };
+        let (b_at, b_id) = before.map(|c| (ts(c.at), c.id.to_string())).unzip();
+        let rows = sqlx::query(&format!(
+            "SELECT l.id, l.url, l.message_id, l.sender_id, l.created_at FROM message_links l
+             WHERE l.conversation_id = $1 {cursor_clause}
+             ORDER BY l.created_at DESC, l.id DESC LIMIT $2"
+        ))
+        .bind(conv.to_string())
+        .bind(i64::from(limit))
+        .bind(b_at)
+        .bind(b_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let created_at = get_ts(r, "created_at")?;
+                Ok((
+                    LinkItem {
+                        url: r.try_get("url")?,
+                        message_id: MessageId(get_uuid(r, "message_id")?),
+                        sender_id: UserId(get_uuid(r, "sender_id")?),
+                        created_at,
+                    },
+                    Cursor::new(created_at, get_uuid(r, "id")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn block(
+        &self,
+        blocker: UserId,
+        blocked: UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "INSERT INTO blocks (id, blocker_id, blocked_id, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(blocker.to_string())
+        .bind(blocked.to_string())
+        .bind(ts(now))
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2")
+            .bind(blocker.to_string())
+            .bind(blocked.to_string())
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn block_status(&self, a: UserId, b: UserId) -> StoreResult<(bool, bool)> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT blocker_id FROM blocks
+             WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)",
+        )
+        .bind(a.to_string())
+        .bind(b.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        let a_s = a.to_string();
+        let b_s = b.to_string();
+        Ok((rows.contains(&a_s), rows.contains(&b_s)))
+    }
+
+    async fn list_blocks(
+        &self,
+        blocker: UserId,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<(BlockedUser, Cursor)>> {
+        let cursor_clause = if before.is_some() {
+            " AND (b.created_at, b.id) < ($3, $4)"
+        } else {
+            ""
+        };
+        let (b_at, b_id) = before.map(|c| (ts(c.at), c.id.to_string())).unzip();
+        let rows = sqlx::query(&format!(
+            "SELECT b.id AS b_id, b.created_at AS b_created_at, {USER_COLS}
+             FROM blocks b JOIN users u ON u.id = b.blocked_id
+             WHERE b.blocker_id = $1 {cursor_clause}
+             ORDER BY b.created_at DESC, b.id DESC LIMIT $2"
+        ))
+        .bind(blocker.to_string())
+        .bind(i64::from(limit))
+        .bind(b_at)
+        .bind(b_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let user = user_from_row(r)?;
+                let at = get_ts(r, "b_created_at")?;
+                Ok((
+                    BlockedUser {
+                        user_id: user.id,
+                        username: user.username,
+                        display_name: user.display_name,
+                        blocked_at: at,
+                    },
+                    Cursor::new(at, get_uuid(r, "b_id")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn rate_limits(&self) -> StoreResult<Vec<(String, RateLimitSetting)>> {
+        let rows = sqlx::query(
+            "SELECT action, max_requests, period_seconds FROM rate_limits ORDER BY action",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let max: i64 = r.try_get("max_requests")?;
+                let period: i64 = r.try_get("period_seconds")?;
+                Ok((
+                    r.try_get("action")?,
+                    RateLimitSetting {
+                        max_requests: max.clamp(1, i64::from(u32::MAX)) as u32,
+                        period_seconds: period.clamp(1, i64::from(u32::MAX)) as u32,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn set_rate_limit(&self, action: &str, setting: RateLimitSetting) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO rate_limits (action, max_requests, period_seconds, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (action) DO UPDATE SET max_requests = excluded.max_requests,
+                 period_seconds = excluded.period_seconds, updated_at = excluded.updated_at",
+        )
+        .bind(action)
+        .bind(i64::from(setting.max_requests))
+        .bind(i64::from(setting.period_seconds))
+        .bind(ts(Utc::now()))
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}
