@@ -1,1 +1,131 @@
-//! e2e helpers
+//! Shared test fixtures: a private PostgreSQL database per test, and a real `chatd`
+//! process on a free port (on SQLite or PostgreSQL) with helpers to talk to it.
+//!
+//! PostgreSQL comes from `CHAT_TEST_POSTGRES_URL` (an admin URL; the Makefile sets it to
+//! the local server). Without it, PostgreSQL tests are skipped, except under `CI=true`,
+//! where a missing server is a failure.
+
+pub mod server;
+
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection};
+
+/// Environment variable naming the PostgreSQL admin URL for tests.
+pub const PG_ENV: &str = "CHAT_TEST_POSTGRES_URL";
+/// Environment variable naming the Redis URL for tests.
+pub const REDIS_ENV: &str = "CHAT_TEST_REDIS_URL";
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The admin URL, or `None` (test skipped) outside CI. Panics under CI when unset.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if ci() => panic!("{PG_ENV} must be set under CI: PostgreSQL tests are mandatory"),
+        _ => {
+            eprintln!("skipping: {PG_ENV} not set (run through `make test`)");
+            None
+        }
+    }
+}
+
+/// A database created for one test and dropped by [`TestDatabase::drop_db`].
+pub struct TestDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    // Replace the path component (the database name), keep any query string.
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..host_end], db);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl TestDatabase {
+    /// Create `chat_t_<random>`; `None` when PostgreSQL tests are skipped.
+    pub async fn create() -> Option<TestDatabase> {
+        let admin_url = postgres_admin_url()?;
+        let name = format!("chat_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = connect_retry(&admin_url).await;
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        Some(TestDatabase {
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+        })
+    }
+
+    pub async fn drop_db(self) {
+        if let Ok(mut conn) = PgConnection::connect(&self.admin_url).await {
+            let _ = conn
+                .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+}
+
+async fn connect_retry(url: &str) -> PgConnection {
+    let mut last = None;
+    for _ in 0..20 {
+        match PgConnection::connect(url).await {
+            Ok(c) => return c,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("cannot connect to PostgreSQL at {url}: {last:?}");
+}
+
+/// A fresh SQLite URL in a temporary directory (removed by the caller or the OS).
+pub fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}", dir.join("chat.db").display())
+}
+
+/// A unique temporary directory.
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}

@@ -1,0 +1,702 @@
+//! One conformance suite, two databases: every test body below runs against SQLite and
+//! against PostgreSQL (each test in its own database), through the `Store` trait only.
+
+use std::sync::Arc;
+
+use chat_e2e::{sqlite_url, temp_dir, TestDatabase};
+use chat_protocol::rest::{Message, MessageType};
+use chat_protocol::{ConversationId, MessageId, UserId};
+use chat_server::domain::types::{now, Cursor};
+use chat_server::store::{
+    self, Conversation, DynStore, InsertOutcome, MessageQuery, NewMessage, RateLimitSetting,
+    StoreError,
+};
+use chrono::{DateTime, Duration, Utc};
+
+struct Harness {
+    store: DynStore,
+    pg: Option<TestDatabase>,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Harness {
+    async fn sqlite() -> Harness {
+        let dir = temp_dir("chat-conformance");
+        let store = store::connect(&sqlite_url(&dir), 4)
+            .await
+            .expect("open sqlite");
+        store.migrate().await.expect("migrate sqlite");
+        Harness {
+            store,
+            pg: None,
+            dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Option<Harness> {
+        let db = TestDatabase::create().await?;
+        let store = store::connect(&db.url, 8).await.expect("open postgres");
+        store.migrate().await.expect("migrate postgres");
+        Some(Harness {
+            store,
+            pg: Some(db),
+            dir: None,
+        })
+    }
+
+    async fn cleanup(self) {
+        self.store.close().await;
+        if let Some(db) = self.pg {
+            db.drop_db().await;
+        }
+        if let Some(dir) = self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = super::Harness::sqlite().await;
+                    super::$name(h.store.clone()).await;
+                    h.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = super::Harness::postgres().await else { return };
+                    super::$name(h.store.clone()).await;
+                    h.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrations_are_all_applied,
+    users_are_created_then_refreshed,
+    username_of_another_user_is_a_conflict,
+    conversation_pair_is_unique_whoever_creates_it,
+    send_bumps_last_message_and_receiver_unread,
+    same_sender_and_temp_id_store_one_message,
+    links_are_recorded_with_the_message,
+    keyset_pagination_visits_every_message_once,
+    equal_timestamps_are_ordered_by_id,
+    gallery_filters_by_type,
+    mark_read_up_to_a_message_recounts_unread,
+    conversation_list_orders_by_activity_and_hides_blocked,
+    empty_conversation_is_listed_only_for_its_creator,
+    unread_counts_skip_conversations_hidden_by_blocks,
+    blocks_are_directional_and_idempotent,
+    rate_limits_have_spec_defaults_and_can_be_tuned,
+    concurrent_sends_and_reads_keep_counts_exact,
+);
+
+// ---- fixtures ---------------------------------------------------------------------------
+
+async fn user(store: &DynStore, name: &str) -> UserId {
+    let id = UserId::new();
+    store
+        .upsert_user(id, name, now())
+        .await
+        .expect("upsert user");
+    id
+}
+
+async fn conversation(store: &DynStore, a: UserId, b: UserId) -> Conversation {
+    let at = now();
+    let (user1_id, user2_id) = if a < b { (a, b) } else { (b, a) };
+    store
+        .create_conversation(&Conversation {
+            id: ConversationId::new(),
+            user1_id,
+            user2_id,
+            created_by: a,
+            last_message_id: None,
+            last_message_at: None,
+            activity_at: at,
+            user1_unread: 0,
+            user2_unread: 0,
+            created_at: at,
+        })
+        .await
+        .expect("create conversation")
+}
+
+fn text(conv: ConversationId, from: UserId, to: UserId, body: &str, at: DateTime<Utc>) -> Message {
+    Message {
+        id: MessageId::new(),
+        conversation_id: conv,
+        sender_id: from,
+        receiver_id: to,
+        kind: MessageType::Text,
+        content: Some(body.to_string()),
+        media: vec![],
+        temp_id: None,
+        is_read: false,
+        read_at: None,
+        created_at: at,
+    }
+}
+
+async fn send(store: &DynStore, m: Message) -> Message {
+    match store
+        .insert_message(&NewMessage {
+            message: m,
+            links: vec![],
+        })
+        .await
+        .expect("insert")
+    {
+        InsertOutcome::Created(m) => m,
+        InsertOutcome::Existing(_) => panic!("unexpected existing message"),
+    }
+}
+
+/// `n` messages from `from`, one microsecond... one millisecond apart, oldest first.
+async fn send_many(store: &DynStore, conv: &Conversation, from: UserId, n: usize) -> Vec<Message> {
+    let to = conv.other(from);
+    let start = now() - Duration::seconds(60);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let at = start + Duration::milliseconds(i as i64);
+        out.push(send(store, text(conv.id, from, to, &format!("m{i}"), at)).await);
+    }
+    out
+}
+
+// ---- test bodies --------------------------------------------------------------------------
+
+async fn migrations_are_all_applied(store: DynStore) {
+    let status = store.migration_status().await.unwrap();
+    assert!(!status.is_empty());
+    assert!(status.iter().all(|(_, _, applied)| *applied), "{status:?}");
+    // Applying again is a no-op.
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn users_are_created_then_refreshed(store: DynStore) {
+    let id = UserId::new();
+    let t0 = now() - Duration::seconds(10);
+    let u = store.upsert_user(id, "alice", t0).await.unwrap();
+    assert_eq!(u.username, "alice");
+    assert_eq!(u.created_at, t0);
+    let t1 = now();
+    let u2 = store.upsert_user(id, "alice2", t1).await.unwrap();
+    assert_eq!(u2.username, "alice2", "username follows the token");
+    assert_eq!(u2.created_at, t0, "created_at never changes");
+    assert_eq!(u2.last_seen_at, Some(t1));
+    assert_eq!(
+        store.user_by_username("alice2").await.unwrap().unwrap().id,
+        id
+    );
+    assert!(store.user_by_username("alice").await.unwrap().is_none());
+    assert_eq!(
+        store.user_by_id(id).await.unwrap().unwrap().username,
+        "alice2"
+    );
+    let listed = store.list_users(None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
+async fn username_of_another_user_is_a_conflict(store: DynStore) {
+    user(&store, "carol").await;
+    let err = store
+        .upsert_user(UserId::new(), "carol", now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+async fn conversation_pair_is_unique_whoever_creates_it(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let c1 = conversation(&store, a, b).await;
+    let c2 = conversation(&store, b, a).await;
+    assert_eq!(c1.id, c2.id, "second create returns the first conversation");
+    assert!(c1.user1_id < c1.user2_id);
+    assert_eq!(
+        store.conversation_between(b, a).await.unwrap().unwrap().id,
+        c1.id
+    );
+    assert_eq!(store.conversation(c1.id).await.unwrap().unwrap(), c1);
+    assert!(store
+        .conversation(ConversationId::new())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn send_bumps_last_message_and_receiver_unread(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    let m1 = send(&store, text(conv.id, a, b, "one", now())).await;
+    let m2 = send(&store, text(conv.id, a, b, "two", now())).await;
+    let c = store.conversation(conv.id).await.unwrap().unwrap();
+    assert_eq!(c.last_message_id, Some(m2.id));
+    assert_eq!(c.last_message_at, Some(m2.created_at));
+    assert_eq!(c.unread_for(b), 2);
+    assert_eq!(c.unread_for(a), 0);
+    // An older message (another instance's clock) does not move last_message back.
+    let late = text(conv.id, b, a, "late", m1.created_at - Duration::seconds(5));
+    send(&store, late).await;
+    let c = store.conversation(conv.id).await.unwrap().unwrap();
+    assert_eq!(c.last_message_id, Some(m2.id));
+    assert_eq!(c.unread_for(a), 1);
+    assert_eq!(store.message(m1.id).await.unwrap().unwrap(), m1);
+}
+
+async fn same_sender_and_temp_id_store_one_message(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    let mut m = text(conv.id, a, b, "hello", now());
+    m.temp_id = Some("tmp-1".into());
+    let first = send(&store, m.clone()).await;
+    let mut again = text(conv.id, a, b, "hello (retry)", now());
+    again.temp_id = Some("tmp-1".into());
+    match store
+        .insert_message(&NewMessage {
+            message: again,
+            links: vec!["https://example.com".into()],
+        })
+        .await
+        .unwrap()
+    {
+        InsertOutcome::Existing(existing) => assert_eq!(existing, first),
+        other => panic!("expected existing, got {other:?}"),
+    }
+    let c = store.conversation(conv.id).await.unwrap().unwrap();
+    assert_eq!(c.unread_for(b), 1, "the replay did not count twice");
+    assert!(store
+        .list_links(conv.id, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The other party may use the same temp_id independently.
+    let mut theirs = text(conv.id, b, a, "hi", now());
+    theirs.temp_id = Some("tmp-1".into());
+    send(&store, theirs).await;
+    assert_eq!(
+        store
+            .message_by_temp_id(a, "tmp-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+}
+
+async fn links_are_recorded_with_the_message(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let m = text(conv.id, a, b, "x", now() + Duration::milliseconds(i));
+        ids.push(m.id);
+        store
+            .insert_message(&NewMessage {
+                message: m,
+                links: vec![format!("https://e{i}.com"), format!("https://f{i}.com")],
+            })
+            .await
+            .unwrap();
+    }
+    let page1 = store.list_links(conv.id, None, 4).await.unwrap();
+    assert_eq!(page1.len(), 4);
+    assert_eq!(page1[0].0.message_id, ids[4], "newest first");
+    let page2 = store
+        .list_links(conv.id, Some(page1[3].1), 10)
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 6);
+    let mut all: Vec<String> = page1
+        .iter()
+        .chain(&page2)
+        .map(|(l, _)| l.url.clone())
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 10, "every link exactly once");
+}
+
+async fn keyset_pagination_visits_every_message_once(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    let sent = send_many(&store, &conv, a, 25).await;
+    // Backwards from the newest.
+    let mut seen = Vec::new();
+    let mut before: Option<Cursor> = None;
+    loop {
+        let q = MessageQuery {
+            before,
+            limit: 10,
+            ..Default::default()
+        };
+        let page = store.list_messages(conv.id, &q).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|m| Cursor::new(m.created_at, m.id.0));
+        seen.extend(page);
+    }
+    let expected: Vec<MessageId> = sent.iter().rev().map(|m| m.id).collect();
+    assert_eq!(seen.iter().map(|m| m.id).collect::<Vec<_>>(), expected);
+    // Forwards from the 10th, oldest first.
+    let pivot = &sent[9];
+    let q = MessageQuery {
+        after: Some(Cursor::new(pivot.created_at, pivot.id.0)),
+        limit: 5,
+        ascending: true,
+        ..Default::default()
+    };
+    let fwd = store.list_messages(conv.id, &q).await.unwrap();
+    assert_eq!(
+        fwd.iter().map(|m| m.id).collect::<Vec<_>>(),
+        sent[10..15].iter().map(|m| m.id).collect::<Vec<_>>()
+    );
+    // A window between two cursors.
+    let q = MessageQuery {
+        before: Some(Cursor::new(sent[20].created_at, sent[20].id.0)),
+        after: Some(Cursor::new(sent[15].created_at, sent[15].id.0)),
+        limit: 100,
+        ..Default::default()
+    };
+    let window = store.list_messages(conv.id, &q).await.unwrap();
+    assert_eq!(window.len(), 4);
+    // Messages of another conversation never leak in.
+    let c = user(&store, "c").await;
+    let other = conversation(&store, a, c).await;
+    send_many(&store, &other, a, 3).await;
+    let q = MessageQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(store.list_messages(conv.id, &q).await.unwrap().len(), 25);
+}
+
+async fn equal_timestamps_are_ordered_by_id(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    let at = now();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            send(&store, text(conv.id, a, b, &format!("{i}"), at))
+                .await
+                .id,
+        );
+    }
+    ids.sort();
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut before = None;
+    for _ in 0..3 {
+        let q = MessageQuery {
+            before,
+            limit: 2,
+            ..Default::default()
+        };
+        let page = store.list_messages(conv.id, &q).await.unwrap();
+        before = page.last().map(|m| Cursor::new(m.created_at, m.id.0));
+        seen.extend(page.into_iter().map(|m| m.id));
+    }
+    assert_eq!(seen, ids);
+}
+
+async fn gallery_filters_by_type(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    send(&store, text(conv.id, a, b, "t", now())).await;
+    let mut img = text(conv.id, a, b, "pic", now());
+    img.kind = MessageType::Image;
+    let img = send(&store, img).await;
+    let mut file = text(conv.id, b, a, "doc", now());
+    file.kind = MessageType::File;
+    let file = send(&store, file).await;
+    let q = |types: Vec<MessageType>| MessageQuery {
+        types: Some(types),
+        limit: 10,
+        ..Default::default()
+    };
+    let media = store
+        .list_messages(conv.id, &q(vec![MessageType::Image, MessageType::Video]))
+        .await
+        .unwrap();
+    assert_eq!(media.iter().map(|m| m.id).collect::<Vec<_>>(), vec![img.id]);
+    let files = store
+        .list_messages(conv.id, &q(vec![MessageType::File]))
+        .await
+        .unwrap();
+    assert_eq!(
+        files.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![file.id]
+    );
+}
+
+async fn mark_read_up_to_a_message_recounts_unread(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    let sent = send_many(&store, &conv, a, 5).await;
+    let read_at = now();
+    let out = store
+        .mark_read(
+            conv.id,
+            b,
+            Some(Cursor::new(sent[2].created_at, sent[2].id.0)),
+            read_at,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.marked, 3);
+    assert_eq!(out.up_to, Some(sent[2].id));
+    assert_eq!(out.unread_left, 2);
+    let m = store.message(sent[1].id).await.unwrap().unwrap();
+    assert!(m.is_read);
+    assert_eq!(m.read_at, Some(read_at));
+    assert!(!store.message(sent[3].id).await.unwrap().unwrap().is_read);
+    assert_eq!(
+        store
+            .conversation(conv.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unread_for(b),
+        2
+    );
+    // The sender marking read changes nothing of the receiver's.
+    let out = store.mark_read(conv.id, a, None, now()).await.unwrap();
+    assert_eq!(out.marked, 0);
+    // Mark the rest.
+    let out = store.mark_read(conv.id, b, None, now()).await.unwrap();
+    assert_eq!((out.marked, out.unread_left), (2, 0));
+    assert_eq!(out.up_to, Some(sent[4].id));
+    assert_eq!(
+        store
+            .conversation(conv.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unread_for(b),
+        0
+    );
+    let err = store
+        .mark_read(ConversationId::new(), b, None, now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound));
+}
+
+async fn conversation_list_orders_by_activity_and_hides_blocked(store: DynStore) {
+    let me = user(&store, "me").await;
+    let mut convs = Vec::new();
+    for i in 0..5 {
+        let other = user(&store, &format!("o{i}")).await;
+        let c = conversation(&store, me, other).await;
+        convs.push((c, other));
+    }
+    // Activity order: 2, 0, 4, 1, 3 (oldest to newest).
+    let base = now();
+    for (rank, idx) in [2usize, 0, 4, 1, 3].iter().enumerate() {
+        let (c, other) = &convs[*idx];
+        send(
+            &store,
+            text(
+                c.id,
+                *other,
+                me,
+                "hi",
+                base + Duration::seconds(rank as i64),
+            ),
+        )
+        .await;
+    }
+    let list = store.list_conversations(me, None, 10).await.unwrap();
+    let order: Vec<ConversationId> = list.iter().map(|v| v.conversation.id).collect();
+    let expected: Vec<ConversationId> = [3usize, 1, 4, 0, 2]
+        .iter()
+        .map(|i| convs[*i].0.id)
+        .collect();
+    assert_eq!(order, expected);
+    assert_eq!(list[0].other.id, convs[3].1);
+    assert_eq!(
+        list[0].last_message.as_ref().unwrap().content.as_deref(),
+        Some("hi")
+    );
+    assert_eq!(list[0].conversation.unread_for(me), 1);
+    // Cursor pagination gives the same order.
+    let p1 = store.list_conversations(me, None, 2).await.unwrap();
+    let p2 = store
+        .list_conversations(me, Some(p1[1].conversation.cursor()), 10)
+        .await
+        .unwrap();
+    let paged: Vec<ConversationId> = p1.iter().chain(&p2).map(|v| v.conversation.id).collect();
+    assert_eq!(paged, expected);
+    // Blocking hides it from the blocker only.
+    store.block(me, convs[1].1, now()).await.unwrap();
+    let list = store.list_conversations(me, None, 10).await.unwrap();
+    assert_eq!(list.len(), 4);
+    assert!(list.iter().all(|v| v.other.id != convs[1].1));
+    assert_eq!(
+        store
+            .list_conversations(convs[1].1, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.unblock(me, convs[1].1).await.unwrap();
+    assert_eq!(
+        store.list_conversations(me, None, 10).await.unwrap().len(),
+        5
+    );
+}
+
+async fn empty_conversation_is_listed_only_for_its_creator(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await; // created by a
+    assert_eq!(
+        store.list_conversations(a, None, 10).await.unwrap().len(),
+        1
+    );
+    assert!(store
+        .list_conversations(b, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    send(&store, text(conv.id, a, b, "hi", now())).await;
+    assert_eq!(
+        store.list_conversations(b, None, 10).await.unwrap().len(),
+        1
+    );
+}
+
+async fn unread_counts_skip_conversations_hidden_by_blocks(store: DynStore) {
+    let me = user(&store, "me").await;
+    let x = user(&store, "x").await;
+    let y = user(&store, "y").await;
+    let cx = conversation(&store, x, me).await;
+    let cy = conversation(&store, y, me).await;
+    send_many(&store, &cx, x, 3).await;
+    send_many(&store, &cy, y, 2).await;
+    let mut counts = store.unread_counts(me).await.unwrap();
+    counts.sort();
+    let mut expected = vec![(cx.id, 3), (cy.id, 2)];
+    expected.sort();
+    assert_eq!(counts, expected);
+    store.block(me, y, now()).await.unwrap();
+    assert_eq!(store.unread_counts(me).await.unwrap(), vec![(cx.id, 3)]);
+    assert!(store.unread_counts(x).await.unwrap().is_empty());
+}
+
+async fn blocks_are_directional_and_idempotent(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    assert_eq!(store.block_status(a, b).await.unwrap(), (false, false));
+    assert!(store.block(a, b, now()).await.unwrap());
+    assert!(
+        !store.block(a, b, now()).await.unwrap(),
+        "second block is a no-op"
+    );
+    assert_eq!(store.block_status(a, b).await.unwrap(), (true, false));
+    assert_eq!(store.block_status(b, a).await.unwrap(), (false, true));
+    store.block(b, a, now()).await.unwrap();
+    assert_eq!(store.block_status(a, b).await.unwrap(), (true, true));
+    let mut blocked = Vec::new();
+    for i in 0..3 {
+        let u = user(&store, &format!("u{i}")).await;
+        store
+            .block(a, u, now() + Duration::milliseconds(i + 1))
+            .await
+            .unwrap();
+        blocked.push(u);
+    }
+    let p1 = store.list_blocks(a, None, 2).await.unwrap();
+    assert_eq!(p1[0].0.user_id, blocked[2], "newest first");
+    let p2 = store.list_blocks(a, Some(p1[1].1), 10).await.unwrap();
+    assert_eq!(p1.len() + p2.len(), 4);
+    assert!(store.unblock(a, b).await.unwrap());
+    assert!(!store.unblock(a, b).await.unwrap());
+    assert_eq!(store.block_status(a, b).await.unwrap(), (false, true));
+}
+
+async fn rate_limits_have_spec_defaults_and_can_be_tuned(store: DynStore) {
+    let limits = store.rate_limits().await.unwrap();
+    let get = |name: &str| limits.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+    let per_min = |n| RateLimitSetting {
+        max_requests: n,
+        period_seconds: 60,
+    };
+    assert_eq!(get("send_message"), Some(per_min(30)));
+    assert_eq!(get("create_conversation"), Some(per_min(10)));
+    assert_eq!(get("mark_read"), Some(per_min(60)));
+    assert_eq!(get("get_conversations"), Some(per_min(60)));
+    assert_eq!(get("get_messages"), Some(per_min(120)));
+    store
+        .set_rate_limit("send_message", per_min(5))
+        .await
+        .unwrap();
+    let limits = store.rate_limits().await.unwrap();
+    assert!(limits.contains(&("send_message".to_string(), per_min(5))));
+}
+
+async fn concurrent_sends_and_reads_keep_counts_exact(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = Arc::new(conversation(&store, a, b).await);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let conv = conv.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut m = text(conv.id, a, b, &format!("c{i}"), now());
+            m.temp_id = Some(format!("t{}", i % 30)); // 10 duplicates race their originals
+            store
+                .insert_message(&NewMessage {
+                    message: m,
+                    links: vec![],
+                })
+                .await
+                .unwrap();
+            if i % 7 == 0 {
+                store.mark_read(conv.id, b, None, now()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let all = store
+        .list_messages(
+            conv.id,
+            &MessageQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 30, "one message per temp_id");
+    let unread = all.iter().filter(|m| !m.is_read).count() as u64;
+    let c = store.conversation(conv.id).await.unwrap().unwrap();
+    assert_eq!(c.unread_for(b), unread, "counter matches the messages");
+    let totals = store.unread_counts(b).await.unwrap();
+    assert_eq!(totals.iter().map(|(_, n)| n).sum::<u64>(), unread);
+}
