@@ -63,7 +63,7 @@ enum TokenAction {
     Issue {
         username: String,
         /// Lifetime, e.g. `30m`, `24h`, `7d`.
-        #[arg(long, default_value = "24h")]
+        #[arg(long, default_value = "24h", allow_hyphen_values = true)]
         ttl: String,
     },
 }
@@ -89,7 +89,11 @@ enum RatelimitAction {
     /// Show the limits in force.
     List,
     /// Set ACTION to N/PERIOD, e.g. `send_message 30/min` (periods: s, min, h, day).
-    Set { action: String, rate: String },
+    Set {
+        action: String,
+        #[arg(allow_hyphen_values = true)]
+        rate: String,
+    },
     /// Restore the SPEC default for ACTION, or for every action.
     Reset { action: Option<String> },
 }

@@ -54,10 +54,14 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// (method, route, status)
+type RouteKey = (String, String, u16);
+
 /// Request counts and latency sums by route and status, for `/metrics`.
 #[derive(Default)]
 pub struct HttpMetrics {
-    by_route: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    /// key -> (count, total seconds)
+    by_route: Mutex<BTreeMap<RouteKey, (u64, f64)>>,
 }
 
 impl HttpMetrics {

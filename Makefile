@@ -1,0 +1,36 @@
+# chatd workspace. Two commands matter for a newcomer: `make run` and `make test`.
+
+# Test services (override on the command line or in the environment).
+export CHAT_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+export CHAT_TEST_REDIS_URL ?= redis://127.0.0.1:6379
+
+CARGO ?= cargo
+
+.PHONY: run build release test fmt fmt-check clippy services unit e2e clean-test-dbs
+
+## Run chatd on the embedded backend (SQLite file + local media under ./data).
+run:
+	$(CARGO) run -p chat-server --bin chatd
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release --workspace --bins
+
+## Everything CI checks: formatting, lints, all tests on SQLite and PostgreSQL.
+test: fmt-check clippy services build
+	$(CARGO) test --workspace --all-targets
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Start PostgreSQL and Redis if they are down; drop leftover test databases.
+services:
+	@bash scripts/ensure-services.sh
