@@ -29,6 +29,8 @@ pub enum ErrorCode {
     InvalidLimit,
     /// A query string could not be parsed.
     InvalidQuery,
+    /// A WebSocket frame whose `type` is not a known client event.
+    UnknownType,
     /// Acting on oneself where that makes no sense (chatting with or blocking yourself).
     SelfAction,
     /// The request conflicts with stored state (e.g. a reused `temp_id`).
@@ -60,6 +62,7 @@ impl ErrorCode {
             ErrorCode::InvalidCursor => "invalid_cursor",
             ErrorCode::InvalidLimit => "invalid_limit",
             ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::UnknownType => "unknown_type",
             ErrorCode::SelfAction => "self_action",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",

@@ -65,7 +65,9 @@ fn text(c: &Conversation, from: UserId, at: chrono::DateTime<chrono::Utc>, i: us
         sender_id: from,
         receiver_id: c.other(from),
         kind: MessageType::Text,
-        content: Some(format!("seed message {i} with some ordinary chat-length text in it")),
+        content: Some(format!(
+            "seed message {i} with some ordinary chat-length text in it"
+        )),
         media: vec![],
         temp_id: None,
         is_read: false,
@@ -246,20 +248,48 @@ async fn main() {
 
     let big = seeded.big;
     let gets: Vec<(&str, String, &str)> = vec![
-        ("get conversations (1k)", format!("{base}/chat/conversations"), &owner_token),
-        ("get messages, first page", format!("{base}/chat/conversations/{big}/messages"), &owner_token),
         (
-            "get messages, deep cursor (99% back)",
-            format!("{base}/chat/conversations/{big}/messages?before={}", seeded.deep_cursor),
+            "get conversations (1k)",
+            format!("{base}/chat/conversations"),
             &owner_token,
         ),
-        ("unread count", format!("{base}/chat/conversations/unread-count"), &owner_token),
-        ("block status", format!("{base}/chat/blocks/status/{}", seeded.peer.1), &owner_token),
-        ("links, first page", format!("{base}/chat/conversations/{big}/links"), &owner_token),
+        (
+            "get messages, first page",
+            format!("{base}/chat/conversations/{big}/messages"),
+            &owner_token,
+        ),
+        (
+            "get messages, deep cursor (99% back)",
+            format!(
+                "{base}/chat/conversations/{big}/messages?before={}",
+                seeded.deep_cursor
+            ),
+            &owner_token,
+        ),
+        (
+            "unread count",
+            format!("{base}/chat/conversations/unread-count"),
+            &owner_token,
+        ),
+        (
+            "block status",
+            format!("{base}/chat/blocks/status/{}", seeded.peer.1),
+            &owner_token,
+        ),
+        (
+            "links, first page",
+            format!("{base}/chat/conversations/{big}/links"),
+            &owner_token,
+        ),
     ];
     // Clear the seeded unread backlog once, so mark-read below measures the steady state.
     let read_url = format!("{base}/chat/conversations/{big}/read");
-    let r = http.post(&read_url).bearer_auth(&peer_token).send().await.unwrap();
+    let r = http
+        .post(&read_url)
+        .bearer_auth(&peer_token)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "initial mark read: {}", r.status());
 
     let mut rows = Vec::new();
@@ -295,7 +325,12 @@ async fn main() {
             send_t.record(start.elapsed());
         }
         let start = Instant::now();
-        let r = http.post(&read_url).bearer_auth(&peer_token).send().await.unwrap();
+        let r = http
+            .post(&read_url)
+            .bearer_auth(&peer_token)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
         let _ = r.bytes().await;
         if i >= 50 {

@@ -8,17 +8,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::{JwtKeys, KeyError};
+use crate::bus::LocalBus;
 use crate::config::Config;
 use crate::domain::ChatService;
 use crate::http;
 use crate::http::health::HttpMetrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::{self, DynStore, StoreError};
+use crate::ws::hub::{CloseReason, Hub, CLOSE_RESTART};
+use crate::ws::WsSettings;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<ChatService>,
+    pub hub: Arc<Hub>,
+    pub ws: WsSettings,
     pub keys: Arc<JwtKeys>,
     pub redis: Option<redis::aio::ConnectionManager>,
     pub metrics: Arc<HttpMetrics>,
@@ -73,8 +78,15 @@ pub async fn build_state(
         }
         None => None,
     };
+    let hub = Arc::new(Hub::new(config.ws_queue));
+    let bus = Arc::new(LocalBus::new(hub.clone()));
     let state = AppState {
-        service: Arc::new(ChatService::new(store, limits)),
+        service: Arc::new(ChatService::new(store, bus, limits)),
+        hub,
+        ws: WsSettings {
+            ping: Duration::from_secs(config.ws_ping_secs.max(1)),
+            idle: Duration::from_secs(config.ws_idle_secs.max(1)),
+        },
         keys: Arc::new(keys),
         redis,
         metrics: Arc::new(HttpMetrics::default()),
@@ -108,13 +120,25 @@ pub async fn serve_with_ready(
     );
     let _ = ready.send(());
     let store = state.service.store().clone();
+    let hub = state.hub.clone();
     let app = http::router(state);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ws_hub = hub.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
+        // Upgraded sockets are not HTTP requests: close them ourselves, then wait for
+        // their sessions to finish writing.
+        ws_hub.close_all(CloseReason {
+            code: CLOSE_RESTART,
+            reason: "server shutting down",
+        });
+        let deadline = tokio::time::Instant::now() + grace;
+        while ws_hub.sessions() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     });
     let mut stop_rx2 = stop_rx.clone();
     tokio::select! {

@@ -181,8 +181,8 @@ fn load_public_key(path: &Path) -> Result<(Algorithm, DecodingKey), KeyError> {
 }
 
 /// The bearer token of a request, if any.
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer_from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -194,7 +194,7 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)
+        let token = bearer_from_headers(&parts.headers)
             .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
         state.service.authenticate(&state.keys, token).await
     }

@@ -82,6 +82,18 @@ pub struct Config {
     #[arg(long, env = "CHAT_RATELIMIT_RELOAD_SECS", default_value_t = 5)]
     pub ratelimit_reload_secs: u64,
 
+    /// Seconds between server pings on each WebSocket.
+    #[arg(long, env = "CHAT_WS_PING_SECS", default_value_t = 54)]
+    pub ws_ping_secs: u64,
+
+    /// A WebSocket silent (no frame, no pong) this many seconds is dropped.
+    #[arg(long, env = "CHAT_WS_IDLE_SECS", default_value_t = 60)]
+    pub ws_idle_secs: u64,
+
+    /// Outbound frames queued per socket before it counts as a slow consumer and is closed.
+    #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 256)]
+    pub ws_queue: usize,
+
     /// Seconds to wait for in-flight requests after SIGTERM before exiting.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

@@ -109,6 +109,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidCursor
         | ErrorCode::InvalidLimit
         | ErrorCode::InvalidQuery
+        | ErrorCode::UnknownType
         | ErrorCode::SelfAction => StatusCode::BAD_REQUEST,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod ratelimit;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 pub use app::{serve, AppState};
 pub use config::{CommonConfig, Config};

@@ -98,6 +98,7 @@ conformance!(
     blocks_are_directional_and_idempotent,
     rate_limits_have_spec_defaults_and_can_be_tuned,
     concurrent_sends_and_reads_keep_counts_exact,
+    contacts_are_conversation_partners_without_blocks,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------
@@ -699,4 +700,46 @@ async fn concurrent_sends_and_reads_keep_counts_exact(store: DynStore) {
     assert_eq!(c.unread_for(b), unread, "counter matches the messages");
     let totals = store.unread_counts(b).await.unwrap();
     assert_eq!(totals.iter().map(|(_, n)| n).sum::<u64>(), unread);
+}
+
+async fn contacts_are_conversation_partners_without_blocks(store: DynStore) {
+    let me = user(&store, "me").await;
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let stranger = user(&store, "stranger").await;
+    conversation(&store, me, a).await;
+    conversation(&store, b, me).await;
+    conversation(&store, a, stranger).await;
+    let mut ids: Vec<UserId> = store
+        .contacts(me)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(ids, expected);
+    store.block(b, me, now()).await.unwrap();
+    let ids: Vec<UserId> = store
+        .contacts(me)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, vec![a], "a block either way hides presence");
+    let seen = now() + Duration::seconds(5);
+    store.touch_last_seen(a, seen).await.unwrap();
+    store
+        .touch_last_seen(a, seen - Duration::seconds(60))
+        .await
+        .unwrap();
+    let contacts = store.contacts(me).await.unwrap();
+    assert_eq!(
+        contacts,
+        vec![(a, Some(seen))],
+        "last_seen_at never goes back"
+    );
 }

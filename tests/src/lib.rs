@@ -6,6 +6,7 @@
 //! where a missing server is a failure.
 
 pub mod server;
+pub mod ws;
 
 use std::time::Duration;
 

@@ -8,9 +8,11 @@ use chat_protocol::rest::{
     self, BlockChange, BlockStatus, BlockedUser, ConversationUnread, LinkItem, MarkReadResponse,
     Message, MessageContext, MessageType, Page, UnreadCount, UserSummary,
 };
+use chat_protocol::ws::{PresenceEntry, ServerEvent};
 use chat_protocol::{ConversationId, MessageId, UserId};
 
 use crate::auth::{identity, AuthUser, JwtKeys};
+use crate::bus::{ConnKey, Delivery, DynBus};
 use crate::domain::links;
 use crate::domain::presence::Presence;
 use crate::domain::types::{now, Cursor, MessageBody, TempId, Username};
@@ -35,6 +37,7 @@ pub struct Sent {
 
 pub struct ChatService {
     store: DynStore,
+    bus: DynBus,
     limits: RateLimiter,
     presence: Presence,
     seen: Mutex<HashMap<UserId, (String, Instant)>>,
@@ -60,9 +63,10 @@ pub fn message_cursor(m: &Message) -> Cursor {
 }
 
 impl ChatService {
-    pub fn new(store: DynStore, limits: RateLimiter) -> Self {
+    pub fn new(store: DynStore, bus: DynBus, limits: RateLimiter) -> Self {
         ChatService {
             store,
+            bus,
             limits,
             presence: Presence::new(),
             seen: Mutex::new(HashMap::new()),
@@ -326,6 +330,7 @@ impl ChatService {
         conv: ConversationId,
         content: &str,
         temp_id: Option<&str>,
+        origin: Option<ConnKey>,
     ) -> Result<Sent> {
         let body = MessageBody::parse(content)?;
         let temp_id = TempId::parse_opt(temp_id)?;
@@ -358,10 +363,23 @@ impl ChatService {
             .insert_message(&NewMessage { message, links })
             .await?
         {
-            InsertOutcome::Created(message) => Ok(Sent {
-                message,
-                created: true,
-            }),
+            InsertOutcome::Created(message) => {
+                self.bus
+                    .publish(
+                        Delivery::to(
+                            vec![me.id, receiver],
+                            ServerEvent::MessageNew {
+                                message: message.clone(),
+                            },
+                        )
+                        .except(origin),
+                    )
+                    .await;
+                Ok(Sent {
+                    message,
+                    created: true,
+                })
+            }
             InsertOutcome::Existing(existing) => self.replay(conv, existing),
         }
     }
@@ -447,7 +465,7 @@ impl ChatService {
         conv: ConversationId,
         up_to: Option<MessageId>,
     ) -> Result<MarkReadResponse> {
-        self.participant_conversation(me.id, conv).await?;
+        let conversation = self.participant_conversation(me.id, conv).await?;
         let up_to_cursor = match up_to {
             Some(id) => match self.store.message(id).await? {
                 Some(m) if m.conversation_id == conv => Some(message_cursor(&m)),
@@ -461,10 +479,34 @@ impl ChatService {
             .store
             .mark_read(conv, me.id, up_to_cursor, read_at)
             .await?;
+        let up_to_message_id = out.up_to.or(up_to);
+        self.bus
+            .publish(Delivery::to(
+                vec![me.id],
+                ServerEvent::MessageReadAck {
+                    conversation_id: conv,
+                    up_to_message_id,
+                    read_at,
+                },
+            ))
+            .await;
+        if out.marked > 0 {
+            self.bus
+                .publish(Delivery::to(
+                    vec![conversation.other(me.id)],
+                    ServerEvent::MessageReadUpdate {
+                        conversation_id: conv,
+                        reader_id: me.id,
+                        up_to_message_id,
+                        read_at,
+                    },
+                ))
+                .await;
+        }
         Ok(MarkReadResponse {
             conversation_id: conv,
             marked: out.marked,
-            up_to_message_id: out.up_to.or(up_to),
+            up_to_message_id,
             read_at,
             unread_count: out.unread_left,
         })
@@ -479,6 +521,7 @@ impl ChatService {
             return Err(Error::SelfAction("you cannot block yourself".into()));
         }
         let created = self.store.block(me.id, other.id, now()).await?;
+        self.publish_block(me, &other.username, true).await;
         Ok((
             BlockChange {
                 username: other.username,
@@ -491,10 +534,23 @@ impl ChatService {
     pub async fn unblock(&self, me: &AuthUser, username: &str) -> Result<BlockChange> {
         let other = self.user_named(username).await?;
         self.store.unblock(me.id, other.id).await?;
+        self.publish_block(me, &other.username, false).await;
         Ok(BlockChange {
             username: other.username,
             blocked: false,
         })
+    }
+
+    async fn publish_block(&self, me: &AuthUser, username: &str, blocked: bool) {
+        self.bus
+            .publish(Delivery::to(
+                vec![me.id],
+                ServerEvent::BlockUpdated {
+                    username: username.to_string(),
+                    blocked,
+                },
+            ))
+            .await;
     }
 
     pub async fn block_status(&self, me: &AuthUser, username: &str) -> Result<BlockStatus> {
@@ -519,5 +575,84 @@ impl ChatService {
             next_cursor: p.next_cursor,
             has_more: p.has_more,
         })
+    }
+}
+
+// ---- presence and typing (used by the WebSocket sessions) ----------------------------------
+
+impl ChatService {
+    pub fn bus(&self) -> &DynBus {
+        &self.bus
+    }
+
+    /// A socket of `me` opened: announce `user.online` to contacts if it is the first.
+    pub async fn socket_opened(&self, me: UserId) -> Result<()> {
+        if self.presence.connect(me) {
+            let contacts = self.store.contacts(me).await?;
+            let users = contacts.into_iter().map(|(id, _)| id).collect();
+            self.bus
+                .publish(Delivery::to(users, ServerEvent::UserOnline { user_id: me }))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// A socket of `me` closed: on the last one, record `last_seen_at` and announce
+    /// `user.offline` to contacts.
+    pub async fn socket_closed(&self, me: UserId) -> Result<()> {
+        if self.presence.disconnect(me) {
+            let at = now();
+            self.store.touch_last_seen(me, at).await?;
+            let contacts = self.store.contacts(me).await?;
+            let users = contacts.into_iter().map(|(id, _)| id).collect();
+            self.bus
+                .publish(Delivery::to(
+                    users,
+                    ServerEvent::UserOffline {
+                        user_id: me,
+                        last_seen_at: at,
+                    },
+                ))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Online state and last seen of everyone `me` talks with (for `status.bulk`).
+    pub async fn contact_status(&self, me: UserId) -> Result<Vec<PresenceEntry>> {
+        Ok(self
+            .store
+            .contacts(me)
+            .await?
+            .into_iter()
+            .map(|(user_id, last_seen_at)| PresenceEntry {
+                user_id,
+                online: self.presence.is_online(user_id),
+                last_seen_at,
+            })
+            .collect())
+    }
+
+    /// Check `me` may signal typing in `conv`; returns the other participant.
+    pub async fn typing_peer(&self, me: UserId, conv: ConversationId) -> Result<UserId> {
+        let c = self.participant_conversation(me, conv).await?;
+        let other = c.other(me);
+        self.ensure_not_blocked(me, other).await?;
+        Ok(other)
+    }
+
+    pub async fn relay_typing(&self, me: UserId, peer: UserId, conv: ConversationId, typing: bool) {
+        let event = if typing {
+            ServerEvent::TypingStart {
+                conversation_id: conv,
+                user_id: me,
+            }
+        } else {
+            ServerEvent::TypingStop {
+                conversation_id: conv,
+                user_id: me,
+            }
+        };
+        self.bus.publish(Delivery::to(vec![peer], event)).await;
     }
 }

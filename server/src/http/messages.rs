@@ -83,7 +83,7 @@ pub async fn send(
     let req: SendMessageRequest = json_from_bytes(&bytes)?;
     let sent = state
         .service
-        .send_text(&me, conv, &req.content, req.temp_id.as_deref())
+        .send_text(&me, conv, &req.content, req.temp_id.as_deref(), None)
         .await?;
     let status = if sent.created {
         StatusCode::CREATED

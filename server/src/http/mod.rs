@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/blocks", post(blocks::add).get(blocks::list))
         .route("/blocks/{username}", delete(blocks::remove))
         .route("/blocks/status/{username}", get(blocks::status))
+        .route("/ws", get(crate::ws::upgrade))
         .layer(DefaultBodyLimit::max(messages::MAX_JSON_BODY));
 
     Router::new()

@@ -204,6 +204,33 @@ impl Store for PostgresStore {
         rows.iter().map(user_from_row).collect()
     }
 
+    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE users SET last_seen_at = GREATEST(COALESCE(last_seen_at, $2), $2) WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>> {
+        let rows = sqlx::query_as::<_, (Uuid, Option<DateTime<Utc>>)>(
+            "SELECT u.id AS id, u.last_seen_at AS last_seen_at
+             FROM conversations c
+             JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
+             WHERE (c.user1_id = $1 OR c.user2_id = $1)
+               AND NOT EXISTS (SELECT 1 FROM blocks b
+                   WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
+                      OR (b.blocker_id = u.id AND b.blocked_id = $1))",
+        )
+        .bind(me.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id, at)| (UserId(id), at)).collect())
+    }
+
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         let row = sqlx::query(&format!(
             "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"

@@ -283,6 +283,35 @@ impl Store for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
+    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), $2) WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(ts(at))
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>> {
+        let rows = sqlx::query(
+            "SELECT u.id AS id, u.last_seen_at AS last_seen_at
+             FROM conversations c
+             JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
+             WHERE (c.user1_id = $1 OR c.user2_id = $1)
+               AND NOT EXISTS (SELECT 1 FROM blocks b
+                   WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
+                      OR (b.blocker_id = u.id AND b.blocked_id = $1))",
+        )
+        .bind(me.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((UserId(get_uuid(r, "id")?), get_opt_ts(r, "last_seen_at")?)))
+            .collect()
+    }
+
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         let row = sqlx::query(&format!(
             "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.id = $1"

@@ -1,0 +1,476 @@
+//! `/chat/ws`: one task pair per socket. The reader parses client frames and calls the
+//! same domain services as REST; the writer drains the socket's bounded queue, pings on
+//! schedule and sends the close frame. See [`hub`] for delivery and close codes.
+
+pub mod hub;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chat_protocol::ws::{ClientEvent, ServerEvent};
+use chat_protocol::{ConversationId, ErrorCode, UserId};
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::auth::{bearer_from_headers, AuthUser};
+use crate::bus::ConnKey;
+use crate::error::Error;
+use crate::http::extract::ApiQuery;
+use hub::{CloseReason, Registration, CLOSE_IDLE, CLOSE_POLICY};
+
+/// Largest client frame we parse; larger ones get an `error` event.
+pub const MAX_FRAME: usize = 64 * 1024;
+/// Frames above this are a protocol error and end the socket (close 1009).
+const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+/// Typing expires this long after the last `typing.start`.
+pub const TYPING_TTL: Duration = Duration::from_secs(5);
+/// Client frames per second allowed per socket (burst twice that).
+const FRAMES_PER_SEC: u32 = 20;
+/// Rate-limit refusals tolerated on one socket before it is closed for abuse.
+const MAX_VIOLATIONS: u32 = 200;
+
+/// Timing of the socket heartbeat.
+#[derive(Debug, Clone, Copy)]
+pub struct WsSettings {
+    pub ping: Duration,
+    pub idle: Duration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+/// Authenticate (header or `?token=`), then upgrade. Auth failures are plain 401 JSON.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<WsQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Error> {
+    let token = bearer_from_headers(&headers)
+        .map(str::to_string)
+        .or(q.token)
+        .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
+    let user = state.service.authenticate(&state.keys, &token).await?;
+    let ws = ws.map_err(|r| {
+        Error::Validation(format!("expected a WebSocket upgrade: {}", r.body_text()))
+    })?;
+    Ok(ws
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket| session(state, user, socket))
+        .into_response())
+}
+
+fn frame(event: &ServerEvent) -> Arc<str> {
+    serde_json::to_string(event)
+        .unwrap_or_else(|_| {
+            r#"{"type":"error","data":{"code":"internal","message":"serialisation failed"}}"#.into()
+        })
+        .into()
+}
+
+fn error_event(
+    code: ErrorCode,
+    message: impl Into<String>,
+    temp_id: Option<String>,
+) -> ServerEvent {
+    ServerEvent::Error {
+        code,
+        message: message.into(),
+        temp_id,
+    }
+}
+
+fn from_error(e: &Error, temp_id: Option<String>) -> ServerEvent {
+    error_event(e.code(), e.public_message(), temp_id)
+}
+
+/// Queue a reply to this socket. A full queue here means the client is not reading;
+/// the hub's close signal handles that, so the frame is dropped.
+fn reply(tx: &mpsc::Sender<Arc<str>>, event: &ServerEvent) {
+    let _ = tx.try_send(frame(event));
+}
+
+async fn session(state: AppState, user: AuthUser, socket: WebSocket) {
+    let hub = state.hub.clone();
+    let Registration { key, tx, rx, close } = hub.register(user.id);
+    let (sink, mut stream) = socket.split();
+    reply(
+        &tx,
+        &ServerEvent::ConnectionSuccess {
+            user_id: user.id,
+            username: user.username.as_str().to_string(),
+            server_time: crate::domain::types::now(),
+        },
+    );
+    if let Err(e) = state.service.socket_opened(user.id).await {
+        tracing::warn!(error = %e, "presence update failed");
+    }
+    match state.service.contact_status(user.id).await {
+        Ok(users) => reply(&tx, &ServerEvent::StatusBulk { users }),
+        Err(e) => reply(&tx, &from_error(&e, None)),
+    }
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let mut writer = tokio::spawn(write_loop(sink, rx, close, stop_rx, state.ws.ping));
+    let mut reader = Reader {
+        state: &state,
+        user: &user,
+        key,
+        tx: &tx,
+        typing: HashMap::new(),
+        limiter: DefaultDirectRateLimiter::direct(
+            Quota::per_second(NonZeroU32::new(FRAMES_PER_SEC).unwrap_or(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::new(FRAMES_PER_SEC * 2).unwrap_or(NonZeroU32::MIN)),
+        ),
+        violations: 0,
+    };
+    tokio::select! {
+        reason = reader.run(&mut stream, state.ws.idle) => {
+            let server_closes = reason.is_some();
+            let _ = stop_tx.send(reason);
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
+            if server_closes {
+                // Closing handshake: let the client answer our close frame before the
+                // TCP connection goes, so it reads the close code instead of a reset.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Some(Ok(m)) = stream.next().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+        _ = &mut writer => {}
+    }
+    writer.abort();
+    reader.stop_all_typing().await;
+    // Presence before unregistering: shutdown waits for the session count to reach zero,
+    // and this still needs the database.
+    if let Err(e) = state.service.socket_closed(user.id).await {
+        tracing::warn!(error = %e, "presence update failed");
+    }
+    hub.unregister(user.id, key);
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn send_close(sink: &mut Sink, reason: CloseReason) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: reason.code,
+            reason: reason.reason.into(),
+        })))
+        .await;
+}
+
+async fn write_loop(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Arc<str>>,
+    mut close: watch::Receiver<Option<CloseReason>>,
+    mut stop: oneshot::Receiver<Option<CloseReason>>,
+    ping: Duration,
+) {
+    let mut tick = tokio::time::interval_at(Instant::now() + ping, ping);
+    loop {
+        tokio::select! {
+            biased;
+            changed = close.changed() => {
+                let reason = if changed.is_ok() { *close.borrow() } else { None };
+                if let Some(reason) = reason {
+                    if reason.code != hub::CLOSE_SLOW_CONSUMER {
+                        // Finish what was already queued (shutdown), bounded in time.
+                        let drain = async {
+                            while let Ok(f) = rx.try_recv() {
+                                if sink.send(Message::Text(f.as_ref().into())).await.is_err() {
+                                    break;
+                                }
+                            }
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+                    }
+                    send_close(&mut sink, reason).await;
+                }
+                return;
+            }
+            r = &mut stop => {
+                if let Ok(Some(reason)) = r {
+                    send_close(&mut sink, reason).await;
+                }
+                return;
+            }
+            f = rx.recv() => match f {
+                Some(f) => {
+                    if sink.send(Message::Text(f.as_ref().into())).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            _ = tick.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    state: &'a AppState,
+    user: &'a AuthUser,
+    key: ConnKey,
+    tx: &'a mpsc::Sender<Arc<str>>,
+    /// conversation -> (peer, expiry)
+    typing: HashMap<ConversationId, (UserId, Instant)>,
+    limiter: DefaultDirectRateLimiter,
+    violations: u32,
+}
+
+const KNOWN_TYPES: [&str; 7] = [
+    "message.send",
+    "message.read",
+    "typing.start",
+    "typing.stop",
+    "ping",
+    "block.add",
+    "block.remove",
+];
+
+impl Reader<'_> {
+    /// Read until the client leaves (None) or the server must close (Some(reason)).
+    async fn run(
+        &mut self,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        idle: Duration,
+    ) -> Option<CloseReason> {
+        let mut last_inbound = Instant::now();
+        let mut typing_tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    last_inbound = Instant::now();
+                    match msg {
+                        Some(Ok(Message::Text(t))) => {
+                            if let Some(reason) = self.on_text(t.as_str()).await {
+                                return Some(reason);
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => reply(
+                            self.tx,
+                            &error_event(ErrorCode::InvalidJson, "binary frames are not supported; send JSON text", None),
+                        ),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => return None,
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "socket read error");
+                            return None;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(last_inbound + idle) => {
+                    return Some(CloseReason { code: CLOSE_IDLE, reason: "idle timeout" });
+                }
+                _ = typing_tick.tick() => self.expire_typing().await,
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Option<CloseReason> {
+        if self.limiter.check().is_err() {
+            self.violations += 1;
+            if self.violations > MAX_VIOLATIONS {
+                return Some(CloseReason {
+                    code: CLOSE_POLICY,
+                    reason: "too many frames",
+                });
+            }
+            reply(
+                self.tx,
+                &error_event(ErrorCode::RateLimited, "too many frames; slow down", None),
+            );
+            return None;
+        }
+        if text.len() > MAX_FRAME {
+            reply(
+                self.tx,
+                &error_event(
+                    ErrorCode::PayloadTooLarge,
+                    format!("frames are limited to {MAX_FRAME} bytes"),
+                    None,
+                ),
+            );
+            return None;
+        }
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                reply(
+                    self.tx,
+                    &error_event(ErrorCode::InvalidJson, format!("malformed JSON: {e}"), None),
+                );
+                return None;
+            }
+        };
+        let temp_id = value["data"]["temp_id"].as_str().map(str::to_string);
+        let Some(kind) = value
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+        else {
+            reply(
+                self.tx,
+                &error_event(
+                    ErrorCode::InvalidJson,
+                    "a frame is {\"type\": ..., \"data\": {...}}",
+                    None,
+                ),
+            );
+            return None;
+        };
+        if !KNOWN_TYPES.contains(&kind.as_str()) {
+            reply(
+                self.tx,
+                &error_event(
+                    ErrorCode::UnknownType,
+                    format!("unknown event type {kind:?}"),
+                    temp_id,
+                ),
+            );
+            return None;
+        }
+        let event: ClientEvent = match serde_json::from_value(value) {
+            Ok(ev) => ev,
+            Err(e) => {
+                reply(
+                    self.tx,
+                    &error_event(
+                        ErrorCode::ValidationFailed,
+                        format!("bad {kind} frame: {e}"),
+                        temp_id,
+                    ),
+                );
+                return None;
+            }
+        };
+        self.dispatch(event).await;
+        None
+    }
+
+    async fn dispatch(&mut self, event: ClientEvent) {
+        let service = &self.state.service;
+        match event {
+            ClientEvent::Ping => reply(self.tx, &ServerEvent::Pong),
+            ClientEvent::MessageSend {
+                conversation_id,
+                content,
+                temp_id,
+            } => {
+                match service
+                    .send_text(
+                        self.user,
+                        conversation_id,
+                        &content,
+                        temp_id.as_deref(),
+                        Some(self.key),
+                    )
+                    .await
+                {
+                    Ok(sent) => {
+                        self.stop_typing(conversation_id).await;
+                        reply(
+                            self.tx,
+                            &ServerEvent::MessageSent {
+                                temp_id,
+                                message: sent.message,
+                            },
+                        );
+                    }
+                    Err(e) => reply(self.tx, &from_error(&e, temp_id)),
+                }
+            }
+            ClientEvent::MessageRead {
+                conversation_id,
+                up_to_message_id,
+            } => {
+                // The service sends read_ack to every socket of the reader, this one included.
+                if let Err(e) = service
+                    .mark_read(self.user, conversation_id, up_to_message_id)
+                    .await
+                {
+                    reply(self.tx, &from_error(&e, None));
+                }
+            }
+            ClientEvent::TypingStart { conversation_id } => {
+                let deadline = Instant::now() + TYPING_TTL;
+                if let Some(entry) = self.typing.get_mut(&conversation_id) {
+                    entry.1 = deadline;
+                    return;
+                }
+                match service.typing_peer(self.user.id, conversation_id).await {
+                    Ok(peer) => {
+                        self.typing.insert(conversation_id, (peer, deadline));
+                        service
+                            .relay_typing(self.user.id, peer, conversation_id, true)
+                            .await;
+                    }
+                    Err(e) => reply(self.tx, &from_error(&e, None)),
+                }
+            }
+            ClientEvent::TypingStop { conversation_id } => self.stop_typing(conversation_id).await,
+            ClientEvent::BlockAdd { username } => {
+                if let Err(e) = service.block(self.user, &username).await {
+                    reply(self.tx, &from_error(&e, None));
+                }
+            }
+            ClientEvent::BlockRemove { username } => {
+                if let Err(e) = service.unblock(self.user, &username).await {
+                    reply(self.tx, &from_error(&e, None));
+                }
+            }
+        }
+    }
+
+    async fn stop_typing(&mut self, conv: ConversationId) {
+        if let Some((peer, _)) = self.typing.remove(&conv) {
+            self.state
+                .service
+                .relay_typing(self.user.id, peer, conv, false)
+                .await;
+        }
+    }
+
+    async fn expire_typing(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<ConversationId> = self
+            .typing
+            .iter()
+            .filter(|(_, (_, deadline))| *deadline <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in expired {
+            self.stop_typing(c).await;
+        }
+    }
+
+    async fn stop_all_typing(&mut self) {
+        let convs: Vec<ConversationId> = self.typing.keys().copied().collect();
+        for c in convs {
+            self.stop_typing(c).await;
+        }
+    }
+}

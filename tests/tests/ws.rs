@@ -1,0 +1,366 @@
+//! End to end: `/chat/ws` events over real sockets against the real binary, on SQLite
+//! and PostgreSQL (same test bodies).
+
+use std::time::Duration;
+
+use chat_e2e::server::{Backend, TestServer};
+use chat_e2e::ws::{Ended, WsClient};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let s = chat_e2e::server::TestServer::start(chat_e2e::server::Backend::Sqlite)
+                        .await
+                        .expect("sqlite server");
+                    super::$name(&s).await;
+                    s.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(s) = chat_e2e::server::TestServer::start(chat_e2e::server::Backend::Postgres).await
+                    else { return };
+                    super::$name(&s).await;
+                    s.stop().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    connect_greets_then_sends_status_bulk,
+    ws_send_acks_sender_and_reaches_every_other_socket,
+    rest_send_emits_message_new_to_both_parties,
+    read_receipts_reach_reader_and_sender,
+    typing_is_relayed_and_expires_after_five_seconds,
+    presence_goes_online_and_offline_with_last_seen,
+    block_events_and_blocked_sends_over_ws,
+    bad_frames_get_error_events_and_the_socket_survives,
+    ws_and_rest_sends_share_one_rate_bucket,
+);
+
+fn send_frame(conv: &str, content: &str, temp_id: &str) -> serde_json::Value {
+    json!({"type": "message.send", "data": {"conversation_id": conv, "content": content, "temp_id": temp_id}})
+}
+
+async fn connect_greets_then_sends_status_bulk(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    s.send(&alice, &conv, "hi").await;
+    let mut b = WsClient::connect(s, &bob).await;
+    let mut a = WsClient::connect(s, &alice).await;
+    let bulk = a.next_of("status.bulk").await;
+    let users = bulk["data"]["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["user_id"], bob.id.to_string());
+    assert_eq!(users[0]["online"], true);
+    // REST sees the socket too.
+    let list = s.get(&alice, "/chat/conversations").await;
+    assert_eq!(list.expect(200)["data"][0]["other_user"]["online"], true);
+    // ?token= works; a bad token is refused at the handshake.
+    let q = WsClient::connect_query(s, &bob.token).await;
+    assert!(q.is_ok());
+    assert_eq!(WsClient::connect_query(s, "garbage").await.err(), Some(401));
+    b.send(json!({"type": "ping"})).await;
+    b.next_of("pong").await;
+    a.close().await;
+    b.close().await;
+}
+
+async fn ws_send_acks_sender_and_reaches_every_other_socket(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let mut phone = WsClient::connect(s, &alice).await;
+    let mut laptop = WsClient::connect(s, &alice).await;
+    let mut b = WsClient::connect(s, &bob).await;
+    phone.send(send_frame(&conv, "from my phone", "t-1")).await;
+    let sent = phone.next_of("message.sent").await;
+    assert_eq!(sent["data"]["temp_id"], "t-1");
+    let message = &sent["data"]["message"];
+    assert_eq!(message["content"], "from my phone");
+    let got = b.next_of("message.new").await;
+    assert_eq!(got["data"]["message"]["id"], message["id"]);
+    let mirrored = laptop.next_of("message.new").await;
+    assert_eq!(mirrored["data"]["message"]["id"], message["id"]);
+    phone
+        .assert_none("message.new", Duration::from_millis(300))
+        .await;
+    // Replaying the temp_id acks the same message and notifies nobody again.
+    phone.send(send_frame(&conv, "from my phone", "t-1")).await;
+    let again = phone.next_of("message.sent").await;
+    assert_eq!(again["data"]["message"]["id"], message["id"]);
+    b.assert_none("message.new", Duration::from_millis(300))
+        .await;
+    // Stored once, visible over REST.
+    let history = s
+        .get(&bob, &format!("/chat/conversations/{conv}/messages"))
+        .await;
+    assert_eq!(history.expect(200)["data"].as_array().unwrap().len(), 1);
+}
+
+async fn rest_send_emits_message_new_to_both_parties(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let mut a = WsClient::connect(s, &alice).await;
+    let mut b = WsClient::connect(s, &bob).await;
+    let m = s.send(&alice, &conv, "over REST").await;
+    assert_eq!(
+        b.next_of("message.new").await["data"]["message"]["id"],
+        m["id"]
+    );
+    assert_eq!(
+        a.next_of("message.new").await["data"]["message"]["id"],
+        m["id"]
+    );
+}
+
+async fn read_receipts_reach_reader_and_sender(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let m1 = s.send(&alice, &conv, "one").await;
+    s.send(&alice, &conv, "two").await;
+    let mut a = WsClient::connect(s, &alice).await;
+    let mut b = WsClient::connect(s, &bob).await;
+    b.send(json!({"type": "message.read", "data": {"conversation_id": conv, "up_to_message_id": m1["id"]}}))
+        .await;
+    let ack = b.next_of("message.read_ack").await;
+    assert_eq!(ack["data"]["up_to_message_id"], m1["id"]);
+    let upd = a.next_of("message.read_update").await;
+    assert_eq!(upd["data"]["reader_id"], bob.id.to_string());
+    assert_eq!(upd["data"]["conversation_id"], conv.as_str());
+    assert_eq!(upd["data"]["up_to_message_id"], m1["id"]);
+    // REST mark-read emits the same update.
+    s.post(
+        &bob,
+        &format!("/chat/conversations/{conv}/read"),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    let upd = a.next_of("message.read_update").await;
+    assert!(upd["data"]["read_at"].is_string());
+    let unread = s.get(&bob, "/chat/conversations/unread-count").await;
+    assert_eq!(unread.expect(200)["total"], 0);
+}
+
+async fn typing_is_relayed_and_expires_after_five_seconds(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let eve = s.registered_user("eve").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let mut a = WsClient::connect(s, &alice).await;
+    let mut b = WsClient::connect(s, &bob).await;
+    let mut e = WsClient::connect(s, &eve).await;
+    a.send(json!({"type": "typing.start", "data": {"conversation_id": conv}}))
+        .await;
+    let t = b.next_of("typing.start").await;
+    assert_eq!(t["data"]["user_id"], alice.id.to_string());
+    a.send(json!({"type": "typing.stop", "data": {"conversation_id": conv}}))
+        .await;
+    b.next_of("typing.stop").await;
+    // Without a refresh, typing stops by itself after 5 s.
+    a.send(json!({"type": "typing.start", "data": {"conversation_id": conv}}))
+        .await;
+    b.next_of("typing.start").await;
+    let started = tokio::time::Instant::now();
+    let stop = b.next_of("typing.stop").await;
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(4), "stopped after {waited:?}");
+    assert_eq!(stop["data"]["conversation_id"], conv.as_str());
+    // Outsiders can neither signal into nor see someone else's conversation.
+    e.send(json!({"type": "typing.start", "data": {"conversation_id": conv}}))
+        .await;
+    assert_eq!(e.next_of("error").await["data"]["code"], "not_found");
+    e.assert_none("typing.start", Duration::from_millis(200))
+        .await;
+}
+
+async fn presence_goes_online_and_offline_with_last_seen(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    s.send(&alice, &conv, "hi").await;
+    let mut b = WsClient::connect(s, &bob).await;
+    let a1 = WsClient::connect(s, &alice).await;
+    let online = b.next_of("user.online").await;
+    assert_eq!(online["data"]["user_id"], alice.id.to_string());
+    // A second socket does not announce again; closing one of two does not go offline.
+    let a2 = WsClient::connect(s, &alice).await;
+    a1.close().await;
+    b.assert_none("user.offline", Duration::from_millis(400))
+        .await;
+    b.assert_none("user.online", Duration::from_millis(10))
+        .await;
+    a2.close().await;
+    let offline = b.next_of("user.offline").await;
+    assert_eq!(offline["data"]["user_id"], alice.id.to_string());
+    assert!(offline["data"]["last_seen_at"].is_string());
+    let list = s.get(&bob, "/chat/conversations").await;
+    let other = &list.expect(200)["data"][0]["other_user"];
+    assert_eq!(other["online"], false);
+}
+
+async fn block_events_and_blocked_sends_over_ws(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let mut a = WsClient::connect(s, &alice).await;
+    let mut b = WsClient::connect(s, &bob).await;
+    a.send(json!({"type": "block.add", "data": {"username": bob.username}}))
+        .await;
+    let upd = a.next_of("block.updated").await;
+    assert_eq!(
+        upd["data"],
+        json!({"username": bob.username, "blocked": true})
+    );
+    b.send(send_frame(&conv, "let me in", "tb-1")).await;
+    let err = b.next_of("error").await;
+    assert_eq!(err["data"]["code"], "blocked");
+    assert_eq!(err["data"]["temp_id"], "tb-1");
+    a.assert_none("message.new", Duration::from_millis(200))
+        .await;
+    let status = s
+        .get(&alice, &format!("/chat/blocks/status/{}", bob.username))
+        .await;
+    assert_eq!(status.expect(200)["blocked_by_me"], true);
+    a.send(json!({"type": "block.remove", "data": {"username": bob.username}}))
+        .await;
+    assert_eq!(a.next_of("block.updated").await["data"]["blocked"], false);
+    b.send(send_frame(&conv, "thanks", "tb-2")).await;
+    b.next_of("message.sent").await;
+    a.send(json!({"type": "block.add", "data": {"username": "nobody_at_all"}}))
+        .await;
+    assert_eq!(a.next_of("error").await["data"]["code"], "not_found");
+}
+
+async fn bad_frames_get_error_events_and_the_socket_survives(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let mut a = WsClient::connect(s, &alice).await;
+    let cases: Vec<(Message, &str)> = vec![
+        (Message::Text("this is not json".into()), "invalid_json"),
+        (Message::Text("[1,2,3]".into()), "invalid_json"),
+        (
+            Message::Text(r#"{"type":"message.explode","data":{}}"#.into()),
+            "unknown_type",
+        ),
+        (
+            Message::Text(r#"{"type":"message.send","data":{"content":"x"}}"#.into()),
+            "validation_failed",
+        ),
+        (
+            Message::Text(
+                r#"{"type":"message.send","data":{"conversation_id":5,"content":"x"}}"#.into(),
+            ),
+            "validation_failed",
+        ),
+        (
+            Message::Text(
+                r#"{"type":"typing.start","data":{"conversation_id":"not-a-uuid"}}"#.into(),
+            ),
+            "validation_failed",
+        ),
+        (Message::Binary(vec![1u8, 2, 3].into()), "invalid_json"),
+        (
+            Message::Text(
+                send_frame(&conv, &"x".repeat(70 * 1024), "big")
+                    .to_string()
+                    .into(),
+            ),
+            "payload_too_large",
+        ),
+        (
+            Message::Text(send_frame(&conv, "", "empty").to_string().into()),
+            "validation_failed",
+        ),
+        (
+            Message::Text(
+                send_frame(&uuid::Uuid::now_v7().to_string(), "hi", "ghost")
+                    .to_string()
+                    .into(),
+            ),
+            "not_found",
+        ),
+    ];
+    for (frame, code) in cases {
+        a.send_raw(frame).await;
+        let err = a.next_of("error").await;
+        assert_eq!(err["data"]["code"], code, "{err}");
+        assert!(err["data"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    a.send(json!({"type": "ping"})).await;
+    a.next_of("pong").await;
+    a.send(send_frame(&conv, "still here", "ok-1")).await;
+    a.next_of("message.sent").await;
+    // Flooding: far past 20 frames/s gets rate_limited errors, and the socket stays.
+    for _ in 0..80 {
+        a.send(json!({"type": "ping"})).await;
+    }
+    let err = a.next_of("error").await;
+    assert_eq!(err["data"]["code"], "rate_limited");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.send(json!({"type": "ping"})).await;
+    a.next_of("pong").await;
+}
+
+async fn ws_and_rest_sends_share_one_rate_bucket(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    for i in 0..30 {
+        s.send(&alice, &conv, &format!("rest {i}")).await;
+    }
+    let mut a = WsClient::connect(s, &alice).await;
+    a.send(send_frame(&conv, "one more over ws", "rl-1")).await;
+    let err = a.next_of("error").await;
+    assert_eq!(err["data"]["code"], "rate_limited");
+    assert_eq!(err["data"]["temp_id"], "rl-1");
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1012_and_exits_zero() {
+    let s = TestServer::start(Backend::Sqlite).await.unwrap();
+    let alice = s.registered_user("alice").await;
+    let mut a = WsClient::connect(&s, &alice).await;
+    let ender = tokio::spawn(async move { a.ended(Duration::from_secs(15)).await });
+    let status = s.stop().await.expect("chatd exited");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(ender.await.unwrap(), Ended::Closed(1012));
+}
+
+#[tokio::test]
+async fn silent_socket_is_dropped_and_answering_one_is_kept() {
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        &[("CHAT_WS_PING_SECS", "1"), ("CHAT_WS_IDLE_SECS", "3")],
+    )
+    .await
+    .unwrap();
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    // Bob reads (so his client answers pings); Alice does not read at all.
+    let mut a = WsClient::connect(&s, &alice).await;
+    let mut b = WsClient::connect(&s, &bob).await;
+    // Reading lets Bob's client answer the server's pings; Alice's socket sits unread.
+    b.assert_none("nothing", Duration::from_secs(5)).await;
+    assert_eq!(a.ended(Duration::from_secs(5)).await, Ended::Closed(4000));
+    b.send(json!({"type": "ping"})).await;
+    b.next_of("pong").await;
+    s.stop().await;
+}
