@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::{JwtKeys, KeyError};
-use crate::bus::LocalBus;
+use crate::bus::{DynBus, LocalBus, RedisBus};
 use crate::config::Config;
+use crate::domain::presence::{LocalPresence, Presence, RedisPresence};
 use crate::domain::ChatService;
 use crate::http;
 use crate::http::health::HttpMetrics;
@@ -68,20 +69,34 @@ pub async fn build_state(
     })?;
     let keys = JwtKeys::load(&config.common)?;
     let store = open_store(config).await?;
-    let limits = RateLimiter::new();
-    limits.reload_from(&store).await;
-    let reloader = limits.spawn_reloader(store.clone(), config.ratelimit_reload());
-    let redis = match &config.common.redis_url {
+    let mut limits = RateLimiter::new();
+    let hub = Arc::new(Hub::new(config.ws_queue));
+    let mut tasks = Vec::new();
+    let prefix = config.common.redis_prefix.as_str();
+    let (bus, presence, redis): (DynBus, Arc<dyn Presence>, _) = match &config.common.redis_url {
         Some(url) => {
             let client = redis::Client::open(url.as_str())?;
-            Some(redis::aio::ConnectionManager::new(client).await?)
+            let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+            let (bus, subscriber) =
+                RedisBus::start(client, conn.clone(), prefix, hub.clone()).await?;
+            tasks.push(subscriber);
+            limits = limits.with_redis(conn.clone(), prefix);
+            (
+                bus,
+                Arc::new(RedisPresence::new(conn.clone(), prefix)),
+                Some(conn),
+            )
         }
-        None => None,
+        None => (
+            Arc::new(LocalBus::new(hub.clone())),
+            Arc::new(LocalPresence::new()),
+            None,
+        ),
     };
-    let hub = Arc::new(Hub::new(config.ws_queue));
-    let bus = Arc::new(LocalBus::new(hub.clone()));
+    limits.reload_from(&store).await;
+    tasks.push(limits.spawn_reloader(store.clone(), config.ratelimit_reload()));
     let state = AppState {
-        service: Arc::new(ChatService::new(store, bus, limits)),
+        service: Arc::new(ChatService::new(store, bus, presence, limits)),
         hub,
         ws: WsSettings {
             ping: Duration::from_secs(config.ws_ping_secs.max(1)),
@@ -91,7 +106,7 @@ pub async fn build_state(
         redis,
         metrics: Arc::new(HttpMetrics::default()),
     };
-    Ok((state, vec![reloader]))
+    Ok((state, tasks))
 }
 
 /// Serve chatd on `listener` until `shutdown` resolves, then drain in-flight requests

@@ -70,3 +70,92 @@ impl Bus for LocalBus {
         self.hub.deliver(&delivery);
     }
 }
+
+/// Bus across instances: every delivery is published on one Redis channel; every
+/// instance subscribes and hands what it receives to its own hub.
+pub struct RedisBus {
+    conn: redis::aio::ConnectionManager,
+    channel: String,
+    hub: Arc<Hub>,
+}
+
+impl RedisBus {
+    /// Subscribe first (so nothing published after this returns is missed), then build.
+    pub async fn start(
+        client: redis::Client,
+        conn: redis::aio::ConnectionManager,
+        prefix: &str,
+        hub: Arc<Hub>,
+    ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), redis::RedisError> {
+        let channel = format!("{prefix}chat:events");
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(&channel).await?;
+        let task = tokio::spawn(subscriber(client, pubsub, channel.clone(), hub.clone()));
+        Ok((Arc::new(RedisBus { conn, channel, hub }), task))
+    }
+}
+
+async fn subscriber(
+    client: redis::Client,
+    mut pubsub: redis::aio::PubSub,
+    channel: String,
+    hub: Arc<Hub>,
+) {
+    use futures_util::StreamExt;
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            while let Some(msg) = messages.next().await {
+                let payload: String = match msg.get_payload() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bad pub/sub payload");
+                        continue;
+                    }
+                };
+                match serde_json::from_str::<Delivery>(&payload) {
+                    Ok(d) => hub.deliver(&d),
+                    Err(e) => tracing::warn!(error = %e, "undecodable delivery on the bus"),
+                }
+            }
+        }
+        tracing::warn!("redis pub/sub connection lost; resubscribing");
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            match client.get_async_pubsub().await {
+                Ok(mut p) => {
+                    if p.subscribe(&channel).await.is_ok() {
+                        pubsub = p;
+                        tracing::info!("redis pub/sub resubscribed");
+                        break;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "redis still unreachable"),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, delivery: Delivery) {
+        let payload = match serde_json::to_string(&delivery) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise delivery");
+                return;
+            }
+        };
+        let mut conn = self.conn.clone();
+        let res: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = res {
+            // Redis is down: at least this instance's sockets still get the event.
+            tracing::warn!(error = %e, "redis publish failed; delivering locally only");
+            self.hub.deliver(&delivery);
+        }
+    }
+}

@@ -19,6 +19,10 @@ pub struct CommonConfig {
     #[arg(long, env = "CHAT_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Prefix for every Redis key and channel (to share one Redis between deployments).
+    #[arg(long, env = "CHAT_REDIS_PREFIX", default_value = "")]
+    pub redis_prefix: String,
+
     /// Directory for the SQLite file, the generated JWT secret and local media.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

@@ -1,4 +1,6 @@
-//! Per-user rate limits (in-process, governor's GCRA), tunable at run time.
+//! Per-user rate limits, tunable at run time: governor's GCRA in-process, or the same
+//! algorithm as one atomic Lua script in Redis when Redis is configured, so a user's
+//! budget holds across every instance.
 //!
 //! The limits live in the `rate_limits` table; every instance re-reads it on a short
 //! interval and rebuilds a limiter whose setting changed, so `chatctl ratelimit set`
@@ -86,11 +88,63 @@ fn build(setting: RateLimitSetting) -> Bucket {
     }
 }
 
+/// GCRA in Redis: the key holds the theoretical arrival time (µs, Redis clock).
+const GCRA_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local emission = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + emission
+local allow_at = new_tat - tolerance
+if allow_at > now then
+  return {0, allow_at - now}
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return {1, 0}
+"#;
+
+#[derive(Clone)]
+struct RedisLimiter {
+    conn: redis::aio::ConnectionManager,
+    script: Arc<redis::Script>,
+    prefix: String,
+}
+
+impl RedisLimiter {
+    /// `Ok(None)` allowed, `Ok(Some(wait))` refused.
+    async fn check(
+        &self,
+        action: Action,
+        user: UserId,
+        setting: RateLimitSetting,
+    ) -> redis::RedisResult<Option<Duration>> {
+        let max = u64::from(setting.max_requests.max(1));
+        let emission = u64::from(setting.period_seconds.max(1)) * 1_000_000 / max;
+        let key = format!("{}ratelimit:{}:{user}", self.prefix, action.as_str());
+        let mut conn = self.conn.clone();
+        let (allowed, wait_us): (i64, i64) = self
+            .script
+            .key(key)
+            .arg(emission.max(1))
+            .arg(emission.max(1) * max)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(if allowed == 1 {
+            None
+        } else {
+            Some(Duration::from_micros(wait_us.max(1) as u64))
+        })
+    }
+}
+
 /// All per-user limiters of this instance.
 #[derive(Clone)]
 pub struct RateLimiter {
     buckets: Arc<RwLock<HashMap<Action, Arc<Bucket>>>>,
     clock: DefaultClock,
+    redis: Option<RedisLimiter>,
 }
 
 impl Default for RateLimiter {
@@ -108,7 +162,19 @@ impl RateLimiter {
         RateLimiter {
             buckets: Arc::new(RwLock::new(buckets)),
             clock: DefaultClock::default(),
+            redis: None,
         }
+    }
+
+    /// Enforce limits in Redis (shared by all instances); the in-process limiter stays
+    /// as the fallback while Redis is unreachable.
+    pub fn with_redis(mut self, conn: redis::aio::ConnectionManager, prefix: &str) -> Self {
+        self.redis = Some(RedisLimiter {
+            conn,
+            script: Arc::new(redis::Script::new(GCRA_LUA)),
+            prefix: prefix.to_string(),
+        });
+        self
     }
 
     fn bucket(&self, action: Action) -> Arc<Bucket> {
@@ -120,7 +186,20 @@ impl RateLimiter {
     }
 
     /// Take one unit for `user`, or say how long to wait.
-    pub fn check(&self, action: Action, user: UserId) -> Result<(), Error> {
+    pub async fn check(&self, action: Action, user: UserId) -> Result<(), Error> {
+        if let Some(redis) = &self.redis {
+            match redis.check(action, user, self.setting(action)).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(retry_after)) => return Err(Error::RateLimited { retry_after }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis rate limit unavailable; limiting locally")
+                }
+            }
+        }
+        self.check_local(action, user)
+    }
+
+    fn check_local(&self, action: Action, user: UserId) -> Result<(), Error> {
         let bucket = self.bucket(action);
         match bucket.limiter.check_key(&user) {
             Ok(()) => Ok(()),
@@ -198,29 +277,29 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn thirty_first_send_in_a_minute_is_refused() {
+    #[tokio::test]
+    async fn thirty_first_send_in_a_minute_is_refused() {
         let rl = RateLimiter::new();
         let alice = UserId::new();
         for i in 0..30 {
             assert!(
-                rl.check(Action::SendMessage, alice).is_ok(),
+                rl.check(Action::SendMessage, alice).await.is_ok(),
                 "send {i} refused"
             );
         }
-        match rl.check(Action::SendMessage, alice) {
+        match rl.check(Action::SendMessage, alice).await {
             Err(Error::RateLimited { retry_after }) => {
                 assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(2));
             }
             other => panic!("expected rate limit, got {other:?}"),
         }
         // Another user and another action are unaffected.
-        assert!(rl.check(Action::SendMessage, UserId::new()).is_ok());
-        assert!(rl.check(Action::GetMessages, alice).is_ok());
+        assert!(rl.check(Action::SendMessage, UserId::new()).await.is_ok());
+        assert!(rl.check(Action::GetMessages, alice).await.is_ok());
     }
 
-    #[test]
-    fn apply_changes_only_what_differs() {
+    #[tokio::test]
+    async fn apply_changes_only_what_differs() {
         let rl = RateLimiter::new();
         let changed = rl.apply(&[
             (
@@ -241,8 +320,8 @@ mod tests {
         ]);
         assert_eq!(changed, vec![Action::SendMessage]);
         let u = UserId::new();
-        assert!(rl.check(Action::SendMessage, u).is_ok());
-        assert!(rl.check(Action::SendMessage, u).is_ok());
-        assert!(rl.check(Action::SendMessage, u).is_err());
+        assert!(rl.check(Action::SendMessage, u).await.is_ok());
+        assert!(rl.check(Action::SendMessage, u).await.is_ok());
+        assert!(rl.check(Action::SendMessage, u).await.is_err());
     }
 }

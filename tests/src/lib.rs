@@ -33,6 +33,18 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
+/// The Redis URL for tests, or `None` (test skipped) outside CI. Panics under CI when unset.
+pub fn redis_url() -> Option<String> {
+    match std::env::var(REDIS_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if ci() => panic!("{REDIS_ENV} must be set under CI: Redis tests are mandatory"),
+        _ => {
+            eprintln!("skipping: {REDIS_ENV} not set (run through `make test`)");
+            None
+        }
+    }
+}
+
 /// A database created for one test and dropped by [`TestDatabase::drop_db`].
 pub struct TestDatabase {
     pub url: String,

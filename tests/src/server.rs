@@ -118,6 +118,28 @@ impl TestServer {
             }
         };
         let secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+        Some(Self::spawn(data_dir, database_url, secret, db, env).await)
+    }
+
+    /// Another instance on the same database and secret (it does not own the database).
+    pub async fn sibling(&self, env: &[(&str, &str)]) -> TestServer {
+        Self::spawn(
+            temp_dir("chatd-e2e"),
+            self.database_url.clone(),
+            self.secret.clone(),
+            None,
+            env,
+        )
+        .await
+    }
+
+    async fn spawn(
+        data_dir: PathBuf,
+        database_url: String,
+        secret: String,
+        db: Option<TestDatabase>,
+        env: &[(&str, &str)],
+    ) -> TestServer {
         let mut cmd = Command::new(binary("chatd"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -149,7 +171,7 @@ impl TestServer {
             .to_string();
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Some(TestServer {
+        TestServer {
             child,
             base,
             secret,
@@ -160,7 +182,7 @@ impl TestServer {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
-        })
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

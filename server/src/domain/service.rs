@@ -22,6 +22,8 @@ use crate::store::{
     Conversation, ConversationView, DynStore, InsertOutcome, MessageQuery, NewMessage, StoreError,
     User,
 };
+use std::collections::HashSet;
+use std::sync::Arc;
 
 /// How long a provisioned user is trusted without touching the database again.
 const PROVISION_TTL: Duration = Duration::from_secs(60);
@@ -39,7 +41,7 @@ pub struct ChatService {
     store: DynStore,
     bus: DynBus,
     limits: RateLimiter,
-    presence: Presence,
+    presence: Arc<dyn Presence>,
     seen: Mutex<HashMap<UserId, (String, Instant)>>,
 }
 
@@ -63,12 +65,17 @@ pub fn message_cursor(m: &Message) -> Cursor {
 }
 
 impl ChatService {
-    pub fn new(store: DynStore, bus: DynBus, limits: RateLimiter) -> Self {
+    pub fn new(
+        store: DynStore,
+        bus: DynBus,
+        presence: Arc<dyn Presence>,
+        limits: RateLimiter,
+    ) -> Self {
         ChatService {
             store,
             bus,
             limits,
-            presence: Presence::new(),
+            presence,
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -81,7 +88,7 @@ impl ChatService {
         &self.limits
     }
 
-    pub fn presence(&self) -> &Presence {
+    pub fn presence(&self) -> &Arc<dyn Presence> {
         &self.presence
     }
 
@@ -119,23 +126,23 @@ impl ChatService {
         Ok(())
     }
 
-    fn summary(&self, u: &User) -> UserSummary {
+    fn summary(u: &User, online: &HashSet<UserId>) -> UserSummary {
         UserSummary {
             id: u.id,
             username: u.username.clone(),
             display_name: u.display_name.clone(),
-            online: self.presence.is_online(u.id),
+            online: online.contains(&u.id),
             last_seen_at: u.last_seen_at,
         }
     }
 
-    fn view(&self, me: UserId, v: ConversationView) -> rest::Conversation {
+    fn view(me: UserId, v: ConversationView, online: &HashSet<UserId>) -> rest::Conversation {
         rest::Conversation {
             id: v.conversation.id,
             unread_count: v.conversation.unread_for(me),
             last_message_at: v.conversation.last_message_at,
             created_at: v.conversation.created_at,
-            other_user: self.summary(&v.other),
+            other_user: Self::summary(&v.other, online),
             last_message: v.last_message,
         }
     }
@@ -179,14 +186,20 @@ impl ChatService {
         before: Option<Cursor>,
         limit: u32,
     ) -> Result<Page<rest::Conversation>> {
-        self.limits.check(Action::GetConversations, me.id)?;
+        self.limits.check(Action::GetConversations, me.id).await?;
         let rows = self
             .store
             .list_conversations(me.id, before, limit + 1)
             .await?;
         let p = page(rows, limit, |v| v.conversation.cursor());
+        let others: Vec<UserId> = p.data.iter().map(|v| v.other.id).collect();
+        let online = self.presence.online(&others).await;
         Ok(Page {
-            data: p.data.into_iter().map(|v| self.view(me.id, v)).collect(),
+            data: p
+                .data
+                .into_iter()
+                .map(|v| Self::view(me.id, v, &online))
+                .collect(),
             next_cursor: p.next_cursor,
             has_more: p.has_more,
         })
@@ -209,7 +222,7 @@ impl ChatService {
             Some(c) => (c, false),
             None => {
                 // Only creating counts against the limit; reopening a chat is free.
-                self.limits.check(Action::CreateConversation, me.id)?;
+                self.limits.check(Action::CreateConversation, me.id).await?;
                 let at = now();
                 let (user1_id, user2_id) = if me.id < other.id {
                     (me.id, other.id)
@@ -237,12 +250,13 @@ impl ChatService {
             Some(id) => self.store.message(id).await?,
             None => None,
         };
+        let online = self.presence.online(&[other.id]).await;
         let view = ConversationView {
             conversation: conv,
             other,
             last_message,
         };
-        Ok((self.view(me.id, view), created))
+        Ok((Self::view(me.id, view, &online), created))
     }
 
     pub async fn unread_count(&self, me: &AuthUser) -> Result<UnreadCount> {
@@ -270,7 +284,7 @@ impl ChatService {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Page<Message>> {
-        self.limits.check(Action::GetMessages, me.id)?;
+        self.limits.check(Action::GetMessages, me.id).await?;
         self.participant_conversation(me.id, conv).await?;
         let q = MessageQuery {
             before,
@@ -292,7 +306,7 @@ impl ChatService {
         before: Option<Cursor>,
         limit: u32,
     ) -> Result<Page<Message>> {
-        self.limits.check(Action::GetMessages, me.id)?;
+        self.limits.check(Action::GetMessages, me.id).await?;
         self.participant_conversation(me.id, conv).await?;
         let q = MessageQuery {
             before,
@@ -312,7 +326,7 @@ impl ChatService {
         before: Option<Cursor>,
         limit: u32,
     ) -> Result<Page<LinkItem>> {
-        self.limits.check(Action::GetMessages, me.id)?;
+        self.limits.check(Action::GetMessages, me.id).await?;
         self.participant_conversation(me.id, conv).await?;
         let rows = self.store.list_links(conv, before, limit + 1).await?;
         let p = page(rows, limit, |(_, c)| *c);
@@ -343,7 +357,7 @@ impl ChatService {
                 return self.replay(conv, existing);
             }
         }
-        self.limits.check(Action::SendMessage, me.id)?;
+        self.limits.check(Action::SendMessage, me.id).await?;
         let links = links::extract(body.as_str());
         let message = Message {
             id: MessageId::new(),
@@ -397,7 +411,7 @@ impl ChatService {
     }
 
     pub async fn message(&self, me: &AuthUser, id: MessageId) -> Result<Message> {
-        self.limits.check(Action::GetMessages, me.id)?;
+        self.limits.check(Action::GetMessages, me.id).await?;
         match self.store.message(id).await? {
             Some(m) if m.sender_id == me.id || m.receiver_id == me.id => Ok(m),
             _ => Err(Error::NotFound("message")),
@@ -473,7 +487,7 @@ impl ChatService {
             },
             None => None,
         };
-        self.limits.check(Action::MarkRead, me.id)?;
+        self.limits.check(Action::MarkRead, me.id).await?;
         let read_at = now();
         let out = self
             .store
@@ -587,7 +601,7 @@ impl ChatService {
 
     /// A socket of `me` opened: announce `user.online` to contacts if it is the first.
     pub async fn socket_opened(&self, me: UserId) -> Result<()> {
-        if self.presence.connect(me) {
+        if self.presence.connect(me).await {
             let contacts = self.store.contacts(me).await?;
             let users = contacts.into_iter().map(|(id, _)| id).collect();
             self.bus
@@ -600,7 +614,7 @@ impl ChatService {
     /// A socket of `me` closed: on the last one, record `last_seen_at` and announce
     /// `user.offline` to contacts.
     pub async fn socket_closed(&self, me: UserId) -> Result<()> {
-        if self.presence.disconnect(me) {
+        if self.presence.disconnect(me).await {
             let at = now();
             self.store.touch_last_seen(me, at).await?;
             let contacts = self.store.contacts(me).await?;
@@ -620,14 +634,14 @@ impl ChatService {
 
     /// Online state and last seen of everyone `me` talks with (for `status.bulk`).
     pub async fn contact_status(&self, me: UserId) -> Result<Vec<PresenceEntry>> {
-        Ok(self
-            .store
-            .contacts(me)
-            .await?
+        let contacts = self.store.contacts(me).await?;
+        let ids: Vec<UserId> = contacts.iter().map(|(id, _)| *id).collect();
+        let online = self.presence.online(&ids).await;
+        Ok(contacts
             .into_iter()
             .map(|(user_id, last_seen_at)| PresenceEntry {
                 user_id,
-                online: self.presence.is_online(user_id),
+                online: online.contains(&user_id),
                 last_seen_at,
             })
             .collect())

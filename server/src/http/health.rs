@@ -111,13 +111,8 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     state.metrics.render(&mut out);
-    out.push_str(
-        "# HELP chat_online_users Users with at least one live socket on this instance.\n",
-    );
-    out.push_str("# TYPE chat_online_users gauge\n");
-    out.push_str(&format!(
-        "chat_online_users {}\n",
-        state.service.presence().online_count()
-    ));
+    out.push_str("# HELP chat_ws_sockets Live WebSocket sessions on this instance.\n");
+    out.push_str("# TYPE chat_ws_sockets gauge\n");
+    out.push_str(&format!("chat_ws_sockets {}\n", state.hub.sessions()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

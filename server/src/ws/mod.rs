@@ -260,6 +260,9 @@ impl Reader<'_> {
     ) -> Option<CloseReason> {
         let mut last_inbound = Instant::now();
         let mut typing_tick = tokio::time::interval(Duration::from_millis(500));
+        // Well inside the 60 s presence TTL, so a live socket never looks offline.
+        let mut presence_tick = tokio::time::interval(Duration::from_secs(20));
+        presence_tick.tick().await;
         loop {
             tokio::select! {
                 msg = stream.next() => {
@@ -286,6 +289,7 @@ impl Reader<'_> {
                     return Some(CloseReason { code: CLOSE_IDLE, reason: "idle timeout" });
                 }
                 _ = typing_tick.tick() => self.expire_typing().await,
+                _ = presence_tick.tick() => self.state.service.presence().refresh(self.user.id).await,
             }
         }
     }
