@@ -193,3 +193,79 @@ pub struct Readiness {
     pub database: String,
     pub redis: String,
 }
+
+/// Kinds of push subscription a client can register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushKind {
+    /// A browser's Web Push subscription (RFC 8030): `endpoint` + `keys`.
+    Webpush,
+    /// A Firebase Cloud Messaging device token, relayed through the webhook provider.
+    Fcm,
+    /// An Apple Push Notification service device token, relayed through the webhook provider.
+    Apns,
+}
+
+impl PushKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushKind::Webpush => "webpush",
+            PushKind::Fcm => "fcm",
+            PushKind::Apns => "apns",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "webpush" => PushKind::Webpush,
+            "fcm" => PushKind::Fcm,
+            "apns" => PushKind::Apns,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebPushKeys {
+    pub p256dh: String,
+    pub auth: String,
+}
+
+/// `POST /chat/push/subscriptions`: `token` for fcm/apns, `endpoint` + `keys` for webpush.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushSubscriptionRequest {
+    pub kind: PushKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<WebPushKeys>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushSubscription {
+    pub id: uuid::Uuid,
+    pub kind: PushKind,
+    /// Device token or Web Push endpoint.
+    pub target: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What the webhook provider POSTs for a message to a user with no live socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushNotification {
+    pub event: String,
+    pub user_id: UserId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub sender_id: UserId,
+    pub sender_username: String,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    /// The first 120 characters of the text, if any.
+    pub preview: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The receiver's registered devices (Web Push endpoints are delivered directly).
+    pub subscriptions: Vec<PushSubscription>,
+}

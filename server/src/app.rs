@@ -14,6 +14,7 @@ use crate::domain::presence::{LocalPresence, Presence, RedisPresence};
 use crate::domain::ChatService;
 use crate::http;
 use crate::http::health::HttpMetrics;
+use crate::push::{Pusher, WebhookProvider};
 use crate::ratelimit::RateLimiter;
 use crate::store::{self, DynStore, StoreError};
 use crate::ws::hub::{CloseReason, Hub, CLOSE_RESTART};
@@ -95,8 +96,15 @@ pub async fn build_state(
     };
     limits.reload_from(&store).await;
     tasks.push(limits.spawn_reloader(store.clone(), config.ratelimit_reload()));
+    let pusher = match &config.push_webhook_url {
+        Some(url) => Pusher::new(vec![Arc::new(WebhookProvider::new(
+            url.clone(),
+            config.push_webhook_secret.clone(),
+        ))]),
+        None => Pusher::disabled(),
+    };
     let state = AppState {
-        service: Arc::new(ChatService::new(store, bus, presence, limits)),
+        service: Arc::new(ChatService::new(store, bus, presence, limits).with_pusher(pusher)),
         hub,
         ws: WsSettings {
             ping: Duration::from_secs(config.ws_ping_secs.max(1)),

@@ -98,6 +98,14 @@ pub struct Config {
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
 
+    /// URL that receives a signed JSON POST for each message to a user with no live socket.
+    #[arg(long, env = "CHAT_PUSH_WEBHOOK_URL")]
+    pub push_webhook_url: Option<String>,
+
+    /// HMAC-SHA256 key for the webhook's `X-Chat-Signature` header.
+    #[arg(long, env = "CHAT_PUSH_WEBHOOK_SECRET", hide_env_values = true)]
+    pub push_webhook_secret: Option<String>,
+
     /// Seconds to wait for in-flight requests after SIGTERM before exiting.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

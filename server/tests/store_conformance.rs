@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chat_e2e::{sqlite_url, temp_dir, TestDatabase};
-use chat_protocol::rest::{Message, MessageType};
+use chat_protocol::rest::{Message, MessageType, PushKind};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chat_server::domain::types::{now, Cursor};
 use chat_server::store::{
@@ -99,6 +99,7 @@ conformance!(
     rate_limits_have_spec_defaults_and_can_be_tuned,
     concurrent_sends_and_reads_keep_counts_exact,
     contacts_are_conversation_partners_without_blocks,
+    push_subscriptions_are_per_user_and_deduplicated,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------
@@ -742,4 +743,49 @@ async fn contacts_are_conversation_partners_without_blocks(store: DynStore) {
         vec![(a, Some(seen))],
         "last_seen_at never goes back"
     );
+}
+
+async fn push_subscriptions_are_per_user_and_deduplicated(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let s1 = store
+        .add_push_subscription(a, PushKind::Fcm, "tok-1", None, now())
+        .await
+        .unwrap();
+    let again = store
+        .add_push_subscription(a, PushKind::Fcm, "tok-1", None, now())
+        .await
+        .unwrap();
+    assert_eq!(again.id, s1.id, "same target, same subscription");
+    store
+        .add_push_subscription(
+            a,
+            PushKind::Webpush,
+            "https://push.example/x",
+            Some(("pk", "au")),
+            now(),
+        )
+        .await
+        .unwrap();
+    store
+        .add_push_subscription(b, PushKind::Fcm, "tok-1", None, now())
+        .await
+        .unwrap();
+    let subs = store.push_subscriptions(a).await.unwrap();
+    assert_eq!(subs.len(), 2);
+    let web = subs
+        .iter()
+        .find(|s| s.subscription.kind == PushKind::Webpush)
+        .unwrap();
+    assert_eq!(
+        (web.p256dh.as_deref(), web.auth.as_deref()),
+        (Some("pk"), Some("au"))
+    );
+    assert!(
+        !store.delete_push_subscription(b, s1.id).await.unwrap(),
+        "not b's to delete"
+    );
+    assert!(store.delete_push_subscription(a, s1.id).await.unwrap());
+    assert_eq!(store.push_subscriptions(a).await.unwrap().len(), 1);
+    assert_eq!(store.push_subscriptions(b).await.unwrap().len(), 1);
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use chat_protocol::rest::{
     self, BlockChange, BlockStatus, BlockedUser, ConversationUnread, LinkItem, MarkReadResponse,
-    Message, MessageContext, MessageType, Page, UnreadCount, UserSummary,
+    Message, MessageContext, MessageType, Page, PushKind, PushNotification, PushSubscription,
+    PushSubscriptionRequest, UnreadCount, UserSummary,
 };
 use chat_protocol::ws::{PresenceEntry, ServerEvent};
 use chat_protocol::{ConversationId, MessageId, UserId};
@@ -17,6 +18,7 @@ use crate::domain::links;
 use crate::domain::presence::Presence;
 use crate::domain::types::{now, Cursor, MessageBody, TempId, Username};
 use crate::error::{Error, Result};
+use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{
     Conversation, ConversationView, DynStore, InsertOutcome, MessageQuery, NewMessage, StoreError,
@@ -39,6 +41,7 @@ pub struct Sent {
 
 pub struct ChatService {
     store: DynStore,
+    pusher: Pusher,
     bus: DynBus,
     limits: RateLimiter,
     presence: Arc<dyn Presence>,
@@ -73,11 +76,17 @@ impl ChatService {
     ) -> Self {
         ChatService {
             store,
+            pusher: Pusher::disabled(),
             bus,
             limits,
             presence,
             seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn with_pusher(mut self, pusher: Pusher) -> Self {
+        self.pusher = pusher;
+        self
     }
 
     pub fn store(&self) -> &DynStore {
@@ -389,12 +398,117 @@ impl ChatService {
                         .except(origin),
                     )
                     .await;
+                self.push_if_offline(me, &message).await;
                 Ok(Sent {
                     message,
                     created: true,
                 })
             }
             InsertOutcome::Existing(existing) => self.replay(conv, existing),
+        }
+    }
+
+    /// Notify the receiver through the push providers when no socket of theirs is live
+    /// on any instance. Never for a receiver who blocked the sender.
+    async fn push_if_offline(&self, sender: &AuthUser, m: &Message) {
+        if !self.pusher.enabled() || !self.presence.online(&[m.receiver_id]).await.is_empty() {
+            return;
+        }
+        match self.store.block_status(m.receiver_id, sender.id).await {
+            Ok((false, _)) => {}
+            Ok((true, _)) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "push skipped: block check failed");
+                return;
+            }
+        }
+        let subs = match self.store.push_subscriptions(m.receiver_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "push skipped: subscriptions unavailable");
+                return;
+            }
+        };
+        let notification = PushNotification {
+            event: "message.new".into(),
+            user_id: m.receiver_id,
+            conversation_id: m.conversation_id,
+            message_id: m.id,
+            sender_id: sender.id,
+            sender_username: sender.username.as_str().to_string(),
+            kind: m.kind,
+            preview: m.content.as_ref().map(|c| c.chars().take(120).collect()),
+            created_at: m.created_at,
+            subscriptions: subs.iter().map(|s| s.subscription.clone()).collect(),
+        };
+        self.pusher.dispatch(notification, subs);
+    }
+
+    // ---- push subscriptions -----------------------------------------------------------
+
+    pub async fn add_push_subscription(
+        &self,
+        me: &AuthUser,
+        req: PushSubscriptionRequest,
+    ) -> Result<PushSubscription> {
+        let printable = |s: &str, max: usize| {
+            !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
+        };
+        let (target, keys) = match req.kind {
+            PushKind::Fcm | PushKind::Apns => {
+                let token = req.token.as_deref().unwrap_or("");
+                if !printable(token, 4096) {
+                    return Err(Error::Validation(
+                        "token must be 1 to 4096 printable characters".into(),
+                    ));
+                }
+                (token.to_string(), None)
+            }
+            PushKind::Webpush => {
+                let endpoint = req.endpoint.as_deref().unwrap_or("");
+                if !printable(endpoint, 2048) || !endpoint.starts_with("https://") {
+                    return Err(Error::Validation(
+                        "endpoint must be an https:// URL up to 2048 bytes".into(),
+                    ));
+                }
+                let Some(k) = req.keys.as_ref() else {
+                    return Err(Error::Validation(
+                        "webpush needs keys.p256dh and keys.auth".into(),
+                    ));
+                };
+                if !printable(&k.p256dh, 256) || !printable(&k.auth, 256) {
+                    return Err(Error::Validation(
+                        "keys.p256dh and keys.auth must be 1 to 256 characters".into(),
+                    ));
+                }
+                (
+                    endpoint.to_string(),
+                    Some((k.p256dh.clone(), k.auth.clone())),
+                )
+            }
+        };
+        let keys_ref = keys.as_ref().map(|(p, a)| (p.as_str(), a.as_str()));
+        Ok(self
+            .store
+            .add_push_subscription(me.id, req.kind, &target, keys_ref, now())
+            .await?)
+    }
+
+    pub async fn push_subscriptions(&self, me: &AuthUser) -> Result<Vec<PushSubscription>> {
+        Ok(self
+            .store
+            .push_subscriptions(me.id)
+            .await?
+            .into_iter()
+            .map(|s| s.subscription)
+            .collect())
+    }
+
+    pub async fn delete_push_subscription(&self, me: &AuthUser, id: uuid::Uuid) -> Result<()> {
+        if self.store.delete_push_subscription(me.id, id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("push subscription"))
         }
     }
 

@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod extract;
 pub mod health;
 pub mod messages;
+pub mod push;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -50,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/blocks/{username}", delete(blocks::remove))
         .route("/blocks/status/{username}", get(blocks::status))
         .route("/ws", get(crate::ws::upgrade))
+        .route("/push/subscriptions", post(push::add).get(push::list))
+        .route("/push/subscriptions/{id}", delete(push::remove))
         .layer(DefaultBodyLimit::max(messages::MAX_JSON_BODY));
 
     Router::new()

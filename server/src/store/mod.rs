@@ -9,7 +9,9 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chat_protocol::rest::{BlockedUser, LinkItem, Message, MessageType};
+use chat_protocol::rest::{
+    BlockedUser, LinkItem, Message, MessageType, PushKind, PushSubscription,
+};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -155,6 +157,14 @@ pub struct RateLimitSetting {
     pub period_seconds: u32,
 }
 
+/// A push subscription with its Web Push keys (never sent back to clients).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPush {
+    pub subscription: PushSubscription,
+    pub p256dh: Option<String>,
+    pub auth: Option<String>,
+}
+
 pub type DynStore = Arc<dyn Store>;
 
 /// Everything chatd keeps, behind one interface.
@@ -253,6 +263,20 @@ pub trait Store: Send + Sync + 'static {
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<(BlockedUser, Cursor)>>;
+
+    // push subscriptions
+    /// Register (or refresh) a device/browser for `user`; same target twice is one row.
+    async fn add_push_subscription(
+        &self,
+        user: UserId,
+        kind: PushKind,
+        target: &str,
+        keys: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PushSubscription>;
+    async fn push_subscriptions(&self, user: UserId) -> StoreResult<Vec<StoredPush>>;
+    /// true if the subscription existed and belonged to `user`.
+    async fn delete_push_subscription(&self, user: UserId, id: uuid::Uuid) -> StoreResult<bool>;
 
     // rate limits
     async fn rate_limits(&self) -> StoreResult<Vec<(String, RateLimitSetting)>>;

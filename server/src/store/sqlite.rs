@@ -9,7 +9,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_protocol::rest::{BlockedUser, LinkItem, MediaItem, Message, MessageType};
+use chat_protocol::rest::{
+    BlockedUser, LinkItem, MediaItem, Message, MessageType, PushKind, PushSubscription,
+};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
@@ -734,6 +736,74 @@ impl Store for SqliteStore {
                 ))
             })
             .collect()
+    }
+
+    async fn add_push_subscription(
+        &self,
+        user: UserId,
+        kind: PushKind,
+        target: &str,
+        keys: Option<(&str, &str)>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<PushSubscription> {
+        let row = sqlx::query(
+            "INSERT INTO push_subscriptions (id, user_id, kind, target, p256dh, auth, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (user_id, target) DO UPDATE SET kind = excluded.kind,
+                 p256dh = excluded.p256dh, auth = excluded.auth
+             RETURNING id, created_at",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(user.to_string())
+        .bind(kind.as_str())
+        .bind(target)
+        .bind(keys.map(|k| k.0))
+        .bind(keys.map(|k| k.1))
+        .bind(ts(now))
+        .fetch_one(&self.write)
+        .await?;
+        Ok(PushSubscription {
+            id: get_uuid(&row, "id")?,
+            kind,
+            target: target.to_string(),
+            created_at: get_ts(&row, "created_at")?,
+        })
+    }
+
+    async fn push_subscriptions(&self, user: UserId) -> StoreResult<Vec<StoredPush>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, target, p256dh, auth, created_at FROM push_subscriptions
+             WHERE user_id = $1 ORDER BY created_at, id",
+        )
+        .bind(user.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(StoredPush {
+                    subscription: PushSubscription {
+                        id: get_uuid(r, "id")?,
+                        kind: PushKind::parse(&kind)
+                            .ok_or_else(|| StoreError::Other(format!("bad push kind {kind}")))?,
+                        target: r.try_get("target")?,
+                        created_at: get_ts(r, "created_at")?,
+                    },
+                    p256dh: r.try_get("p256dh")?,
+                    auth: r.try_get("auth")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_push_subscription(&self, user: UserId, id: Uuid) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM push_subscriptions WHERE id = $1 AND user_id = $2")
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     async fn rate_limits(&self) -> StoreResult<Vec<(String, RateLimitSetting)>> {

@@ -1,0 +1,221 @@
+//! End to end: push notifications through the webhook provider, received by a real
+//! local HTTP server, and the subscription endpoints.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chat_e2e::server::{Backend, TestServer};
+use chat_e2e::ws::WsClient;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const SECRET: &str = "webhook-test-secret";
+
+#[derive(Clone, Default)]
+struct Receiver {
+    calls: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    /// Statuses to answer with, in order; 200 once empty.
+    script: Arc<Mutex<VecDeque<u16>>>,
+}
+
+async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    r.calls.lock().unwrap().push((headers, body));
+    let code = r.script.lock().unwrap().pop_front().unwrap_or(200);
+    StatusCode::from_u16(code).unwrap()
+}
+
+/// A webhook receiver on a loopback port; returns it and its URL.
+async fn receiver(script: &[u16]) -> (Receiver, String) {
+    let r = Receiver::default();
+    r.script.lock().unwrap().extend(script.iter().copied());
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (r, url)
+}
+
+async fn wait_calls(r: &Receiver, n: usize, within: Duration) -> Vec<(HeaderMap, Bytes)> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let calls = r.calls.lock().unwrap().clone();
+        if calls.len() >= n || tokio::time::Instant::now() >= deadline {
+            return calls;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn verify(headers: &HeaderMap, body: &[u8]) {
+    let ts = headers["x-chat-timestamp"].to_str().unwrap();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(body);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        headers["x-chat-signature"].to_str().unwrap(),
+        format!("sha256={expected}")
+    );
+}
+
+async fn server_with_hook(url: &str) -> TestServer {
+    TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            ("CHAT_PUSH_WEBHOOK_URL", url),
+            ("CHAT_PUSH_WEBHOOK_SECRET", SECRET),
+        ],
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn offline_receiver_gets_a_signed_webhook_and_online_one_does_not() {
+    let (r, url) = receiver(&[]).await;
+    let s = server_with_hook(&url).await;
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    s.post(
+        &bob,
+        "/chat/push/subscriptions",
+        &json!({"kind": "fcm", "token": "device-token-1"}),
+    )
+    .await
+    .expect(201);
+    let m = s.send(&alice, &conv, "are you there?").await;
+    let calls = wait_calls(&r, 1, Duration::from_secs(5)).await;
+    assert_eq!(calls.len(), 1);
+    let (headers, body) = &calls[0];
+    verify(headers, body);
+    let n: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(n["event"], "message.new");
+    assert_eq!(n["user_id"], bob.id.to_string());
+    assert_eq!(n["sender_username"], alice.username.as_str());
+    assert_eq!(n["message_id"], m["id"]);
+    assert_eq!(n["preview"], "are you there?");
+    assert_eq!(n["subscriptions"][0]["target"], "device-token-1");
+    assert_eq!(n["subscriptions"][0]["kind"], "fcm");
+    // With a live socket there is no push.
+    let _b = WsClient::connect(&s, &bob).await;
+    s.send(&alice, &conv, "now you are online").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        r.calls.lock().unwrap().len(),
+        1,
+        "no push to an online user"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn transient_webhook_failures_are_retried() {
+    let (r, url) = receiver(&[500, 503]).await;
+    let s = server_with_hook(&url).await;
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    s.send(&alice, &conv, "retry me").await;
+    let calls = wait_calls(&r, 3, Duration::from_secs(10)).await;
+    assert_eq!(calls.len(), 3, "two failures then a success");
+    assert_eq!(calls[0].1, calls[2].1, "the same notification each time");
+    // A permanent refusal (400) is not retried.
+    r.script.lock().unwrap().push_back(400);
+    s.send(&alice, &conv, "bad request").await;
+    let calls = wait_calls(&r, 5, Duration::from_secs(3)).await;
+    assert_eq!(calls.len(), 4);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn no_push_to_a_user_who_blocked_the_sender() {
+    let (r, url) = receiver(&[]).await;
+    let s = server_with_hook(&url).await;
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    s.post(&bob, "/chat/blocks", &json!({"username": alice.username}))
+        .await
+        .expect(201);
+    s.post(
+        &alice,
+        &format!("/chat/conversations/{conv}/messages"),
+        &json!({"content": "hi"}),
+    )
+    .await
+    .expect_error(403, "blocked");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(r.calls.lock().unwrap().is_empty());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn push_subscriptions_are_registered_listed_and_removed() {
+    let s = TestServer::start(Backend::Sqlite).await.unwrap();
+    let bob = s.registered_user("bob").await;
+    let eve = s.registered_user("eve").await;
+    let web = json!({"kind": "webpush", "endpoint": "https://push.example.com/abc",
+                     "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM", "auth": "tBHItJI5svbpez7KI4CCXg"}});
+    let created = s.post(&bob, "/chat/push/subscriptions", &web).await;
+    let created = created.expect(201).clone();
+    assert_eq!(created["kind"], "webpush");
+    // Same endpoint again: the same subscription, not a second one.
+    let again = s.post(&bob, "/chat/push/subscriptions", &web).await;
+    assert_eq!(again.expect(201)["id"], created["id"]);
+    s.post(
+        &bob,
+        "/chat/push/subscriptions",
+        &json!({"kind": "apns", "token": "apns-1"}),
+    )
+    .await
+    .expect(201);
+    let list = s.get(&bob, "/chat/push/subscriptions").await;
+    assert_eq!(list.expect(200)["data"].as_array().unwrap().len(), 2);
+    // Bad input.
+    for bad in [
+        json!({"kind": "fcm"}),
+        json!({"kind": "fcm", "token": ""}),
+        json!({"kind": "webpush", "endpoint": "http://insecure.example.com", "keys": {"p256dh": "a", "auth": "b"}}),
+        json!({"kind": "webpush", "endpoint": "https://push.example.com/x"}),
+    ] {
+        s.post(&bob, "/chat/push/subscriptions", &bad)
+            .await
+            .expect_error(400, "validation_failed");
+    }
+    s.post(
+        &bob,
+        "/chat/push/subscriptions",
+        &json!({"kind": "carrier-pigeon", "token": "x"}),
+    )
+    .await
+    .expect_error(400, "invalid_json");
+    // Someone else cannot remove it; the owner can, once.
+    let id = created["id"].as_str().unwrap();
+    s.delete(&eve, &format!("/chat/push/subscriptions/{id}"))
+        .await
+        .expect_error(404, "not_found");
+    let r = s
+        .delete(&bob, &format!("/chat/push/subscriptions/{id}"))
+        .await;
+    assert_eq!(r.status.as_u16(), 204);
+    s.delete(&bob, &format!("/chat/push/subscriptions/{id}"))
+        .await
+        .expect_error(404, "not_found");
+    let list = s.get(&bob, "/chat/push/subscriptions").await;
+    assert_eq!(list.expect(200)["data"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}
