@@ -14,7 +14,7 @@ use crate::domain::presence::{LocalPresence, Presence, RedisPresence};
 use crate::domain::ChatService;
 use crate::http;
 use crate::http::health::HttpMetrics;
-use crate::push::{Pusher, WebhookProvider};
+use crate::push::{PushError, PushProvider, Pusher, WebPushProvider, WebhookProvider};
 use crate::ratelimit::RateLimiter;
 use crate::store::{self, DynStore, StoreError};
 use crate::ws::hub::{CloseReason, Hub, CLOSE_RESTART};
@@ -28,6 +28,8 @@ pub struct AppState {
     pub ws: WsSettings,
     pub keys: Arc<JwtKeys>,
     pub redis: Option<redis::aio::ConnectionManager>,
+    /// VAPID public key for browsers, when Web Push is configured.
+    pub vapid_public_key: Option<String>,
     pub metrics: Arc<HttpMetrics>,
 }
 
@@ -44,6 +46,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("push: {0}")]
+    Push(#[from] PushError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -96,13 +100,20 @@ pub async fn build_state(
     };
     limits.reload_from(&store).await;
     tasks.push(limits.spawn_reloader(store.clone(), config.ratelimit_reload()));
-    let pusher = match &config.push_webhook_url {
-        Some(url) => Pusher::new(vec![Arc::new(WebhookProvider::new(
+    let mut providers: Vec<Arc<dyn PushProvider>> = Vec::new();
+    if let Some(url) = &config.push_webhook_url {
+        providers.push(Arc::new(WebhookProvider::new(
             url.clone(),
             config.push_webhook_secret.clone(),
-        ))]),
-        None => Pusher::disabled(),
-    };
+        )));
+    }
+    let mut vapid_public_key = None;
+    if let Some(key) = &config.vapid_private_key {
+        let web = WebPushProvider::new(key, config.vapid_subject.clone())?;
+        vapid_public_key = Some(web.public_key());
+        providers.push(Arc::new(web));
+    }
+    let pusher = Pusher::new(providers).with_store(store.clone());
     let state = AppState {
         service: Arc::new(ChatService::new(store, bus, presence, limits).with_pusher(pusher)),
         hub,
@@ -111,6 +122,7 @@ pub async fn build_state(
             idle: Duration::from_secs(config.ws_idle_secs.max(1)),
         },
         keys: Arc::new(keys),
+        vapid_public_key,
         redis,
         metrics: Arc::new(HttpMetrics::default()),
     };

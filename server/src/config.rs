@@ -106,6 +106,18 @@ pub struct Config {
     #[arg(long, env = "CHAT_PUSH_WEBHOOK_SECRET", hide_env_values = true)]
     pub push_webhook_secret: Option<String>,
 
+    /// VAPID private key (base64url of the raw 32-byte P-256 key) enabling Web Push.
+    #[arg(long, env = "CHAT_VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<String>,
+
+    /// Contact sent to push services with Web Push (`mailto:` or `https:`).
+    #[arg(
+        long,
+        env = "CHAT_VAPID_SUBJECT",
+        default_value = "mailto:admin@localhost"
+    )]
+    pub vapid_subject: String,
+
     /// Seconds to wait for in-flight requests after SIGTERM before exiting.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

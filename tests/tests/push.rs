@@ -219,3 +219,94 @@ async fn push_subscriptions_are_registered_listed_and_removed() {
     assert_eq!(list.expect(200)["data"].as_array().unwrap().len(), 1);
     s.stop().await;
 }
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
+    let (vapid, _) = ece::generate_keypair_and_auth_secret().unwrap();
+    let vapid_private = b64(vapid.raw_components().unwrap().private_key());
+    let (r, url) = receiver(&[]).await;
+    let (gone_r, gone_url) = receiver(&[410]).await;
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        &[("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str())],
+    )
+    .await
+    .unwrap();
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let public = s.get(&bob, "/chat/push/vapid-public-key").await;
+    let public = public.expect(200)["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(unb64(&public), vapid.pub_as_raw().unwrap());
+
+    // Bob's browser: its own key pair and auth secret, as pushManager.subscribe makes them.
+    let (browser, auth) = ece::generate_keypair_and_auth_secret().unwrap();
+    let keys = json!({"p256dh": b64(&browser.pub_as_raw().unwrap()), "auth": b64(&auth)});
+    for endpoint in [&url, &gone_url] {
+        s.post(
+            &bob,
+            "/chat/push/subscriptions",
+            &json!({"kind": "webpush", "endpoint": endpoint, "keys": keys}),
+        )
+        .await
+        .expect(201);
+    }
+    s.send(&alice, &conv, "secret hello").await;
+    let calls = wait_calls(&r, 1, Duration::from_secs(5)).await;
+    assert_eq!(calls.len(), 1);
+    let (headers, body) = &calls[0];
+    assert_eq!(headers["content-encoding"], "aes128gcm");
+    assert!(headers.contains_key("ttl"));
+    // The body decrypts with the browser's private key and auth secret only.
+    let plain = ece::decrypt(&browser.raw_components().unwrap(), &auth, body).unwrap();
+    let n: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(n["preview"], "secret hello");
+    assert_eq!(n["sender_username"], alice.username.as_str());
+    // VAPID: `vapid t=<ES256 JWT>, k=<our public key>`, audience = the push service origin.
+    let authz = headers["authorization"].to_str().unwrap();
+    let (t, k) = authz
+        .strip_prefix("vapid t=")
+        .and_then(|rest| rest.split_once(", k="))
+        .expect("vapid authorization header");
+    assert_eq!(k, public);
+    let point = unb64(k);
+    let key =
+        jsonwebtoken::DecodingKey::from_ec_components(&b64(&point[1..33]), &b64(&point[33..65]))
+            .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    let origin = url.trim_end_matches("/hook").to_string();
+    validation.set_audience(&[origin.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(t, &key, &validation).expect("valid VAPID JWT");
+    assert_eq!(claims.claims["sub"], "mailto:admin@localhost");
+    // The push service said 410 for the other subscription: it is forgotten.
+    wait_calls(&gone_r, 1, Duration::from_secs(5)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let list = s.get(&bob, "/chat/push/subscriptions").await;
+        let n = list.expect(200)["data"].as_array().unwrap().len();
+        if n == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gone subscription not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+}

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::ws::upgrade))
         .route("/push/subscriptions", post(push::add).get(push::list))
         .route("/push/subscriptions/{id}", delete(push::remove))
+        .route("/push/vapid-public-key", get(push::vapid_public_key))
         .layer(DefaultBodyLimit::max(messages::MAX_JSON_BODY));
 
     Router::new()

@@ -40,3 +40,14 @@ pub async fn remove(
     state.service.delete_push_subscription(&me, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `{"public_key": "..."}` for `pushManager.subscribe`; 404 when Web Push is not configured.
+pub async fn vapid_public_key(
+    State(state): State<AppState>,
+    _me: AuthUser,
+) -> Result<Json<serde_json::Value>> {
+    match &state.vapid_public_key {
+        Some(k) => Ok(Json(serde_json::json!({ "public_key": k }))),
+        None => Err(crate::error::Error::NotFound("web push configuration")),
+    }
+}
