@@ -158,6 +158,13 @@ impl PushProvider for WebhookProvider {
     }
 }
 
+/// One encrypted, signed Web Push request, ready to POST.
+struct PushRequest {
+    url: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
 /// Web Push to browsers (RFC 8030 + RFC 8291 + VAPID RFC 8292).
 pub struct WebPushProvider {
     client: reqwest::Client,
@@ -189,11 +196,7 @@ impl WebPushProvider {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.key.get_public_key())
     }
 
-    fn request(
-        &self,
-        sub: &StoredPush,
-        payload: &[u8],
-    ) -> Result<(String, Vec<(String, Vec<u8>)>, Vec<u8>), PushError> {
+    fn request(&self, sub: &StoredPush, payload: &[u8]) -> Result<PushRequest, PushError> {
         let (Some(p256dh), Some(auth)) = (sub.p256dh.as_deref(), sub.auth.as_deref()) else {
             return Err(PushError::WebPush("subscription without keys".into()));
         };
@@ -224,7 +227,11 @@ impl WebPushProvider {
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
             .collect();
-        Ok((url, headers, req.into_body()))
+        Ok(PushRequest {
+            url,
+            headers,
+            body: req.into_body(),
+        })
     }
 }
 
@@ -253,8 +260,8 @@ impl PushProvider for WebPushProvider {
             .filter(|s| s.subscription.kind == PushKind::Webpush)
         {
             let sent = match self.request(sub, payload.as_bytes()) {
-                Ok((url, headers, body)) => {
-                    post_with_retries(&self.client, &url, &headers, &body, self.backoff).await
+                Ok(r) => {
+                    post_with_retries(&self.client, &r.url, &r.headers, &r.body, self.backoff).await
                 }
                 Err(e) => Err(e),
             };
