@@ -364,3 +364,47 @@ async fn silent_socket_is_dropped_and_answering_one_is_kept() {
     b.next_of("pong").await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_consumer_is_closed_with_4008_and_others_keep_receiving() {
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        &[("CHAT_WS_QUEUE", "8"), ("CHAT_RATELIMIT_RELOAD_SECS", "1")],
+    )
+    .await
+    .unwrap();
+    // Lift the send limit for this run (an operator would do the same with chatctl).
+    let out = std::process::Command::new(chat_e2e::server::binary("chatctl"))
+        .env_clear()
+        .env("CHAT_DATA_DIR", &s.data_dir)
+        .env("CHAT_DATABASE_URL", &s.database_url)
+        .env("CHAT_JWT_SECRET", &s.secret)
+        .args(["ratelimit", "set", "send_message", "100000/min"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    // Alice connects and then never reads; Bob reads everything as it comes.
+    let mut slow = WsClient::connect(&s, &alice).await;
+    let mut fast = WsClient::connect(&s, &bob).await;
+    let reader = tokio::spawn(async move {
+        let mut got = 0usize;
+        while fast.next_of_within("message.new", Duration::from_secs(5)).await.is_some() {
+            got += 1;
+        }
+        got
+    });
+    let big = "x".repeat(3900);
+    let mut sent = 0usize;
+    for _ in 0..3000 {
+        s.send(&bob, &conv, &big).await;
+        sent += 1;
+    }
+    // Every message reached the reading socket; the silent one was cut off, not buffered.
+    assert_eq!(reader.await.unwrap(), sent);
+    assert_eq!(slow.ended(Duration::from_secs(30)).await, Ended::Closed(4008));
+    s.stop().await;
+}
