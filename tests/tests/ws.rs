@@ -392,7 +392,11 @@ async fn a_slow_consumer_is_closed_with_4008_and_others_keep_receiving() {
     let mut fast = WsClient::connect(&s, &bob).await;
     let reader = tokio::spawn(async move {
         let mut got = 0usize;
-        while fast.next_of_within("message.new", Duration::from_secs(5)).await.is_some() {
+        while fast
+            .next_of_within("message.new", Duration::from_secs(5))
+            .await
+            .is_some()
+        {
             got += 1;
         }
         got
@@ -405,6 +409,9 @@ async fn a_slow_consumer_is_closed_with_4008_and_others_keep_receiving() {
     }
     // Every message reached the reading socket; the silent one was cut off, not buffered.
     assert_eq!(reader.await.unwrap(), sent);
-    assert_eq!(slow.ended(Duration::from_secs(30)).await, Ended::Closed(4008));
+    assert_eq!(
+        slow.ended(Duration::from_secs(30)).await,
+        Ended::Closed(4008)
+    );
     s.stop().await;
 }
