@@ -97,10 +97,16 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> 
 /// Any error response that is not already JSON (axum's own 405, a body-limit 413, …)
 /// is rewritten into the SPEC error body, so clients only ever parse one shape.
 async fn json_errors(req: Request, next: Next) -> Response<Body> {
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body was never read, so this connection cannot carry another
+        // request: say so, or a keep-alive client will reuse it and see a broken reply.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let is_json = resp
         .headers()
