@@ -1,10 +1,8 @@
 //! `chatctl`: the operators' tool. Same configuration as chatd (flags and `CHAT_*`
 //! environment variables), same storage code (the chat-server library), never its own SQL.
 
-mod parse;
-
 use anyhow::{bail, Context, Result};
-use chat_protocol::UserId;
+use chat_protocol::{units as parse, UserId};
 use chat_server::auth::JwtKeys;
 use chat_server::domain::types::{now, Username};
 use chat_server::ratelimit::Action;

@@ -1,24 +1,58 @@
-//! `chat-loadgen`: load generator for chatd. Skeleton: the real generator arrives with
-//! its own issue.
+//! `chat-loadgen`: drives a chatd deployment with many WebSocket clients and REST readers,
+//! measures latencies with HDR histograms and gives a verdict against the SPEC targets.
+//!
+//! Exit codes: 0 every target met and nothing lost; 1 a target missed, a message lost or
+//! duplicated, or an error counted; 2 the run could not be carried out (bad arguments,
+//! server unreachable).
 
-use clap::Parser;
+mod net;
+mod report;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "chat-loadgen",
     version,
-    about = "Load generator for chatd (not implemented yet)"
+    about = "Load generator for chatd: sockets at scale, latency histograms, SLO verdicts"
 )]
 struct Cli {
-    /// Base URL of the chatd server.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    server: String,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a load scenario against one or more chatd instances.
+    Run(Box<run::RunArgs>),
+    /// Compare two `--json` results: B relative to A, per metric.
+    Compare {
+        /// The baseline result file.
+        a: String,
+        /// The result file to compare with the baseline.
+        b: String,
+    },
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    anyhow::bail!(
-        "chat-loadgen is not implemented yet (server {})",
-        cli.server
-    )
+    let outcome = match cli.command {
+        Command::Compare { a, b } => report::compare(&a, &b).map(|()| true),
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(run::run(*args))),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("chat-loadgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod ids;
 pub mod rest;
+pub mod units;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

@@ -1,8 +1,25 @@
-//! Parsing of operator input: durations (`24h`, `365d`) and rates (`30/min`).
+//! Operator input shared by `chatctl` and `chat-loadgen`: durations (`24h`, `365d`) and
+//! rates (`30/min`, `500/s`), spelled the same way in every tool.
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+/// Input that is not a valid duration or rate; the message says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitError(pub String);
+
+impl std::fmt::Display for UnitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnitError {}
+
+type Result<T> = std::result::Result<T, UnitError>;
+
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(UnitError(format!($($arg)*))) };
+}
 
 /// `90s`, `30m`, `24h`, `7d`, `2w` (a bare number is refused: units are mandatory).
 pub fn duration(s: &str) -> Result<Duration> {
@@ -25,7 +42,7 @@ pub fn duration(s: &str) -> Result<Duration> {
     };
     n.checked_mul(secs)
         .map(Duration::from_secs)
-        .ok_or_else(|| anyhow::anyhow!("invalid duration {s:?}: too large"))
+        .ok_or_else(|| UnitError(format!("invalid duration {s:?}: too large")))
 }
 
 /// `N/PERIOD` with PERIOD one of `s`, `sec`, `min`, `h`, `hour`, `day`.
