@@ -6,7 +6,7 @@ export CHAT_TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
 CARGO ?= cargo
 
-.PHONY: run build release test fmt fmt-check clippy services unit e2e clean-test-dbs
+.PHONY: bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs
 
 ## Run chatd on the embedded backend (SQLite file + local media under ./data).
 run:
@@ -34,3 +34,8 @@ clippy:
 ## Start PostgreSQL and Redis if they are down; drop leftover test databases.
 services:
 	@bash scripts/ensure-services.sh
+
+## Standard load scenario (release build): embedded, PostgreSQL + Redis, two instances.
+## Tunables: BENCH_USERS, BENCH_RATE, BENCH_DURATION, BENCH_RAMP, BENCH_SCENARIOS.
+bench:
+	@bash scripts/bench.sh

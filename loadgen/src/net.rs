@@ -93,7 +93,11 @@ pub async fn connect_ws(
     let mut req = format!("ws://{hostport}/chat/ws").into_client_request()?;
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
-    let (ws, _) = tokio_tungstenite::client_async(req, stream)
+    // Small buffers: tungstenite's 128 KiB defaults would cost ~256 KiB per socket.
+    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    config.read_buffer_size = 4 * 1024;
+    config.write_buffer_size = 0;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(config))
         .await
         .context("websocket handshake")?;
     Ok(ws)

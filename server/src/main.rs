@@ -8,6 +8,7 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     chat_server::telemetry::init(&config.common);
+    raise_nofile();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -25,6 +26,28 @@ async fn main() -> anyhow::Result<()> {
     }
     server.await.context("server task")??;
     Ok(())
+}
+
+/// Every socket is a file descriptor: lift the soft open-file limit to the hard limit (as
+/// Go and nginx do), so a default `ulimit -n` of 1024 is not a connection ceiling.
+fn raise_nofile() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            let lifted = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lifted) == 0 {
+                tracing::debug!(from = r.rlim_cur, to = r.rlim_max, "raised open-file limit");
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -33,6 +33,11 @@ use hub::{CloseReason, Registration, CLOSE_IDLE, CLOSE_POLICY};
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Frames above this are a protocol error and end the socket (close 1009).
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
+/// Read buffer per socket; it grows for a larger frame and shrinks back.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes a socket may hold unwritten before writes fail (the per-socket queue bounds
+/// the rest).
+const MAX_WRITE_BUFFER: usize = 2 * 1024 * 1024;
 /// Typing expires this long after the last `typing.start`.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
 /// Client frames per second allowed per socket (burst twice that).
@@ -70,6 +75,12 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
+        // tungstenite's defaults (128 KiB read buffer allocated up front, 128 KiB write
+        // batching) cost ~145 KiB per idle socket; client frames are small, and every
+        // outbound frame is written at once anyway (docs/benchmarks.md).
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| session(state, user, socket))
         .into_response())
 }

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `make bench`: the standard chat-loadgen scenario against a local release chatd, on the
+# embedded backend, on PostgreSQL + Redis, and on two instances sharing them.
+#
+# Tunables (environment): BENCH_USERS (1000), BENCH_RATE (500/s), BENCH_DURATION (30s),
+# BENCH_RAMP (10s), BENCH_PG (postgres://postgres@127.0.0.1:5432), BENCH_REDIS
+# (redis://127.0.0.1:6379), BENCH_SCENARIOS ("sqlite postgres cluster").
+# Results: target/bench/<scenario>.json (compare two with `chat-loadgen compare A B`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+USERS=${BENCH_USERS:-1000}
+RATE=${BENCH_RATE:-500/s}
+DURATION=${BENCH_DURATION:-30s}
+RAMP=${BENCH_RAMP:-10s}
+PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379}
+SCENARIOS=${BENCH_SCENARIOS:-sqlite postgres cluster}
+SECRET="bench-secret-$RANDOM$RANDOM"
+OUT=target/bench
+CHATD=target/release/chatd
+LOADGEN=target/release/chat-loadgen
+
+cargo build --release -p chat-server -p chat-loadgen -p chatctl --bins
+bash scripts/ensure-services.sh
+mkdir -p "$OUT"
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# start_chatd PORT DATA_DIR [extra env...]: start a chatd, wait until it is ready.
+start_chatd() {
+  local port=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  env CHAT_LISTEN="127.0.0.1:$port" CHAT_DATA_DIR="$dir" CHAT_JWT_SECRET="$SECRET" \
+    CHAT_LOG=warn "$@" "$CHATD" >"$dir/chatd.log" 2>&1 &
+  PIDS+=($!)
+  LAST_PID=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "chatd on port $port did not become ready; see $dir/chatd.log" >&2
+  exit 1
+}
+
+# A fresh schema with generous limits (set before chatd starts): the scenario measures
+# latency, not the abuse limits.
+prepare() {
+  env "$@" target/release/chatctl migrate up >/dev/null
+  for action in send_message create_conversation mark_read get_conversations get_messages; do
+    env "$@" target/release/chatctl ratelimit set "$action" 100000/min >/dev/null
+  done
+}
+
+run_loadgen() {
+  local name=$1
+  shift
+  echo "== $name: $USERS users, $RATE for $DURATION (ramp $RAMP)"
+  CHAT_JWT_SECRET="$SECRET" "$LOADGEN" run --users "$USERS" --rate "$RATE" \
+    --duration "$DURATION" --ramp "$RAMP" --json "$OUT/$name.json" "$@" || true
+}
+
+fresh_pg_db() {
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_bench" >/dev/null
+  psql "$PG/postgres" -qc "CREATE DATABASE chat_bench" >/dev/null
+  echo "$PG/chat_bench"
+}
+
+for s in $SCENARIOS; do
+  case $s in
+    sqlite)
+      rm -rf "$OUT/sqlite-data" && mkdir -p "$OUT/sqlite-data"
+      prepare CHAT_DATA_DIR="$OUT/sqlite-data"
+      start_chatd 18181 "$OUT/sqlite-data"
+      run_loadgen sqlite --server http://127.0.0.1:18181 --server-pid "$LAST_PID"
+      ;;
+    postgres)
+      db=$(fresh_pg_db)
+      prepare CHAT_DATABASE_URL="$db"
+      start_chatd 18182 "$OUT/pg-data" CHAT_DATABASE_URL="$db" CHAT_REDIS_URL="$REDIS" \
+        CHAT_REDIS_PREFIX=bench: CHAT_DB_MAX_CONNECTIONS=20
+      run_loadgen postgres --server http://127.0.0.1:18182 --server-pid "$LAST_PID"
+      ;;
+    cluster)
+      db=$(fresh_pg_db)
+      prepare CHAT_DATABASE_URL="$db"
+      start_chatd 18183 "$OUT/c1-data" CHAT_DATABASE_URL="$db" CHAT_REDIS_URL="$REDIS" \
+        CHAT_REDIS_PREFIX=bench2: CHAT_DB_MAX_CONNECTIONS=20
+      p1=$LAST_PID
+      start_chatd 18184 "$OUT/c2-data" CHAT_DATABASE_URL="$db" CHAT_REDIS_URL="$REDIS" \
+        CHAT_REDIS_PREFIX=bench2: CHAT_DB_MAX_CONNECTIONS=20
+      run_loadgen cluster --server http://127.0.0.1:18183,http://127.0.0.1:18184 \
+        --server-pid "$p1" --server-pid "$LAST_PID"
+      ;;
+    *) echo "unknown scenario $s" >&2; exit 2 ;;
+  esac
+  cleanup
+  PIDS=()
+done
+echo "results in $OUT/*.json"
