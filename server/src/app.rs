@@ -14,6 +14,7 @@ use crate::domain::presence::{LocalPresence, Presence, RedisPresence};
 use crate::domain::ChatService;
 use crate::http;
 use crate::http::health::HttpMetrics;
+use crate::media::Media;
 use crate::push::{PushError, PushProvider, Pusher, WebPushProvider, WebhookProvider};
 use crate::ratelimit::RateLimiter;
 use crate::store::{self, DynStore, StoreError};
@@ -48,6 +49,8 @@ pub enum StartError {
     },
     #[error("push: {0}")]
     Push(#[from] PushError),
+    #[error("{0}")]
+    Media(#[from] crate::media::storage::StorageError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -114,8 +117,13 @@ pub async fn build_state(
         providers.push(Arc::new(web));
     }
     let pusher = Pusher::new(providers).with_store(store.clone());
+    let media = Arc::new(Media::from_config(&config.common, keys.media_key())?);
     let state = AppState {
-        service: Arc::new(ChatService::new(store, bus, presence, limits).with_pusher(pusher)),
+        service: Arc::new(
+            ChatService::new(store, bus, presence, limits)
+                .with_pusher(pusher)
+                .with_media(media),
+        ),
         hub,
         ws: WsSettings {
             ping: Duration::from_secs(config.ws_ping_secs.max(1)),

@@ -51,9 +51,16 @@ pub struct JwtKeys {
     hs_decode: DecodingKey,
     hs_encode: EncodingKey,
     public: Option<(Algorithm, DecodingKey)>,
+    /// Key for signing local media URLs, derived from the HS256 secret so every instance
+    /// sharing the secret accepts every instance's links.
+    media_key: Vec<u8>,
 }
 
 impl JwtKeys {
+    pub fn media_key(&self) -> &[u8] {
+        &self.media_key
+    }
+
     pub fn from_secret(secret: &[u8]) -> Result<Self, KeyError> {
         if secret.is_empty() {
             return Err(KeyError::EmptySecret);
@@ -62,6 +69,13 @@ impl JwtKeys {
             hs_decode: DecodingKey::from_secret(secret),
             hs_encode: EncodingKey::from_secret(secret),
             public: None,
+            media_key: {
+                use hmac::{Hmac, Mac};
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret)
+                    .expect("HMAC takes any key length");
+                mac.update(b"chatd media url signing v1");
+                mac.finalize().into_bytes().to_vec()
+            },
         })
     }
 

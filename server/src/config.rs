@@ -44,6 +44,49 @@ pub struct CommonConfig {
     #[arg(long, env = "CHAT_MEDIA_DIR")]
     pub media_dir: Option<PathBuf>,
 
+    /// Public base URL of this server (e.g. `https://chat.example.com`), used in local
+    /// media links. Absent: links are relative (`/media/…`).
+    #[arg(long, env = "CHAT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seconds a signed media URL stays valid.
+    #[arg(long, env = "CHAT_MEDIA_URL_TTL_SECS", default_value_t = 3600)]
+    pub media_url_ttl_secs: u64,
+
+    /// Image decodes running at once (each may use up to 512 MiB).
+    #[arg(long, env = "CHAT_MEDIA_WORKERS", default_value_t = 2)]
+    pub media_workers: usize,
+
+    /// Bunny Storage API endpoint (regional endpoints differ).
+    #[arg(
+        long,
+        env = "CHAT_BUNNY_STORAGE_ENDPOINT",
+        default_value = "https://storage.bunnycdn.com"
+    )]
+    pub bunny_storage_endpoint: String,
+
+    /// Bunny Storage zone password (the `AccessKey` header).
+    #[arg(
+        long,
+        env = "CHAT_BUNNY_ACCESS_KEY",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub bunny_access_key: String,
+
+    /// Base URL of the Bunny pull zone that serves the storage zone.
+    #[arg(long, env = "CHAT_BUNNY_CDN_URL", default_value = "")]
+    pub bunny_cdn_url: String,
+
+    /// Bunny pull zone URL token authentication key.
+    #[arg(
+        long,
+        env = "CHAT_BUNNY_TOKEN_KEY",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub bunny_token_key: String,
+
     /// Largest database connection pool per process.
     #[arg(long, env = "CHAT_DB_MAX_CONNECTIONS", default_value_t = 20)]
     pub db_max_connections: u32,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod media;
 pub mod push;
 pub mod ratelimit;
 pub mod store;

@@ -5,6 +5,7 @@
 //! the local server). Without it, PostgreSQL tests are skipped, except under `CI=true`,
 //! where a missing server is a failure.
 
+pub mod files;
 pub mod server;
 pub mod ws;
 

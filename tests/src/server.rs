@@ -185,6 +185,11 @@ impl TestServer {
         }
     }
 
+    /// Process id of this chatd.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("chatd is running")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

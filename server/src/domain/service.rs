@@ -18,6 +18,7 @@ use crate::domain::links;
 use crate::domain::presence::Presence;
 use crate::domain::types::{now, Cursor, MessageBody, TempId, Username};
 use crate::error::{Error, Result};
+use crate::media::{Media, Upload, MAX_IMAGES};
 use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{
@@ -46,6 +47,7 @@ pub struct ChatService {
     limits: RateLimiter,
     presence: Arc<dyn Presence>,
     seen: Mutex<HashMap<UserId, (String, Instant)>>,
+    media: Option<Arc<Media>>,
 }
 
 fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
@@ -81,6 +83,40 @@ impl ChatService {
             limits,
             presence,
             seen: Mutex::new(HashMap::new()),
+            media: None,
+        }
+    }
+
+    pub fn with_media(mut self, media: Arc<Media>) -> Self {
+        self.media = Some(media);
+        self
+    }
+
+    pub fn media(&self) -> Option<&Arc<Media>> {
+        self.media.as_ref()
+    }
+
+    /// A message as clients see it: media keys replaced by signed, expiring URLs.
+    async fn present(&self, mut m: Message) -> Message {
+        if let (Some(media), false) = (&self.media, m.media.is_empty()) {
+            media.present(&mut m).await;
+        }
+        m
+    }
+
+    async fn present_all(&self, messages: Vec<Message>) -> Vec<Message> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            out.push(self.present(m).await);
+        }
+        out
+    }
+
+    async fn present_page(&self, p: Page<Message>) -> Page<Message> {
+        Page {
+            data: self.present_all(p.data).await,
+            next_cursor: p.next_cursor,
+            has_more: p.has_more,
         }
     }
 
@@ -203,12 +239,16 @@ impl ChatService {
         let p = page(rows, limit, |v| v.conversation.cursor());
         let others: Vec<UserId> = p.data.iter().map(|v| v.other.id).collect();
         let online = self.presence.online(&others).await;
+        let mut data = Vec::with_capacity(p.data.len());
+        for v in p.data {
+            let mut c = Self::view(me.id, v, &online);
+            if let Some(m) = c.last_message.take() {
+                c.last_message = Some(self.present(m).await);
+            }
+            data.push(c);
+        }
         Ok(Page {
-            data: p
-                .data
-                .into_iter()
-                .map(|v| Self::view(me.id, v, &online))
-                .collect(),
+            data,
             next_cursor: p.next_cursor,
             has_more: p.has_more,
         })
@@ -256,7 +296,10 @@ impl ChatService {
             }
         };
         let last_message = match conv.last_message_id {
-            Some(id) => self.store.message(id).await?,
+            Some(id) => match self.store.message(id).await? {
+                Some(m) => Some(self.present(m).await),
+                None => None,
+            },
             None => None,
         };
         let online = self.presence.online(&[other.id]).await;
@@ -303,7 +346,7 @@ impl ChatService {
             ascending: after.is_some() && before.is_none(),
         };
         let rows = self.store.list_messages(conv, &q).await?;
-        Ok(page(rows, limit, message_cursor))
+        Ok(self.present_page(page(rows, limit, message_cursor)).await)
     }
 
     /// Image/video (`media`) or file (`files`) messages, newest first.
@@ -325,7 +368,7 @@ impl ChatService {
             ascending: false,
         };
         let rows = self.store.list_messages(conv, &q).await?;
-        Ok(page(rows, limit, message_cursor))
+        Ok(self.present_page(page(rows, limit, message_cursor)).await)
     }
 
     pub async fn links(
@@ -357,13 +400,11 @@ impl ChatService {
     ) -> Result<Sent> {
         let body = MessageBody::parse(content)?;
         let temp_id = TempId::parse_opt(temp_id)?;
-        let conversation = self.participant_conversation(me.id, conv).await?;
-        let receiver = conversation.other(me.id);
-        self.ensure_not_blocked(me.id, receiver).await?;
+        let receiver = self.sendable(me, conv).await?;
         // A retry of something already stored costs nothing and changes nothing.
         if let Some(t) = &temp_id {
             if let Some(existing) = self.store.message_by_temp_id(me.id, t.as_str()).await? {
-                return self.replay(conv, existing);
+                return self.replay(conv, existing).await;
             }
         }
         self.limits.check(Action::SendMessage, me.id).await?;
@@ -381,12 +422,88 @@ impl ChatService {
             read_at: None,
             created_at: now(),
         };
+        self.store_and_deliver(me, message, links, origin).await
+    }
+
+    /// The receiver of a send from `me` in `conv`: `me` takes part and neither side
+    /// blocked the other. Checked before an upload is read, and again when it is stored.
+    pub async fn sendable(&self, me: &AuthUser, conv: ConversationId) -> Result<UserId> {
+        let conversation = self.participant_conversation(me.id, conv).await?;
+        let receiver = conversation.other(me.id);
+        self.ensure_not_blocked(me.id, receiver).await?;
+        Ok(receiver)
+    }
+
+    /// Send a media message (images, a video or a file, already received and typed),
+    /// with an optional caption. Same checks, limits, idempotency and events as text.
+    pub async fn send_media(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        caption: Option<&str>,
+        temp_id: Option<&str>,
+        uploads: Vec<Upload>,
+    ) -> Result<Sent> {
+        let media = self
+            .media
+            .clone()
+            .ok_or_else(|| Error::UnsupportedMediaType("media is not enabled".into()))?;
+        let caption = match caption.map(str::trim) {
+            Some(c) if !c.is_empty() => Some(MessageBody::parse(c)?),
+            _ => None,
+        };
+        let temp_id = TempId::parse_opt(temp_id)?;
+        let kind = media_kind(&uploads)?;
+        let receiver = self.sendable(me, conv).await?;
+        if let Some(t) = &temp_id {
+            if let Some(existing) = self.store.message_by_temp_id(me.id, t.as_str()).await? {
+                return self.replay(conv, existing).await;
+            }
+        }
+        self.limits.check(Action::SendMessage, me.id).await?;
+        let stored = media.store_all(uploads).await?;
+        let links = caption
+            .as_ref()
+            .map(|c| links::extract(c.as_str()))
+            .unwrap_or_default();
+        let message = Message {
+            id: MessageId::new(),
+            conversation_id: conv,
+            sender_id: me.id,
+            receiver_id: receiver,
+            kind,
+            content: caption.map(MessageBody::into_string),
+            media: stored.items,
+            temp_id: temp_id.map(|t| t.as_str().to_string()),
+            is_read: false,
+            read_at: None,
+            created_at: now(),
+        };
+        let result = self.store_and_deliver(me, message, links, None).await;
+        // Nothing new was stored (an error, or a concurrent send with the same temp_id
+        // won): the objects belong to no message.
+        if !matches!(result, Ok(Sent { created: true, .. })) {
+            media.discard(&stored.keys).await;
+        }
+        result
+    }
+
+    async fn store_and_deliver(
+        &self,
+        me: &AuthUser,
+        message: Message,
+        links: Vec<String>,
+        origin: Option<ConnKey>,
+    ) -> Result<Sent> {
+        let conv = message.conversation_id;
+        let receiver = message.receiver_id;
         match self
             .store
             .insert_message(&NewMessage { message, links })
             .await?
         {
             InsertOutcome::Created(message) => {
+                let message = self.present(message).await;
                 self.bus
                     .publish(
                         Delivery::to(
@@ -404,7 +521,7 @@ impl ChatService {
                     created: true,
                 })
             }
-            InsertOutcome::Existing(existing) => self.replay(conv, existing),
+            InsertOutcome::Existing(existing) => self.replay(conv, existing).await,
         }
     }
 
@@ -516,19 +633,24 @@ impl ChatService {
         }
     }
 
-    fn replay(&self, conv: ConversationId, existing: Message) -> Result<Sent> {
+    async fn replay(&self, conv: ConversationId, existing: Message) -> Result<Sent> {
         if existing.conversation_id != conv {
             return Err(Error::Conflict(
                 "temp_id was already used for a message in another conversation".into(),
             ));
         }
         Ok(Sent {
-            message: existing,
+            message: self.present(existing).await,
             created: false,
         })
     }
 
     pub async fn message(&self, me: &AuthUser, id: MessageId) -> Result<Message> {
+        let m = self.visible_message(me, id).await?;
+        Ok(self.present(m).await)
+    }
+
+    async fn visible_message(&self, me: &AuthUser, id: MessageId) -> Result<Message> {
         self.limits.check(Action::GetMessages, me.id).await?;
         match self.store.message(id).await? {
             Some(m) if m.sender_id == me.id || m.receiver_id == me.id => Ok(m),
@@ -544,7 +666,7 @@ impl ChatService {
         before: u32,
         after: u32,
     ) -> Result<MessageContext> {
-        let target = self.message(me, id).await?;
+        let target = self.visible_message(me, id).await?;
         let at = message_cursor(&target);
         let conv = target.conversation_id;
         let mut older = self
@@ -580,6 +702,7 @@ impl ChatService {
         data.extend(newer);
         let before_cursor = data.first().map(|m| message_cursor(m).encode());
         let after_cursor = data.last().map(|m| message_cursor(m).encode());
+        let data = self.present_all(data).await;
         Ok(MessageContext {
             target_id: id,
             data,
@@ -787,4 +910,34 @@ impl ChatService {
         };
         self.bus.publish(Delivery::to(vec![peer], event)).await;
     }
+}
+
+/// The message type of a set of uploads: 1..=10 images, or exactly one video or file.
+fn media_kind(uploads: &[Upload]) -> Result<MessageType> {
+    let Some(first) = uploads.first() else {
+        return Err(Error::Validation(
+            "attach at least one file (form field \"file\")".into(),
+        ));
+    };
+    let kind = first.detected.kind;
+    if kind == MessageType::Image {
+        if uploads
+            .iter()
+            .any(|u| u.detected.kind != MessageType::Image)
+        {
+            return Err(Error::Validation(
+                "images cannot be mixed with videos or files in one message".into(),
+            ));
+        }
+        if uploads.len() > MAX_IMAGES {
+            return Err(Error::Validation(format!(
+                "at most {MAX_IMAGES} images per message"
+            )));
+        }
+    } else if uploads.len() > 1 {
+        return Err(Error::Validation(
+            "a video or a file must be sent alone, one per message".into(),
+        ));
+    }
+    Ok(kind)
 }

@@ -5,6 +5,7 @@ pub mod blocks;
 pub mod conversations;
 pub mod extract;
 pub mod health;
+pub mod media;
 pub mod messages;
 pub mod push;
 
@@ -39,7 +40,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/conversations/{id}/messages",
-            get(messages::list).post(messages::send),
+            get(messages::list)
+                .post(messages::send)
+                // Multipart uploads stream far beyond the JSON limit; JSON sends keep
+                // their own 64 KiB limit inside the handler.
+                .layer(DefaultBodyLimit::max(crate::media::MAX_BODY)),
         )
         .route("/conversations/{id}/read", post(messages::mark_read))
         .route("/conversations/{id}/media", get(messages::media))
@@ -58,6 +63,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .nest("/chat", chat)
+        .route("/media/{key}", get(media::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
