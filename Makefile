@@ -3,6 +3,7 @@
 # Test services (override on the command line or in the environment).
 export CHAT_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 export CHAT_TEST_REDIS_URL ?= redis://127.0.0.1:6379
+export CHAT_TEST_S3_URL ?= http://127.0.0.1:5000
 
 CARGO ?= cargo
 

@@ -30,6 +30,24 @@ if ! redis_up; then
   [ "${CI:-}" = "true" ] && exit 1
 fi
 
+# A local S3 (moto's server mode) for the S3 media tests, on 127.0.0.1:5000.
+s3_up() { curl -s -o /dev/null "http://127.0.0.1:5000/" 2>/dev/null; }
+if ! s3_up; then
+  if ! command -v moto_server >/dev/null 2>&1; then
+    echo "installing moto (local S3 server for the tests)"
+    python3 -m pip install --quiet "moto[server]" || true
+  fi
+  if command -v moto_server >/dev/null 2>&1; then
+    echo "starting moto_server"
+    nohup moto_server -H 127.0.0.1 -p 5000 >/tmp/moto_server.log 2>&1 &
+    for _ in $(seq 1 50); do s3_up && break; sleep 0.2; done
+  fi
+fi
+if ! s3_up; then
+  echo "no S3 server on 127.0.0.1:5000 (needed for the S3 media tests)" >&2
+  [ "${CI:-}" = "true" ] && exit 1
+fi
+
 # Leftovers from interrupted test runs (every test database is named chat_t_<random>).
 if pg_up && command -v psql >/dev/null 2>&1; then
   psql "${CHAT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -Atqc \

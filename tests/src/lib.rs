@@ -34,6 +34,21 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
+/// Environment variable naming the local S3 endpoint (moto) for tests.
+pub const S3_ENV: &str = "CHAT_TEST_S3_URL";
+
+/// The S3 endpoint for tests, or `None` (test skipped) outside CI. Panics under CI when unset.
+pub fn s3_url() -> Option<String> {
+    match std::env::var(S3_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if ci() => panic!("{S3_ENV} must be set under CI: S3 tests are mandatory"),
+        _ => {
+            eprintln!("skipping: {S3_ENV} not set (run through `make test`)");
+            None
+        }
+    }
+}
+
 /// The Redis URL for tests, or `None` (test skipped) outside CI. Panics under CI when unset.
 pub fn redis_url() -> Option<String> {
     match std::env::var(REDIS_ENV) {
