@@ -327,7 +327,18 @@ async fn send_rejects_malformed_bodies(s: &TestServer) {
             .unwrap(),
     )
     .await;
-    r.expect_error(415, "unsupported_media_type");
+    // A multipart body without any file.
+    r.expect_error(400, "validation_failed");
+    let r = TestServer::reply(
+        send_raw(
+            "multipart/form-data; boundary=x",
+            b"garbage without parts".to_vec(),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    r.expect_error(400, "validation_failed");
     let huge = format!("{{\"content\": \"{}\"}}", "a".repeat(200_000));
     let r = TestServer::reply(
         send_raw("application/json", huge.into_bytes())
