@@ -220,10 +220,14 @@ struct Histograms {
     rest: BTreeMap<&'static str, Histogram<u64>>,
 }
 
+/// Microseconds since `since`, within the histograms' bounds.
+fn elapsed_us(since: Instant) -> u64 {
+    since.elapsed().as_micros().clamp(1, 600_000_000) as u64
+}
+
 fn record(h: &mut Option<Histogram<u64>>, since: Instant) {
-    let us = since.elapsed().as_micros().clamp(1, 600_000_000) as u64;
     h.get_or_insert_with(report::histogram)
-        .saturating_record(us);
+        .saturating_record(elapsed_us(since));
 }
 
 /// State shared by every task of a run.
@@ -985,9 +989,10 @@ async fn rest_loop(
                         shared.error("rest: block status body unreadable");
                     }
                     let mut h = shared.hists.lock().expect("hists lock");
-                    let hist = h.rest.entry(op.metric()).or_insert_with(report::histogram);
-                    let us = due.elapsed().as_micros().clamp(1, 600_000_000) as u64;
-                    hist.saturating_record(us);
+                    h.rest
+                        .entry(op.metric())
+                        .or_insert_with(report::histogram)
+                        .saturating_record(elapsed_us(due));
                 }
                 Ok((status, _)) => {
                     shared.error(format!("{}: HTTP {}", op.metric(), status.as_u16()))

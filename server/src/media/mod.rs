@@ -79,7 +79,6 @@ pub struct Upload {
 /// Objects stored for one message, so a failed send can take them back.
 #[derive(Debug, Default)]
 pub struct Stored {
-    pub kind: Option<MessageType>,
     pub items: Vec<MediaItem>,
     pub keys: Vec<String>,
 }
@@ -169,15 +168,29 @@ impl Media {
         &self.storage
     }
 
+    /// A fresh spool path (removed when the guard drops).
+    fn new_spool(&self, suffix: &str) -> SpoolFile {
+        SpoolFile {
+            path: self
+                .spool
+                .join(format!("{}.{suffix}", uuid::Uuid::new_v4().simple())),
+        }
+    }
+
+    /// `bytes` written to a fresh spool file.
+    async fn spool_bytes(&self, suffix: &str, bytes: &[u8]) -> Result<SpoolFile, Error> {
+        let spool = self.new_spool(suffix);
+        tokio::fs::write(&spool.path, bytes)
+            .await
+            .map_err(|e| Error::Internal(format!("spool: {e}")))?;
+        Ok(spool)
+    }
+
     /// Stream one multipart file field to a spool file, typing it from its first bytes and
     /// refusing it (413) the moment it passes its type's limit.
     pub async fn receive(&self, mut field: Field<'_>) -> Result<Upload, Error> {
         let name = field.file_name().and_then(clean_name);
-        let spool = SpoolFile {
-            path: self
-                .spool
-                .join(format!("{}.up", uuid::Uuid::new_v4().simple())),
-        };
+        let spool = self.new_spool("up");
         let mut file = tokio::fs::File::create(&spool.path)
             .await
             .map_err(|e| Error::Internal(format!("spool: {e}")))?;
@@ -238,7 +251,6 @@ impl Media {
 
     async fn store_one(&self, upload: Upload, stored: &mut Stored) -> Result<(), Error> {
         let d = upload.detected;
-        stored.kind = Some(d.kind);
         let key = storage::new_key(d.ext);
         let mut item = MediaItem {
             kind: d.kind,
@@ -268,14 +280,7 @@ impl Media {
                 item.width = Some(img.width);
                 item.height = Some(img.height);
                 if let Some(bytes) = img.cleaned {
-                    let spool = SpoolFile {
-                        path: self
-                            .spool
-                            .join(format!("{}.clean", uuid::Uuid::new_v4().simple())),
-                    };
-                    tokio::fs::write(&spool.path, &bytes)
-                        .await
-                        .map_err(|e| Error::Internal(format!("spool: {e}")))?;
+                    let spool = self.spool_bytes("clean", &bytes).await?;
                     item.size = bytes.len() as u64;
                     body_path = spool.path.clone();
                     cleaned_spool = Some(spool);
@@ -300,14 +305,7 @@ impl Media {
         stored.keys.push(key.clone());
         if let Some((bytes, ext)) = thumbnail {
             let tkey = storage::thumbnail_key(&key, ext);
-            let spool = SpoolFile {
-                path: self
-                    .spool
-                    .join(format!("{}.thumb", uuid::Uuid::new_v4().simple())),
-            };
-            tokio::fs::write(&spool.path, &bytes)
-                .await
-                .map_err(|e| Error::Internal(format!("spool: {e}")))?;
+            let spool = self.spool_bytes("thumb", &bytes).await?;
             let mime = if ext == "png" {
                 "image/png"
             } else {
