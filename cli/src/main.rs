@@ -1,20 +1,26 @@
 //! `chatctl`: the operators' tool. Same configuration as chatd (flags and `CHAT_*`
 //! environment variables), same storage code (the chat-server library), never its own SQL.
 
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
-use chat_protocol::{units as parse, UserId};
+use chat_protocol::{units as parse, ConversationId, UserId};
+use chat_server::admin::{self, PurgeReport, Purger, Verdict};
 use chat_server::auth::JwtKeys;
 use chat_server::domain::types::{now, Username};
+use chat_server::media::{self, storage::DynStorage};
 use chat_server::ratelimit::Action;
-use chat_server::store::{self, DynStore, RateLimitSetting};
+use chat_server::store::{self, DynStore, PurgeCount, PurgeScope, RateLimitSetting};
 use chat_server::CommonConfig;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "chatctl",
     version,
-    about = "Operate a chatd deployment: migrations, users, tokens, rate limits"
+    about = "Operate a chatd deployment: migrations, users, tokens, rate limits, purges, stats"
 )]
 struct Cli {
     #[command(flatten)]
@@ -44,6 +50,66 @@ enum Command {
     Ratelimit {
         #[command(subcommand)]
         action: RatelimitAction,
+    },
+    /// Delete data: old messages, a user, a conversation, orphaned media. Safe on a live
+    /// server (small batches); `--dry-run` first shows what would go.
+    Purge {
+        #[command(flatten)]
+        opts: PurgeOpts,
+        #[command(subcommand)]
+        what: PurgeWhat,
+    },
+    /// Counts: users, conversations, messages by type, media, online users, last hour.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// chatd to ask for online users when Redis is not configured (embedded mode).
+        #[arg(long, env = "CHAT_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
+    /// Check database, migrations, Redis, media storage and JWT configuration.
+    Doctor,
+}
+
+#[derive(Debug, clap::Args)]
+struct PurgeOpts {
+    /// Show what would be removed and change nothing.
+    #[arg(long, global = true)]
+    dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y', global = true)]
+    yes: bool,
+    /// Messages per transaction.
+    #[arg(long, global = true, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum PurgeWhat {
+    /// Retention: delete messages older than a duration, with their media.
+    Messages {
+        /// e.g. `365d`, `90d`, `12h`.
+        #[arg(long, allow_hyphen_values = true)]
+        older_than: String,
+        /// Only in this conversation.
+        #[arg(long)]
+        conversation: Option<String>,
+    },
+    /// Erase a user: their messages and media, blocks, push subscriptions; the account
+    /// becomes a tombstone (`deleted-…`) whose tokens are refused. The other side keeps
+    /// the conversation and their own messages.
+    User { username: String },
+    /// Delete a conversation with all its messages and media.
+    Conversation { id: String },
+    /// Delete media objects that no message references.
+    Media {
+        /// Required: the only media purge there is (say it explicitly).
+        #[arg(long, required = true)]
+        orphaned: bool,
+        /// Leave objects younger than this (an upload may be about to get its message).
+        #[arg(long, default_value = "1h", allow_hyphen_values = true)]
+        min_age: String,
     },
 }
 
@@ -195,6 +261,9 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Purge { opts, what } => purge(&cli.common, &opts, what).await?,
+        Command::Stats { json, server } => stats(&cli.common, json, &server).await?,
+        Command::Doctor => doctor(&cli.common).await?,
         Command::Ratelimit { action } => {
             let store = open(&cli.common).await?;
             match action {
@@ -244,4 +313,302 @@ fn action_names() -> String {
         .map(|a| a.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn conversation_id(raw: &str) -> Result<ConversationId> {
+    uuid::Uuid::parse_str(raw.trim())
+        .map(ConversationId)
+        .map_err(|_| anyhow::anyhow!("{raw:?} is not a conversation id (a UUID)"))
+}
+
+fn open_storage(common: &CommonConfig) -> Result<DynStorage> {
+    // Purges never make URLs, so the URL-signing key does not matter here.
+    let (storage, _) = media::open_storage(common, b"chatctl")?;
+    Ok(storage)
+}
+
+/// Ask on the terminal; without one, only `--yes` may delete.
+fn confirm(opts: &PurgeOpts, question: &str) -> Result<()> {
+    if opts.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to delete without confirmation (stdin is not a terminal); pass --yes");
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+        bail!("nothing deleted");
+    }
+    Ok(())
+}
+
+fn progress(total: u64, what: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what);
+    bar
+}
+
+fn describe(c: &PurgeCount) -> String {
+    format!(
+        "{} messages and {} media objects ({})",
+        c.messages,
+        c.media_objects,
+        human_bytes(c.media_bytes)
+    )
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn summary(r: &PurgeReport) {
+    println!(
+        "deleted {} messages, {} media objects, {} conversations, {} blocks, {} push subscriptions",
+        r.messages, r.media_objects_deleted, r.conversations, r.blocks, r.push_subscriptions
+    );
+    if r.media_objects_failed > 0 {
+        println!(
+            "{} media objects could not be deleted; `chatctl purge media --orphaned` retries them",
+            r.media_objects_failed
+        );
+    }
+}
+
+async fn purge(common: &CommonConfig, opts: &PurgeOpts, what: PurgeWhat) -> Result<()> {
+    let store = open(common).await?;
+    let mut purger = Purger::new(store.clone(), open_storage(common)?);
+    purger.batch = opts.batch_size;
+    let (scope, headline) = match &what {
+        PurgeWhat::Messages {
+            older_than,
+            conversation,
+        } => {
+            let age = parse::duration(older_than)?;
+            let age = chrono::Duration::from_std(age).context("duration too large")?;
+            let conversation = match conversation {
+                Some(raw) => {
+                    let id = conversation_id(raw)?;
+                    if store.conversation(id).await?.is_none() {
+                        bail!("no conversation {id}");
+                    }
+                    Some(id)
+                }
+                None => None,
+            };
+            let before = now() - age;
+            let place = conversation.map_or(String::new(), |c| format!(" in conversation {c}"));
+            (
+                PurgeScope::OlderThan {
+                    before,
+                    conversation,
+                },
+                format!(
+                    "messages older than {older_than} (before {}){place}",
+                    before.to_rfc3339()
+                ),
+            )
+        }
+        PurgeWhat::User { username } => {
+            let name = Username::parse(username).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let Some(u) = store.user_by_username(name.as_str()).await? else {
+                bail!("no user named {name}");
+            };
+            (
+                PurgeScope::SentBy(u.id),
+                format!(
+                    "user {name} ({}): the account becomes a tombstone; their blocks and push \
+                     subscriptions go too; messages",
+                    u.id
+                ),
+            )
+        }
+        PurgeWhat::Conversation { id } => {
+            let id = conversation_id(id)?;
+            if store.conversation(id).await?.is_none() {
+                bail!("no conversation {id}");
+            }
+            (
+                PurgeScope::Conversation(id),
+                format!("conversation {id} and its"),
+            )
+        }
+        PurgeWhat::Media {
+            orphaned: _,
+            min_age,
+        } => {
+            return purge_orphans(&store, common, opts, min_age).await;
+        }
+    };
+    let count = store.purge_count(scope).await?;
+    println!("{headline}: {}", describe(&count));
+    if opts.dry_run {
+        println!("dry run: nothing deleted");
+        return Ok(());
+    }
+    confirm(opts, &format!("Delete {}?", describe(&count)))?;
+    let bar = progress(count.messages, "messages");
+    let mut tick = |n: u64| bar.inc(n);
+    let report = match scope {
+        PurgeScope::SentBy(id) => purger.user(id, &mut tick).await?,
+        PurgeScope::Conversation(id) => purger
+            .conversation(id, &mut tick)
+            .await?
+            .with_context(|| format!("conversation {id} disappeared"))?,
+        PurgeScope::OlderThan { .. } => purger.messages(scope, &mut tick).await?,
+    };
+    bar.finish_and_clear();
+    summary(&report);
+    Ok(())
+}
+
+async fn purge_orphans(
+    store: &DynStore,
+    common: &CommonConfig,
+    opts: &PurgeOpts,
+    min_age: &str,
+) -> Result<()> {
+    let min_age = parse::duration(min_age)?;
+    let storage = open_storage(common)?;
+    let orphans = admin::orphaned_media(store, &storage, min_age, now()).await?;
+    let bytes: u64 = orphans.iter().map(|o| o.size).sum();
+    println!(
+        "{} orphaned media objects ({}) in the {} store, older than {}s",
+        orphans.len(),
+        human_bytes(bytes),
+        storage.kind(),
+        min_age.as_secs()
+    );
+    if opts.dry_run {
+        for o in &orphans {
+            println!("  {}  {}", o.key, human_bytes(o.size));
+        }
+        println!("dry run: nothing deleted");
+        return Ok(());
+    }
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    confirm(opts, &format!("Delete {} objects?", orphans.len()))?;
+    let bar = progress(orphans.len() as u64, "objects");
+    let (mut deleted, mut failed) = (0u64, 0u64);
+    for o in &orphans {
+        match storage.delete(&o.key).await {
+            Ok(()) => deleted += 1,
+            Err(e) => {
+                failed += 1;
+                bar.println(format!("could not delete {}: {e}", o.key));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "deleted {deleted} orphaned media objects ({})",
+        human_bytes(bytes)
+    );
+    if failed > 0 {
+        bail!("{failed} objects could not be deleted");
+    }
+    Ok(())
+}
+
+async fn stats(common: &CommonConfig, json: bool, server: &str) -> Result<()> {
+    let store = open(common).await?;
+    let s = store.stats(now()).await?;
+    let (online, source) = match common.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => match admin::online_users_redis(url, &common.redis_prefix).await {
+            Ok(n) => (Some(n), "redis".to_string()),
+            Err(e) => (None, format!("redis unavailable: {e}")),
+        },
+        None => match online_from_server(server).await {
+            Ok(n) => (Some(n), format!("chatd at {server}")),
+            Err(e) => (None, format!("chatd at {server} unavailable: {e:#}")),
+        },
+    };
+    if json {
+        let mut v = serde_json::to_value(&s)?;
+        v["online_users"] = serde_json::json!(online);
+        v["online_source"] = serde_json::json!(source);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let total: u64 = s.messages_by_type.values().sum();
+    println!(
+        "users               {} (+{} erased)",
+        s.users, s.erased_users
+    );
+    println!("conversations       {}", s.conversations);
+    println!("messages            {total}");
+    for (kind, n) in &s.messages_by_type {
+        println!("  {kind:17} {n}");
+    }
+    println!("messages last hour  {}", s.messages_last_hour);
+    println!(
+        "media               {} objects, {}",
+        s.media_objects,
+        human_bytes(s.media_bytes)
+    );
+    match online {
+        Some(n) => println!("online now          {n} ({source})"),
+        None => println!("online now          unknown ({source})"),
+    }
+    Ok(())
+}
+
+/// Embedded mode keeps presence in chatd's memory: read its `/metrics`.
+async fn online_from_server(server: &str) -> Result<u64> {
+    let url = format!("{}/metrics", server.trim_end_matches('/'));
+    let body = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("chat_ws_users "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no chat_ws_users in /metrics")
+}
+
+async fn doctor(common: &CommonConfig) -> Result<()> {
+    let checks = admin::doctor(common).await;
+    let mut failed = 0;
+    for c in &checks {
+        let mark = match c.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => {
+                failed += 1;
+                "FAIL"
+            }
+        };
+        println!("{mark}  {:11} {}", c.name, c.detail);
+    }
+    if failed > 0 {
+        bail!("{failed} of {} checks failed", checks.len());
+    }
+    println!("all checks passed");
+    Ok(())
 }

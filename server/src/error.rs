@@ -124,6 +124,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Error::NotFound("resource"),
+            StoreError::Erased => Error::Unauthorized("this account has been erased".into()),
             StoreError::Conflict(msg) => Error::Conflict(msg),
             StoreError::Unavailable(msg) => Error::Unavailable(msg),
             StoreError::Other(msg) => Error::Internal(msg),

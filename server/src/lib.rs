@@ -3,6 +3,7 @@
 //! `main.rs` only parses configuration and calls [`serve`]; tests and `chatctl` use the
 //! same pieces (the store, the JWT keys) so they can never disagree with the server.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bus;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use chat_e2e::{sqlite_url, temp_dir, TestDatabase};
-use chat_protocol::rest::{Message, MessageType, PushKind};
+use chat_protocol::rest::{MediaItem, Message, MessageType, PushKind};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chat_server::domain::types::{now, Cursor};
 use chat_server::store::{
-    self, Conversation, DynStore, InsertOutcome, MessageQuery, NewMessage, RateLimitSetting,
-    StoreError,
+    self, Conversation, DynStore, InsertOutcome, MessageQuery, NewMessage, PurgeCount, PurgeScope,
+    RateLimitSetting, StoreError,
 };
 use chrono::{DateTime, Duration, Utc};
 
@@ -100,6 +100,12 @@ conformance!(
     concurrent_sends_and_reads_keep_counts_exact,
     contacts_are_conversation_partners_without_blocks,
     push_subscriptions_are_per_user_and_deduplicated,
+    retention_purge_goes_in_batches_and_recounts,
+    purging_every_message_resets_last_message_and_activity,
+    erasing_a_user_keeps_the_other_side_whole,
+    deleting_a_conversation_returns_its_media,
+    media_pages_visit_every_media_message,
+    stats_count_what_is_stored,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------
@@ -788,4 +794,284 @@ async fn push_subscriptions_are_per_user_and_deduplicated(store: DynStore) {
     assert!(store.delete_push_subscription(a, s1.id).await.unwrap());
     assert_eq!(store.push_subscriptions(a).await.unwrap().len(), 1);
     assert_eq!(store.push_subscriptions(b).await.unwrap().len(), 1);
+}
+
+// ---- operations (chatctl) ------------------------------------------------------------------
+
+/// An image message whose object key (and thumbnail key) derive from `tag`.
+fn image(conv: ConversationId, from: UserId, to: UserId, tag: &str, at: DateTime<Utc>) -> Message {
+    let mut m = text(conv, from, to, "", at);
+    m.kind = MessageType::Image;
+    m.content = None;
+    m.media = vec![MediaItem {
+        kind: MessageType::Image,
+        url: format!("{tag}.png"),
+        thumbnail_url: Some(format!("{tag}_t.jpg")),
+        mime: "image/png".into(),
+        size: 1000,
+        width: Some(10),
+        height: Some(10),
+        duration_ms: None,
+        name: Some("p.png".into()),
+    }];
+    m
+}
+
+async fn drain(store: &DynStore, scope: PurgeScope, batch: u32) -> (u64, Vec<String>, usize) {
+    let (mut n, mut keys, mut rounds) = (0, Vec::new(), 0);
+    loop {
+        let b = store.purge_messages(scope, batch).await.expect("purge");
+        if b.messages == 0 {
+            return (n, keys, rounds);
+        }
+        assert!(
+            b.messages <= u64::from(batch),
+            "a batch never exceeds its limit"
+        );
+        n += b.messages;
+        keys.extend(store::media_keys(&b.media).map(str::to_string));
+        rounds += 1;
+    }
+}
+
+async fn retention_purge_goes_in_batches_and_recounts(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let c = user(&store, "c").await;
+    let ab = conversation(&store, a, b).await;
+    let ac = conversation(&store, a, c).await;
+    let old = now() - Duration::days(10);
+    for i in 0..5 {
+        let at = old + Duration::seconds(i);
+        send(&store, text(ab.id, a, b, &format!("old{i}"), at)).await;
+    }
+    send(&store, image(ab.id, b, a, "aa", old + Duration::seconds(6))).await;
+    send(&store, image(ab.id, b, a, "bb", old + Duration::seconds(7))).await;
+    send(&store, text(ac.id, a, c, "old in ac", old)).await;
+    let mut fresh = Vec::new();
+    for i in 0..3 {
+        let at = now() - Duration::seconds(3 - i);
+        fresh.push(send(&store, text(ab.id, a, b, &format!("new{i}"), at)).await);
+    }
+    let cutoff = now() - Duration::days(1);
+    let only_ab = PurgeScope::OlderThan {
+        before: cutoff,
+        conversation: Some(ab.id),
+    };
+    assert_eq!(
+        store.purge_count(only_ab).await.unwrap(),
+        PurgeCount {
+            messages: 7,
+            media_objects: 4,
+            media_bytes: 2000
+        }
+    );
+    let (n, mut keys, rounds) = drain(&store, only_ab, 3).await;
+    assert_eq!((n, rounds), (7, 3), "7 messages in batches of 3");
+    keys.sort();
+    assert_eq!(keys, vec!["aa.png", "aa_t.jpg", "bb.png", "bb_t.jpg"]);
+    assert_eq!(store.purge_count(only_ab).await.unwrap().messages, 0);
+
+    let left = store
+        .list_messages(
+            ab.id,
+            &MessageQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 3, "only the fresh messages stay");
+    let conv = store.conversation(ab.id).await.unwrap().unwrap();
+    assert_eq!(conv.last_message_id, Some(fresh[2].id));
+    assert_eq!(
+        conv.unread_for(b),
+        3,
+        "b still has the fresh messages unread"
+    );
+    assert_eq!(
+        conv.unread_for(a),
+        0,
+        "b's images to a are gone, so is a's unread"
+    );
+    assert_eq!(store.unread_counts(a).await.unwrap(), vec![]);
+    // The other conversation was out of scope.
+    assert_eq!(
+        store
+            .conversation(ac.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unread_for(c),
+        1
+    );
+
+    // Without a conversation, the retention purge reaches it too.
+    let everywhere = PurgeScope::OlderThan {
+        before: cutoff,
+        conversation: None,
+    };
+    assert_eq!(drain(&store, everywhere, 100).await.0, 1);
+    assert_eq!(
+        store
+            .conversation(ac.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unread_for(c),
+        0
+    );
+}
+
+async fn purging_every_message_resets_last_message_and_activity(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    send_many(&store, &conv, a, 4).await;
+    let (n, _, _) = drain(&store, PurgeScope::Conversation(conv.id), 500).await;
+    assert_eq!(n, 4);
+    let after = store.conversation(conv.id).await.unwrap().unwrap();
+    assert_eq!(after.last_message_id, None);
+    assert_eq!(after.last_message_at, None);
+    assert_eq!(after.activity_at, after.created_at);
+    assert_eq!((after.user1_unread, after.user2_unread), (0, 0));
+    // The list shows it without a last message, and nothing breaks.
+    let list = store.list_conversations(a, None, 10).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].last_message, None);
+}
+
+async fn erasing_a_user_keeps_the_other_side_whole(store: DynStore) {
+    let a = user(&store, "alice").await;
+    let b = user(&store, "bob").await;
+    let c = user(&store, "carol").await;
+    let ab = conversation(&store, a, b).await;
+    conversation(&store, a, c).await;
+    send_many(&store, &ab, a, 3).await;
+    let from_b = send_many(&store, &ab, b, 2).await;
+    store.block(a, c, now()).await.unwrap();
+    store.block(c, a, now()).await.unwrap();
+    store
+        .add_push_subscription(a, PushKind::Fcm, "device-a", None, now())
+        .await
+        .unwrap();
+
+    assert_eq!(drain(&store, PurgeScope::SentBy(a), 2).await.0, 3);
+    let erased = store.erase_user(a, now()).await.unwrap();
+    assert_eq!(erased.blocks, 2);
+    assert_eq!(erased.push_subscriptions, 1);
+    assert_eq!(erased.conversations, 0, "bob and carol are still here");
+
+    let tomb = store.user_by_id(a).await.unwrap().unwrap();
+    assert!(tomb.username.starts_with("deleted-"), "{}", tomb.username);
+    assert_eq!(store.user_by_username("alice").await.unwrap(), None);
+    assert!(matches!(
+        store.upsert_user(a, "alice", now()).await,
+        Err(StoreError::Erased)
+    ));
+    // The tombstone sends nothing more (a session that outlived the erasure).
+    let late = store
+        .insert_message(&NewMessage {
+            message: text(ab.id, a, b, "still here?", now()),
+            links: vec![],
+        })
+        .await;
+    assert!(matches!(late, Err(StoreError::Erased)), "{late:?}");
+    // The name is free for someone else.
+    user(&store, "alice").await;
+    assert_eq!(store.block_status(a, c).await.unwrap(), (false, false));
+    assert!(store.push_subscriptions(a).await.unwrap().is_empty());
+
+    // Bob keeps the conversation and his own messages; counts match what is left.
+    let conv = store.conversation(ab.id).await.unwrap().unwrap();
+    assert_eq!(conv.unread_for(b), 0, "alice's messages to bob are gone");
+    assert_eq!(conv.unread_for(a), 2);
+    assert_eq!(conv.last_message_id, Some(from_b[1].id));
+    let left = store
+        .list_messages(
+            ab.id,
+            &MessageQuery {
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(left.iter().all(|m| m.sender_id == b) && left.len() == 2);
+
+    // Once both sides are erased, the conversation goes.
+    drain(&store, PurgeScope::SentBy(b), 100).await;
+    let erased_b = store.erase_user(b, now()).await.unwrap();
+    assert_eq!(erased_b.conversations, 1);
+    assert_eq!(store.conversation(ab.id).await.unwrap(), None);
+    assert!(matches!(
+        store.erase_user(UserId::new(), now()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn deleting_a_conversation_returns_its_media(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    send(&store, image(conv.id, a, b, "k1", now())).await;
+    send(&store, text(conv.id, b, a, "hi", now())).await;
+    let batch = store.delete_conversation(conv.id).await.unwrap().unwrap();
+    assert_eq!(batch.messages, 2);
+    let keys: Vec<&str> = store::media_keys(&batch.media).collect();
+    assert_eq!(keys, vec!["k1.png", "k1_t.jpg"]);
+    assert_eq!(store.conversation(conv.id).await.unwrap(), None);
+    assert_eq!(store.delete_conversation(conv.id).await.unwrap(), None);
+    assert!(store
+        .list_conversations(a, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn media_pages_visit_every_media_message(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    for i in 0..5 {
+        send(&store, image(conv.id, a, b, &format!("m{i}"), now())).await;
+        send(&store, text(conv.id, a, b, "t", now())).await;
+    }
+    let (mut after, mut keys, mut pages) = (None, Vec::new(), 0);
+    loop {
+        let (media, next) = store.media_page(after, 2).await.unwrap();
+        keys.extend(media.iter().map(|m| m.url.clone()));
+        pages += 1;
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+        assert!(pages < 10, "paging terminates");
+    }
+    keys.sort();
+    assert_eq!(keys, vec!["m0.png", "m1.png", "m2.png", "m3.png", "m4.png"]);
+}
+
+async fn stats_count_what_is_stored(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    send_many(&store, &conv, a, 3).await;
+    send(&store, image(conv.id, b, a, "s1", now())).await;
+    send(
+        &store,
+        text(conv.id, b, a, "ancient", now() - Duration::days(2)),
+    )
+    .await;
+    store.erase_user(b, now()).await.unwrap();
+    let s = store.stats(now()).await.unwrap();
+    assert_eq!((s.users, s.erased_users, s.conversations), (1, 1, 1));
+    assert_eq!(s.messages_by_type.get("text"), Some(&4));
+    assert_eq!(s.messages_by_type.get("image"), Some(&1));
+    assert_eq!((s.media_objects, s.media_bytes), (2, 1000));
+    assert_eq!(
+        s.messages_last_hour, 4,
+        "send_many is a minute old; one is two days old"
+    );
 }

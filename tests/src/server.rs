@@ -287,6 +287,38 @@ impl TestServer {
         r.expect(201).clone()
     }
 
+    /// Send a multipart media message: `files` are (file name, declared type, bytes),
+    /// `fields` extra form fields (`content`, `temp_id`, …).
+    pub async fn upload(
+        &self,
+        user: &TestUser,
+        conv: &str,
+        files: Vec<(&str, &str, Vec<u8>)>,
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        use reqwest::multipart::{Form, Part};
+        let mut form = Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        for (name, declared, bytes) in files {
+            let part = Part::bytes(bytes)
+                .file_name(name.to_string())
+                .mime_str(declared)
+                .expect("a valid content type");
+            form = form.part("file", part);
+        }
+        let resp = self
+            .http
+            .post(self.url(&format!("/chat/conversations/{conv}/messages")))
+            .bearer_auth(&user.token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        Self::reply(resp).await
+    }
+
     /// SIGTERM, wait for a clean exit, drop the test database. Returns the exit status.
     pub async fn stop(mut self) -> Option<std::process::ExitStatus> {
         let status = terminate(&mut self.child).await;

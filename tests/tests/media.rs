@@ -5,41 +5,12 @@
 use std::path::Path;
 
 use chat_e2e::files;
-use chat_e2e::server::{Backend, Reply, TestServer, TestUser};
+use chat_e2e::server::{Backend, TestServer, TestUser};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
 /// (file name, declared content type, bytes)
 type FilePart = (&'static str, &'static str, Vec<u8>);
-
-async fn upload(
-    s: &TestServer,
-    user: &TestUser,
-    conv: &str,
-    files: Vec<FilePart>,
-    fields: &[(&str, &str)],
-) -> Reply {
-    let mut form = Form::new();
-    for (k, v) in fields {
-        form = form.text(k.to_string(), v.to_string());
-    }
-    for (name, declared, bytes) in files {
-        let part = Part::bytes(bytes)
-            .file_name(name.to_string())
-            .mime_str(declared)
-            .unwrap();
-        form = form.part("file", part);
-    }
-    let resp = s
-        .http
-        .post(s.url(&format!("/chat/conversations/{conv}/messages")))
-        .bearer_auth(&user.token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
-    TestServer::reply(resp).await
-}
 
 async fn fetch(s: &TestServer, url: &str) -> reqwest::Response {
     let full = if url.starts_with('/') {
@@ -79,22 +50,22 @@ async fn images_videos_and_files(backend: Backend) {
         return;
     };
     // Several images with a caption and a temp_id; declared types are ignored.
-    let r = upload(
-        &s,
-        &alice,
-        &conv,
-        vec![
-            ("a.png", "application/octet-stream", files::png(640, 480)),
-            ("b.gif", "image/png", files::gif(30, 20)),
-            ("c.webp", "image/webp", files::webp(50, 40)),
-            ("d.png", "image/png", files::png_with_alpha(100, 10)),
-        ],
-        &[
-            ("content", "holiday https://example.com/album"),
-            ("temp_id", "m1"),
-        ],
-    )
-    .await;
+    let r = s
+        .upload(
+            &alice,
+            &conv,
+            vec![
+                ("a.png", "application/octet-stream", files::png(640, 480)),
+                ("b.gif", "image/png", files::gif(30, 20)),
+                ("c.webp", "image/webp", files::webp(50, 40)),
+                ("d.png", "image/png", files::png_with_alpha(100, 10)),
+            ],
+            &[
+                ("content", "holiday https://example.com/album"),
+                ("temp_id", "m1"),
+            ],
+        )
+        .await;
     let m = r.expect(201).clone();
     assert_eq!(m["type"], "image");
     assert_eq!(m["content"], "holiday https://example.com/album");
@@ -120,14 +91,14 @@ async fn images_videos_and_files(backend: Backend) {
     // Idempotent: the same temp_id returns the stored message and stores nothing new.
     let objects = s.data_dir.join("media/objects");
     let before = count_files(&objects);
-    let again = upload(
-        &s,
-        &alice,
-        &conv,
-        vec![("a.png", "image/png", files::png(10, 10))],
-        &[("temp_id", "m1")],
-    )
-    .await;
+    let again = s
+        .upload(
+            &alice,
+            &conv,
+            vec![("a.png", "image/png", files::png(10, 10))],
+            &[("temp_id", "m1")],
+        )
+        .await;
     assert_eq!(again.expect(200)["id"], m["id"]);
     assert_eq!(count_files(&objects), before);
 
@@ -174,14 +145,14 @@ async fn images_videos_and_files(backend: Backend) {
     );
 
     // A video: metadata from the container; the message sends without ffmpeg.
-    let r = upload(
-        &s,
-        &bob,
-        &conv,
-        vec![("clip.mp4", "video/mp4", files::mp4(1000))],
-        &[],
-    )
-    .await;
+    let r = s
+        .upload(
+            &bob,
+            &conv,
+            vec![("clip.mp4", "video/mp4", files::mp4(1000))],
+            &[],
+        )
+        .await;
     let v = r.expect(201).clone();
     assert_eq!(v["type"], "video");
     let item = &v["media"][0];
@@ -217,14 +188,14 @@ async fn images_videos_and_files(backend: Backend) {
             "text/plain",
         ),
     ] {
-        let r = upload(
-            &s,
-            &alice,
-            &conv,
-            vec![(name, "application/octet-stream", bytes.clone())],
-            &[],
-        )
-        .await;
+        let r = s
+            .upload(
+                &alice,
+                &conv,
+                vec![(name, "application/octet-stream", bytes.clone())],
+                &[],
+            )
+            .await;
         let f = r.expect(201).clone();
         assert_eq!(f["type"], "file", "{name}");
         assert_eq!(f["media"][0]["mime"], mime, "{name}");
@@ -291,14 +262,14 @@ async fn exif_orientation_applied_and_gps_stripped() {
     assert!(original
         .windows(files::GPS_MARKER.len())
         .any(|w| w == files::GPS_MARKER));
-    let r = upload(
-        &s,
-        &alice,
-        &conv,
-        vec![("gps.jpg", "image/jpeg", original)],
-        &[],
-    )
-    .await;
+    let r = s
+        .upload(
+            &alice,
+            &conv,
+            vec![("gps.jpg", "image/jpeg", original)],
+            &[],
+        )
+        .await;
     let m = r.expect(201).clone();
     let item = &m["media"][0];
     // Orientation 6 (rotate 90°): 40×20 becomes 20×40.
@@ -413,20 +384,20 @@ async fn hostile_uploads_are_refused_and_leave_nothing() {
         ("no file", vec![], 400, "validation_failed"),
     ];
     for (what, parts, status, code) in cases {
-        let r = upload(&s, &alice, &conv, parts, &[("content", "x")]).await;
+        let r = s.upload(&alice, &conv, parts, &[("content", "x")]).await;
         assert_eq!(r.status.as_u16(), status, "{what}: {}", r.body);
         assert_eq!(r.body["error"]["code"], code, "{what}");
     }
     // Someone else's conversation: 404; a blocked sender: 403; nothing read or stored.
     let carol = s.registered_user("carol").await;
-    let r = upload(
-        &s,
-        &carol,
-        &conv,
-        vec![("a.png", "image/png", files::png(8, 8))],
-        &[],
-    )
-    .await;
+    let r = s
+        .upload(
+            &carol,
+            &conv,
+            vec![("a.png", "image/png", files::png(8, 8))],
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 404);
     s.post(
         &bob,
@@ -435,14 +406,14 @@ async fn hostile_uploads_are_refused_and_leave_nothing() {
     )
     .await
     .expect(201);
-    let r = upload(
-        &s,
-        &alice,
-        &conv,
-        vec![("a.png", "image/png", files::png(8, 8))],
-        &[],
-    )
-    .await;
+    let r = s
+        .upload(
+            &alice,
+            &conv,
+            vec![("a.png", "image/png", files::png(8, 8))],
+            &[],
+        )
+        .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.body["error"]["code"], "blocked");
 
@@ -524,14 +495,14 @@ async fn expired_links_are_refused() {
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
-    let m = upload(
-        &s,
-        &alice,
-        &conv,
-        vec![("a.png", "image/png", files::png(8, 8))],
-        &[],
-    )
-    .await;
+    let m = s
+        .upload(
+            &alice,
+            &conv,
+            vec![("a.png", "image/png", files::png(8, 8))],
+            &[],
+        )
+        .await;
     let url = m.expect(201)["media"][0]["url"]
         .as_str()
         .unwrap()

@@ -10,27 +10,13 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use base64::Engine;
 use chat_e2e::files;
 use chat_e2e::server::{Backend, Reply, TestServer, TestUser};
-use reqwest::multipart::{Form, Part};
 use sha2::Digest;
 
 async fn upload_png(s: &TestServer, user: &TestUser, conv: &str, n: usize) -> Reply {
-    let mut form = Form::new();
-    for _ in 0..n {
-        let part = Part::bytes(files::png(400, 100))
-            .file_name("p.png")
-            .mime_str("image/png")
-            .unwrap();
-        form = form.part("file", part);
-    }
-    let resp = s
-        .http
-        .post(s.url(&format!("/chat/conversations/{conv}/messages")))
-        .bearer_auth(&user.token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    TestServer::reply(resp).await
+    let parts = (0..n)
+        .map(|_| ("p.png", "image/png", files::png(400, 100)))
+        .collect();
+    s.upload(user, conv, parts, &[]).await
 }
 
 async fn s3_keys(http: &reqwest::Client, endpoint: &str, bucket: &str) -> Vec<String> {
@@ -108,6 +94,42 @@ async fn s3_store_puts_objects_and_presigns_urls() {
     let r = upload_png(&s, &alice, &conv, 11).await;
     assert_eq!(r.status, 400);
     assert_eq!(s3_keys(&http, &endpoint, &bucket).await.len(), 2);
+
+    // chatctl lists the bucket and removes only what no message references.
+    let orphan = format!("media/{}.png", "c".repeat(32));
+    let r = http
+        .put(format!("{endpoint}/{bucket}/{orphan}"))
+        .body("orphan")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let chatctl = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(chat_e2e::server::binary("chatctl"));
+        cmd.env_clear()
+            .envs(env)
+            .env("CHAT_DATA_DIR", &s.data_dir)
+            .env("CHAT_DATABASE_URL", &s.database_url)
+            .args(["purge", "media", "--orphaned", "--min-age", "1s"])
+            .args(extra);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = chatctl(&["--dry-run"]);
+    assert!(
+        dry.starts_with("1 orphaned media objects") && dry.contains("in the s3 store"),
+        "{dry}"
+    );
+    chatctl(&["--yes"]);
+    let keys = s3_keys(&http, &endpoint, &bucket).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(!keys.contains(&orphan));
     s.stop().await;
 }
 

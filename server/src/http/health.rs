@@ -114,5 +114,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     out.push_str("# HELP chat_ws_sockets Live WebSocket sessions on this instance.\n");
     out.push_str("# TYPE chat_ws_sockets gauge\n");
     out.push_str(&format!("chat_ws_sockets {}\n", state.hub.sessions()));
+    out.push_str("# HELP chat_ws_users Users with at least one live socket on this instance.\n");
+    out.push_str("# TYPE chat_ws_users gauge\n");
+    out.push_str(&format!("chat_ws_users {}\n", state.hub.users()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

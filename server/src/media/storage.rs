@@ -31,8 +31,18 @@ pub trait ObjectStorage: Send + Sync {
     async fn delete(&self, key: &str) -> StorageResult<()>;
     /// A URL that serves `key` for `ttl`, then stops working.
     async fn url(&self, key: &str, ttl: Duration) -> StorageResult<String>;
+    /// Every object this store holds under its prefix (for orphan scans).
+    async fn list(&self) -> StorageResult<Vec<ObjectInfo>>;
     /// `local`, `s3` or `bunny`.
     fn kind(&self) -> &'static str;
+}
+
+/// One stored object, as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub type DynStorage = Arc<dyn ObjectStorage>;
@@ -160,6 +170,31 @@ impl ObjectStorage for LocalStorage {
         ))
     }
 
+    async fn list(&self) -> StorageResult<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        let mut shards = tokio::fs::read_dir(&self.dir).await?;
+        while let Some(shard) = shards.next_entry().await? {
+            if !shard.file_type().await?.is_dir() {
+                continue;
+            }
+            let mut files = tokio::fs::read_dir(shard.path()).await?;
+            while let Some(f) = files.next_entry().await? {
+                let name = f.file_name().to_string_lossy().into_owned();
+                // Only keys chatd makes; half-copied `.part` files are not objects.
+                if !is_valid_key(&name) {
+                    continue;
+                }
+                let meta = f.metadata().await?;
+                out.push(ObjectInfo {
+                    key: name,
+                    size: meta.len(),
+                    modified: meta.modified().ok().map(chrono::DateTime::from),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     fn kind(&self) -> &'static str {
         "local"
     }
@@ -265,6 +300,30 @@ impl ObjectStorage for S3Storage {
             .await
             .map_err(|e| StorageError::Backend(e.to_string()))?;
         Ok(url.to_string())
+    }
+
+    async fn list(&self) -> StorageResult<Vec<ObjectInfo>> {
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let prefix =
+            (!self.prefix.is_empty()).then(|| object_store::path::Path::from(self.prefix.as_str()));
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.filename()?.to_string();
+                Some(ObjectInfo {
+                    key,
+                    size: m.size,
+                    modified: Some(m.last_modified),
+                })
+            })
+            .collect())
     }
 
     fn kind(&self) -> &'static str {
@@ -390,6 +449,52 @@ impl ObjectStorage for BunnyStorage {
             "{}{path}?token={token}&expires={expires}",
             self.cdn_url
         ))
+    }
+
+    async fn list(&self) -> StorageResult<Vec<ObjectInfo>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Entry {
+            object_name: String,
+            #[serde(default)]
+            length: u64,
+            #[serde(default)]
+            last_changed: Option<String>,
+            #[serde(default)]
+            is_directory: bool,
+        }
+        let r = self
+            .http
+            .get(format!("{}/{}/", self.api, self.zone))
+            .header("AccessKey", &self.access_key)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        if !r.status().is_success() {
+            return Err(StorageError::Backend(format!(
+                "Bunny list answered {}",
+                r.status()
+            )));
+        }
+        let entries: Vec<Entry> = r
+            .json()
+            .await
+            .map_err(|e| StorageError::Backend(format!("Bunny list: {e}")))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| !e.is_directory)
+            .map(|e| ObjectInfo {
+                key: e.object_name,
+                size: e.length,
+                // Bunny writes UTC without a zone: `2026-01-02T03:04:05.678`.
+                modified: e.last_changed.and_then(|t| {
+                    chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f")
+                        .ok()
+                        .map(|n| n.and_utc())
+                }),
+            })
+            .collect())
     }
 
     fn kind(&self) -> &'static str {

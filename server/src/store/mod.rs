@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chat_protocol::rest::{
-    BlockedUser, LinkItem, Message, MessageType, PushKind, PushSubscription,
+    BlockedUser, LinkItem, MediaItem, Message, MessageType, PushKind, PushSubscription,
 };
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
@@ -24,6 +24,9 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("not found")]
     NotFound,
+    /// The user was erased by an operator (`chatctl purge user`); its tokens are refused.
+    #[error("user erased")]
+    Erased,
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("database unavailable: {0}")]
@@ -165,6 +168,59 @@ pub struct StoredPush {
     pub auth: Option<String>,
 }
 
+/// Which messages a purge removes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PurgeScope {
+    /// Retention: messages created before `before`, optionally in one conversation.
+    OlderThan {
+        before: DateTime<Utc>,
+        conversation: Option<ConversationId>,
+    },
+    /// Every message of one conversation.
+    Conversation(ConversationId),
+    /// Every message a user sent.
+    SentBy(UserId),
+}
+
+/// What a purge would remove (dry run) or removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeCount {
+    pub messages: u64,
+    /// Media objects (originals and thumbnails) those messages reference.
+    pub media_objects: u64,
+    pub media_bytes: u64,
+}
+
+/// One batch of deleted messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PurgedBatch {
+    pub messages: u64,
+    /// The media of the deleted messages (object keys in `url` / `thumbnail_url`).
+    pub media: Vec<MediaItem>,
+}
+
+/// What erasing a user removed besides their messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasedUser {
+    pub blocks: u64,
+    pub push_subscriptions: u64,
+    /// Conversations deleted because both participants are now erased.
+    pub conversations: u64,
+}
+
+/// Counters for `chatctl stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub users: u64,
+    pub erased_users: u64,
+    pub conversations: u64,
+    /// By message type (`text`, `image`, `video`, `file`).
+    pub messages_by_type: std::collections::BTreeMap<String, u64>,
+    pub media_objects: u64,
+    pub media_bytes: u64,
+    pub messages_last_hour: u64,
+}
+
 pub type DynStore = Arc<dyn Store>;
 
 /// Everything chatd keeps, behind one interface.
@@ -281,6 +337,28 @@ pub trait Store: Send + Sync + 'static {
     // rate limits
     async fn rate_limits(&self) -> StoreResult<Vec<(String, RateLimitSetting)>>;
     async fn set_rate_limit(&self, action: &str, setting: RateLimitSetting) -> StoreResult<()>;
+
+    // operations (chatctl)
+    /// How many messages `scope` covers now, and the media they reference.
+    async fn purge_count(&self, scope: PurgeScope) -> StoreResult<PurgeCount>;
+    /// Delete up to `limit` messages of `scope` in one transaction, and recompute the
+    /// last message, activity time and both unread counts of every conversation touched.
+    /// Returns an empty batch when nothing is left.
+    async fn purge_messages(&self, scope: PurgeScope, limit: u32) -> StoreResult<PurgedBatch>;
+    /// Delete a conversation and whatever messages it still has; the media of those
+    /// messages is returned so the caller can delete the objects. `None` if it did not exist.
+    async fn delete_conversation(&self, id: ConversationId) -> StoreResult<Option<PurgedBatch>>;
+    /// Turn the user into a tombstone: username `deleted-{id}`, `deleted_at` set, blocks
+    /// either way and push subscriptions removed, conversations whose other side is
+    /// erased too deleted. The user's messages go first, with `purge_messages(SentBy)`.
+    async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> StoreResult<ErasedUser>;
+    /// The media of messages with media, keyset-paged by message id: (media, next cursor).
+    async fn media_page(
+        &self,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<(Vec<MediaItem>, Option<MessageId>)>;
+    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<Stats>;
 }
 
 /// Open the store the URL names (`postgres://`, `postgresql://`, `sqlite:`).
@@ -295,5 +373,39 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
         Err(StoreError::Other(
             "database URL must start with postgres://, postgresql:// or sqlite:".into(),
         ))
+    }
+}
+
+/// (objects, bytes) of media items: each original, plus its thumbnail when it has one.
+/// Bytes count originals only (thumbnail sizes are not recorded).
+pub fn media_footprint(items: &[MediaItem]) -> (u64, u64) {
+    items.iter().fold((0, 0), |(objects, bytes), i| {
+        (
+            objects + 1 + u64::from(i.thumbnail_url.is_some()),
+            bytes + i.size,
+        )
+    })
+}
+
+/// The object keys a media item holds, as stored (before URLs are signed).
+pub fn media_keys(items: &[MediaItem]) -> impl Iterator<Item = &str> {
+    items
+        .iter()
+        .flat_map(|i| std::iter::once(i.url.as_str()).chain(i.thumbnail_url.as_deref()))
+}
+
+/// The WHERE clause (over `messages m`) that selects a purge scope; parameters from $1,
+/// bound by each backend in the order the clause names them.
+fn scope_clause(scope: PurgeScope) -> &'static str {
+    match scope {
+        PurgeScope::OlderThan {
+            conversation: None, ..
+        } => "m.created_at < $1",
+        PurgeScope::OlderThan {
+            conversation: Some(_),
+            ..
+        } => "m.created_at < $1 AND m.conversation_id = $2",
+        PurgeScope::Conversation(_) => "m.conversation_id = $1",
+        PurgeScope::SentBy(_) => "m.sender_id = $1",
     }
 }

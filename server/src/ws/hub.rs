@@ -154,6 +154,11 @@ impl Hub {
         self.sessions.load(Ordering::SeqCst)
     }
 
+    /// Distinct users with at least one socket on this instance.
+    pub fn users(&self) -> usize {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     pub fn is_connected_here(&self, user: UserId) -> bool {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         conns.contains_key(&user)
