@@ -158,3 +158,73 @@ async fn rate_limit_change_applies_to_a_running_server_without_restart() {
     assert!(reset.status.success());
     s.stop().await;
 }
+
+#[tokio::test]
+async fn operators_migrate_with_chatctl_and_chatd_can_skip_it() {
+    for postgres in [false, true] {
+        let dir = temp_dir("chatctl-migrate");
+        let db = if postgres {
+            match chat_e2e::TestDatabase::create().await {
+                Some(db) => Some(db),
+                None => continue,
+            }
+        } else {
+            None
+        };
+        let url = db
+            .as_ref()
+            .map_or_else(|| chat_e2e::sqlite_url(&dir), |d| d.url.clone());
+        let chatctl = |args: &[&str]| {
+            let out = std::process::Command::new(binary("chatctl"))
+                .env_clear()
+                .env("CHAT_DATA_DIR", &dir)
+                .env("CHAT_DATABASE_URL", &url)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let status = |text: &str, word: &str| {
+            let lines: Vec<&str> = text.lines().collect();
+            !lines.is_empty() && lines.iter().all(|l| l.contains(word))
+        };
+
+        // chatd told not to migrate leaves a fresh database alone.
+        let mut child = tokio::process::Command::new(binary("chatd"))
+            .env_clear()
+            .env("CHAT_LISTEN", "127.0.0.1:0")
+            .env("CHAT_DATA_DIR", &dir)
+            .env("CHAT_DATABASE_URL", &url)
+            .env("CHAT_SKIP_MIGRATIONS", "true")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("chatd starts")
+            .unwrap();
+        let before = chatctl(&["migrate", "status"]);
+        assert!(status(&before, "pending"), "{before}");
+
+        let applied = chatctl(&["migrate", "up"]);
+        assert!(applied.contains("migrations applied"), "{applied}");
+        let after = chatctl(&["migrate", "status"]);
+        assert!(status(&after, "applied"), "{after}");
+        assert_eq!(before.lines().count(), after.lines().count());
+        // Twice is a no-op.
+        chatctl(&["migrate", "up"]);
+        terminate(&mut child).await;
+        if let Some(db) = db {
+            db.drop_db().await;
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
