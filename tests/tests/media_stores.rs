@@ -105,32 +105,36 @@ async fn s3_store_puts_objects_and_presigns_urls() {
         .unwrap();
     assert!(r.status().is_success());
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let chatctl = |extra: &[&str]| {
-        let mut cmd = std::process::Command::new(chat_e2e::server::binary("chatctl"));
-        cmd.env_clear()
-            .envs(env)
-            .env("CHAT_DATA_DIR", &s.data_dir)
-            .env("CHAT_DATABASE_URL", &s.database_url)
-            .args(["purge", "media", "--orphaned", "--min-age", "1s"])
-            .args(extra);
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let dry = chatctl(&["--dry-run"]);
+    let dry = purge_orphans(&s, &env, "--dry-run").await;
     assert!(
         dry.starts_with("1 orphaned media objects") && dry.contains("in the s3 store"),
         "{dry}"
     );
-    chatctl(&["--yes"]);
+    purge_orphans(&s, &env, "--yes").await;
     let keys = s3_keys(&http, &endpoint, &bucket).await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(!keys.contains(&orphan));
     s.stop().await;
+}
+
+/// `chatctl purge media --orphaned --min-age 1s` on the server's configuration plus `env`.
+/// Async, so a test's in-process fake store keeps answering meanwhile.
+async fn purge_orphans(s: &TestServer, env: &[(&str, &str)], flag: &str) -> String {
+    let out = tokio::process::Command::new(chat_e2e::server::binary("chatctl"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("CHAT_DATA_DIR", &s.data_dir)
+        .env("CHAT_DATABASE_URL", &s.database_url)
+        .args(["purge", "media", "--orphaned", "--min-age", "1s", flag])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[derive(Default)]
@@ -168,6 +172,22 @@ async fn bunny_api(
     }
 }
 
+/// Bunny's directory listing: JSON objects with `ObjectName`, `Length`, `LastChanged`.
+async fn bunny_list(State(rec): State<Shared>) -> axum::Json<serde_json::Value> {
+    let r = rec.lock().unwrap();
+    let entries: Vec<serde_json::Value> = r
+        .objects
+        .iter()
+        .map(|(k, v)| {
+            serde_json::json!({
+                "ObjectName": k, "Length": v.len(), "IsDirectory": false,
+                "LastChanged": "2026-01-02T03:04:05.678",
+            })
+        })
+        .collect();
+    axum::Json(serde_json::Value::Array(entries))
+}
+
 #[tokio::test]
 async fn bunny_store_uses_the_storage_api_and_token_urls() {
     let rec: Shared = Arc::default();
@@ -176,6 +196,7 @@ async fn bunny_store_uses_the_storage_api_and_token_urls() {
             "/{zone}/{key}",
             axum::routing::put(bunny_api).delete(bunny_api),
         )
+        .route("/{zone}/", axum::routing::get(bunny_list))
         .with_state(rec.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", listener.local_addr().unwrap());
@@ -241,5 +262,20 @@ async fn bunny_store_uses_the_storage_api_and_token_urls() {
         .get(&alice, &format!("/chat/conversations/{conv}/messages"))
         .await;
     assert_eq!(msgs.expect(200)["data"].as_array().unwrap().len(), 1);
+
+    // chatctl lists the zone and removes only what no message references.
+    let orphan = format!("{}.png", "d".repeat(32));
+    rec.lock()
+        .unwrap()
+        .objects
+        .insert(orphan.clone(), b"x".to_vec());
+    let dry = purge_orphans(&s, &env, "--dry-run").await;
+    assert!(
+        dry.starts_with("1 orphaned media objects") && dry.contains(&orphan),
+        "{dry}"
+    );
+    purge_orphans(&s, &env, "--yes").await;
+    let objects = rec.lock().unwrap().objects.len();
+    assert_eq!(objects, 2, "the message's image and thumbnail stay");
     s.stop().await;
 }
