@@ -555,31 +555,18 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         })
     };
 
-    let mut k = 0u64;
-    while k < total_msgs {
-        let now = Instant::now();
-        let due_now = if now < start {
-            0
-        } else {
-            (((now - start).as_secs_f64() * args.rate) as u64 + 1).min(total_msgs)
-        };
-        while k < due_now {
-            let ui = active[(k as usize) % active.len()];
-            let (conversation_id, _) = users[ui].pair.expect("active users are paired");
-            let si = (k as usize / active.len()) % args.sockets_per_user;
-            let tx = senders[ui][si]
-                .as_ref()
-                .expect("active users are connected");
-            shared.sent.fetch_add(1, Ordering::Relaxed);
-            if tx.send(Command::Send { k, conversation_id }).is_err() {
-                shared.error("send: socket already closed");
-                shared.refuse(k);
-            }
-            k += 1;
-        }
-        if k < total_msgs {
-            let next = start + shared.period.mul_f64(k as f64);
-            tokio::time::sleep_until(next.max(now + Duration::from_micros(200)).into()).await;
+    let mut ticks = pacer(start, shared.period, total_msgs);
+    while let Some(k) = ticks.recv().await {
+        let ui = active[(k as usize) % active.len()];
+        let (conversation_id, _) = users[ui].pair.expect("active users are paired");
+        let si = (k as usize / active.len()) % args.sockets_per_user;
+        let tx = senders[ui][si]
+            .as_ref()
+            .expect("active users are connected");
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        if tx.send(Command::Send { k, conversation_id }).is_err() {
+            shared.error("send: socket already closed");
+            shared.refuse(k);
         }
     }
     tokio::time::sleep_until(end.into()).await;
@@ -922,6 +909,30 @@ fn on_event(text: &str, me: UserId, socket_index: usize, shared: &Shared) {
     }
 }
 
+/// Tick `i` (for `i` in `0..count`) at `start + i * period`, from an OS thread.
+///
+/// tokio's timer wheel has 1 ms granularity and rounds up, so `sleep_until(due)` wakes
+/// 0–2 ms late, and every open-loop latency is measured from the due time: the generator's
+/// own lateness would read as server latency (at light load it was most of it). A thread
+/// in `nanosleep` wakes within tens of microseconds. Late ticks queue up and are fired at
+/// once, still measured from their due time.
+fn pacer(start: Instant, period: Duration, count: u64) -> mpsc::UnboundedReceiver<u64> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for i in 0..count {
+            let due = start + period.mul_f64(i as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tx.send(i).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// Open-loop REST readers: call `i` is due at `start + i / rate`.
 #[allow(clippy::too_many_arguments)]
 async fn rest_loop(
@@ -938,14 +949,13 @@ async fn rest_loop(
     let period = Duration::from_secs_f64(1.0 / rate);
     let inflight = Arc::new(Semaphore::new(4096));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut i = 0u64;
-    loop {
+    let calls = ((end - start).as_secs_f64() * rate).ceil() as u64;
+    let mut ticks = pacer(start, period, calls);
+    while let Some(i) = ticks.recv().await {
         let due = start + period.mul_f64(i as f64);
         if due >= end {
             break;
         }
-        tokio::time::sleep_until(due.into()).await;
-        i += 1;
         let (op, ui) = {
             let mut rng = rand::thread_rng();
             (mix.pick(&mut rng), active[rng.gen_range(0..active.len())])
