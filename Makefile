@@ -7,7 +7,7 @@ export CHAT_TEST_S3_URL ?= http://127.0.0.1:5000
 
 CARGO ?= cargo
 
-.PHONY: bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs
+.PHONY: bench media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs
 
 ## Run chatd on the embedded backend (SQLite file + local media under ./data).
 run:
@@ -38,5 +38,8 @@ services:
 
 ## Standard load scenario (release build): embedded, PostgreSQL + Redis, two instances.
 ## Tunables: BENCH_USERS, BENCH_RATE, BENCH_DURATION, BENCH_RAMP, BENCH_SCENARIOS.
+media-bench:
+	bash scripts/media-bench.sh
+
 bench:
 	@bash scripts/bench.sh

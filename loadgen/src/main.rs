@@ -5,6 +5,7 @@
 //! duplicated, or an error counted; 2 the run could not be carried out (bad arguments,
 //! server unreachable).
 
+mod media;
 mod net;
 mod report;
 mod run;
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run a load scenario against one or more chatd instances.
     Run(Box<run::RunArgs>),
+    /// Upload one file many times as media messages: throughput, latency, peak RSS.
+    Media(media::MediaArgs),
     /// Compare two `--json` results: B relative to A, per metric.
     Compare {
         /// The baseline result file.
@@ -46,6 +49,11 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(run::run(*args))),
+        Command::Media(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(media::media(args))),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

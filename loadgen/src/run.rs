@@ -198,10 +198,10 @@ struct User {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    username: String,
-    exp: i64,
+pub(crate) struct Claims {
+    pub sub: String,
+    pub username: String,
+    pub exp: i64,
 }
 
 /// What a socket task is told to do.
@@ -698,11 +698,16 @@ impl ServerMemory {
     }
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:` for the peak).
+pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
