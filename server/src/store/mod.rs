@@ -376,17 +376,6 @@ pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
     }
 }
 
-/// (objects, bytes) of media items: each original, plus its thumbnail when it has one.
-/// Bytes count originals only (thumbnail sizes are not recorded).
-pub fn media_footprint(items: &[MediaItem]) -> (u64, u64) {
-    items.iter().fold((0, 0), |(objects, bytes), i| {
-        (
-            objects + 1 + u64::from(i.thumbnail_url.is_some()),
-            bytes + i.size,
-        )
-    })
-}
-
 /// The object keys a media item holds, as stored (before URLs are signed).
 pub fn media_keys(items: &[MediaItem]) -> impl Iterator<Item = &str> {
     items

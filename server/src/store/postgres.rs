@@ -795,21 +795,14 @@ impl Store for PostgresStore {
         let (messages,): (i64,) = bind_scope(sqlx::query_as(&q), scope)
             .fetch_one(&self.pool)
             .await?;
-        let q = format!(
-            "SELECT m.media FROM messages m WHERE {} AND m.media <> '[]'::jsonb",
-            scope_clause(scope)
-        );
-        let media: Vec<(Json<Vec<MediaItem>>,)> = bind_scope(sqlx::query_as(&q), scope)
-            .fetch_all(&self.pool)
+        let q = format!("{MEDIA_FOOTPRINT} WHERE {}", scope_clause(scope));
+        let (objects, bytes): (i64, i64) = bind_scope(sqlx::query_as(&q), scope)
+            .fetch_one(&self.pool)
             .await?;
-        let (media_objects, media_bytes) = media.iter().fold((0, 0), |(o, b), (Json(items),)| {
-            let (io, ib) = media_footprint(items);
-            (o + io, b + ib)
-        });
         Ok(PurgeCount {
             messages: count(messages),
-            media_objects,
-            media_bytes,
+            media_objects: count(objects),
+            media_bytes: count(bytes),
         })
     }
 
@@ -949,13 +942,9 @@ impl Store for PostgresStore {
             sqlx::query_as("SELECT type, count(*) FROM messages GROUP BY type ORDER BY type")
                 .fetch_all(&self.pool)
                 .await?;
-        let (objects, bytes): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) + count(i->>'thumbnail_url'),
-                    COALESCE(sum((i->>'size')::bigint), 0)::bigint
-             FROM messages m CROSS JOIN LATERAL jsonb_array_elements(m.media) i",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (objects, bytes): (i64, i64) = sqlx::query_as(MEDIA_FOOTPRINT)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Stats {
             users: count(users),
             erased_users: count(erased_users),
@@ -967,6 +956,12 @@ impl Store for PostgresStore {
         })
     }
 }
+
+/// (objects, bytes) of the media of `messages m`: each item plus its thumbnail when it has
+/// one; bytes count originals (thumbnail sizes are not recorded). Append a WHERE to narrow.
+const MEDIA_FOOTPRINT: &str = "SELECT count(*) + count(i->>'thumbnail_url'),
+        COALESCE(sum((i->>'size')::bigint), 0)::bigint
+    FROM messages m CROSS JOIN LATERAL jsonb_array_elements(m.media) i";
 
 /// Recompute what a purge may have changed, from the messages that are left.
 const RECOMPUTE_CONVERSATIONS: &str = "UPDATE conversations c SET

@@ -864,23 +864,14 @@ impl Store for SqliteStore {
         let (messages,): (i64,) = bind_scope(sqlx::query_as(&q), scope)
             .fetch_one(&self.read)
             .await?;
-        let q = format!(
-            "SELECT m.media FROM messages m WHERE {} AND m.media <> '[]'",
-            scope_clause(scope)
-        );
-        let media: Vec<(String,)> = bind_scope(sqlx::query_as(&q), scope)
-            .fetch_all(&self.read)
+        let q = format!("{MEDIA_FOOTPRINT} WHERE {}", scope_clause(scope));
+        let (objects, bytes): (i64, i64) = bind_scope(sqlx::query_as(&q), scope)
+            .fetch_one(&self.read)
             .await?;
-        let (mut media_objects, mut media_bytes) = (0, 0);
-        for (json,) in &media {
-            let (o, b) = media_footprint(&parse_media(json)?);
-            media_objects += o;
-            media_bytes += b;
-        }
         Ok(PurgeCount {
             messages: messages.max(0) as u64,
-            media_objects,
-            media_bytes,
+            media_objects: objects.max(0) as u64,
+            media_bytes: bytes.max(0) as u64,
         })
     }
 
@@ -1035,13 +1026,9 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT type, count(*) FROM messages GROUP BY type ORDER BY type")
                 .fetch_all(&self.read)
                 .await?;
-        let (objects, bytes): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) + count(json_extract(i.value, '$.thumbnail_url')),
-                    COALESCE(sum(json_extract(i.value, '$.size')), 0)
-             FROM messages m, json_each(m.media) i",
-        )
-        .fetch_one(&self.read)
-        .await?;
+        let (objects, bytes): (i64, i64) = sqlx::query_as(MEDIA_FOOTPRINT)
+            .fetch_one(&self.read)
+            .await?;
         let n = |v: i64| v.max(0) as u64;
         Ok(Stats {
             users: n(users),
@@ -1058,6 +1045,12 @@ impl Store for SqliteStore {
 fn parse_media(json: &str) -> StoreResult<Vec<MediaItem>> {
     serde_json::from_str(json).map_err(|e| StoreError::Other(format!("bad media json: {e}")))
 }
+
+/// (objects, bytes) of the media of `messages m`: each item plus its thumbnail when it has
+/// one; bytes count originals (thumbnail sizes are not recorded). Append a WHERE to narrow.
+const MEDIA_FOOTPRINT: &str = "SELECT count(*) + count(json_extract(i.value, '$.thumbnail_url')),
+        COALESCE(sum(json_extract(i.value, '$.size')), 0)
+    FROM messages m, json_each(m.media) i";
 
 /// Recompute what a purge may have changed in conversation $1, from the messages left.
 const RECOMPUTE_CONVERSATION: &str = "UPDATE conversations SET
