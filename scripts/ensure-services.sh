@@ -48,6 +48,17 @@ if ! s3_up; then
   [ "${CI:-}" = "true" ] && exit 1
 fi
 
+# ffmpeg makes video poster frames (chatd works without it; the poster test needs it).
+if ! command -v ffmpeg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing ffmpeg (video poster frames)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/tmp/apt-ffmpeg.log 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/tmp/apt-ffmpeg.log 2>&1; } || true
+fi
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  echo "ffmpeg is not installed (needed for the video poster test)" >&2
+  [ "${CI:-}" = "true" ] && exit 1
+fi
+
 # Leftovers from interrupted test runs (every test database is named chat_t_<random>).
 if pg_up && command -v psql >/dev/null 2>&1; then
   psql "${CHAT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -Atqc \

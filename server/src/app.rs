@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::{JwtKeys, KeyError};
@@ -169,6 +170,12 @@ pub async fn serve_with_ready(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ws_hub = hub.clone();
+    // Chat frames are small and latency-bound: never let Nagle hold one back.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);

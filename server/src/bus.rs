@@ -27,6 +27,10 @@ pub struct Delivery {
     pub users: Vec<UserId>,
     #[serde(default)]
     pub except: Option<ConnKey>,
+    /// The instance that published it (on the Redis bus): that instance has already
+    /// delivered it to its own sockets and skips its own echo.
+    #[serde(default)]
+    pub source: Option<Uuid>,
     pub event: ServerEvent,
 }
 
@@ -35,6 +39,7 @@ impl Delivery {
         Delivery {
             users,
             except: None,
+            source: None,
             event,
         }
     }
@@ -114,6 +119,7 @@ async fn subscriber(
                     }
                 };
                 match serde_json::from_str::<Delivery>(&payload) {
+                    Ok(d) if d.source == Some(hub.instance()) => {}
                     Ok(d) => hub.deliver(&d),
                     Err(e) => tracing::warn!(error = %e, "undecodable delivery on the bus"),
                 }
@@ -138,7 +144,11 @@ async fn subscriber(
 
 #[async_trait]
 impl Bus for RedisBus {
-    async fn publish(&self, delivery: Delivery) {
+    async fn publish(&self, mut delivery: Delivery) {
+        // This instance's sockets get it now, without a round trip through Redis; the
+        // others get it from the channel (and this instance skips its own echo).
+        self.hub.deliver(&delivery);
+        delivery.source = Some(self.hub.instance());
         let payload = match serde_json::to_string(&delivery) {
             Ok(p) => p,
             Err(e) => {
@@ -153,9 +163,8 @@ impl Bus for RedisBus {
             .query_async(&mut conn)
             .await;
         if let Err(e) = res {
-            // Redis is down: at least this instance's sockets still get the event.
-            tracing::warn!(error = %e, "redis publish failed; delivering locally only");
-            self.hub.deliver(&delivery);
+            // Redis is down: only this instance's sockets got the event.
+            tracing::warn!(error = %e, "redis publish failed; delivered locally only");
         }
     }
 }

@@ -106,6 +106,8 @@ conformance!(
     deleting_a_conversation_returns_its_media,
     media_pages_visit_every_media_message,
     stats_count_what_is_stored,
+    send_context_answers_participation_blocks_and_retries,
+    a_send_into_a_deleted_conversation_stores_nothing,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------
@@ -643,6 +645,81 @@ async fn blocks_are_directional_and_idempotent(store: DynStore) {
     assert!(store.unblock(a, b).await.unwrap());
     assert!(!store.unblock(a, b).await.unwrap());
     assert_eq!(store.block_status(a, b).await.unwrap(), (false, true));
+}
+
+async fn send_context_answers_participation_blocks_and_retries(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let stranger = user(&store, "s").await;
+    let conv = conversation(&store, a, b).await;
+    let ctx = store.send_context(a, conv.id, None).await.unwrap().unwrap();
+    assert_eq!(ctx.receiver, b);
+    assert!(!ctx.sender_blocks && !ctx.receiver_blocks);
+    assert_eq!(ctx.existing, None);
+    let ctx = store
+        .send_context(b, conv.id, Some("t1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ctx.receiver, a);
+    assert_eq!(
+        store.send_context(stranger, conv.id, None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .send_context(a, ConversationId::new(), None)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut m = text(conv.id, a, b, "hi", now());
+    m.temp_id = Some("t1".into());
+    let stored = send(&store, m).await;
+    let ctx = store
+        .send_context(a, conv.id, Some("t1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ctx.existing,
+        Some(stored.id),
+        "the retry finds the stored message"
+    );
+    let ctx = store
+        .send_context(b, conv.id, Some("t1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ctx.existing, None, "temp ids are per sender");
+
+    store.block(b, a, now()).await.unwrap();
+    let ctx = store.send_context(a, conv.id, None).await.unwrap().unwrap();
+    assert!(!ctx.sender_blocks && ctx.receiver_blocks);
+    let ctx = store.send_context(b, conv.id, None).await.unwrap().unwrap();
+    assert!(ctx.sender_blocks && !ctx.receiver_blocks);
+}
+
+async fn a_send_into_a_deleted_conversation_stores_nothing(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    send(&store, text(conv.id, a, b, "first", now())).await;
+    store.delete_conversation(conv.id).await.unwrap();
+    let late = text(conv.id, a, b, "late", now());
+    let id = late.id;
+    let r = store
+        .insert_message(&NewMessage {
+            message: late,
+            links: vec!["https://example.com".into()],
+        })
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::NotFound)),
+        "no message into a conversation that is gone: {r:?}"
+    );
+    assert_eq!(store.message(id).await.unwrap(), None);
 }
 
 async fn rate_limits_have_spec_defaults_and_can_be_tuned(store: DynStore) {

@@ -34,6 +34,26 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
+/// Whether `ffmpeg` runs here (video posters). `make test` installs it on Debian
+/// (scripts/ensure-services.sh); under CI a missing ffmpeg is a failure, elsewhere the
+/// test that needs it is skipped.
+pub fn ffmpeg_available() -> bool {
+    let ok = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !ci(),
+            "ffmpeg must be installed under CI (scripts/ensure-services.sh)"
+        );
+        eprintln!("skipping: ffmpeg is not installed (run through `make test`)");
+    }
+    ok
+}
+
 /// Environment variable naming the local S3 endpoint (moto) for tests.
 pub const S3_ENV: &str = "CHAT_TEST_S3_URL";
 

@@ -253,6 +253,64 @@ async fn images_videos_and_files_postgres() {
     images_videos_and_files(Backend::Postgres).await;
 }
 
+/// With ffmpeg installed, a real video gets a JPEG poster frame (longest side 320 px)
+/// next to its container metadata.
+#[tokio::test]
+async fn video_poster_frame_with_ffmpeg() {
+    if !chat_e2e::ffmpeg_available() {
+        return;
+    }
+    let Some((s, alice, bob, conv)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("chat-poster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("clip.mp4");
+    let made = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=640x360:rate=10:duration=1")
+        .args(["-pix_fmt", "yuv420p", "-c:v", "mpeg4"])
+        .arg(&clip)
+        .status()
+        .await
+        .expect("run ffmpeg");
+    assert!(made.success(), "ffmpeg made the test clip");
+    let bytes = std::fs::read(&clip).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+
+    let r = s
+        .upload(
+            &alice,
+            &conv,
+            vec![("clip.mp4", "video/mp4", bytes)],
+            &[("temp_id", "v1")],
+        )
+        .await;
+    let m = r.expect(201).clone();
+    assert_eq!(m["type"], "video");
+    let item = &m["media"][0];
+    assert_eq!(
+        (item["width"].as_u64(), item["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(item["duration_ms"], 1000);
+    let thumb_url = item["thumbnail_url"]
+        .as_str()
+        .expect("a poster frame from ffmpeg");
+    let thumb = fetch(&s, thumb_url).await;
+    assert_eq!(thumb.status(), 200);
+    assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+    let poster = image::load_from_memory(&thumb.bytes().await.unwrap()).expect("a JPEG");
+    assert_eq!((poster.width(), poster.height()), (320, 180));
+
+    // The receiver sees the same poster in history.
+    let history = s
+        .get(&bob, &format!("/chat/conversations/{conv}/messages"))
+        .await;
+    let h = history.expect(200).clone();
+    assert!(h["data"][0]["media"][0]["thumbnail_url"].is_string());
+}
+
 #[tokio::test]
 async fn exif_orientation_applied_and_gps_stripped() {
     let Some((s, alice, _bob, conv)) = setup(Backend::Sqlite).await else {

@@ -400,12 +400,10 @@ impl ChatService {
     ) -> Result<Sent> {
         let body = MessageBody::parse(content)?;
         let temp_id = TempId::parse_opt(temp_id)?;
-        let receiver = self.sendable(me, conv).await?;
+        let (receiver, existing) = self.send_target(me, conv, temp_id.as_ref()).await?;
         // A retry of something already stored costs nothing and changes nothing.
-        if let Some(t) = &temp_id {
-            if let Some(existing) = self.store.message_by_temp_id(me.id, t.as_str()).await? {
-                return self.replay(conv, existing).await;
-            }
+        if let Some(existing) = existing {
+            return self.replay(conv, existing).await;
         }
         self.limits.check(Action::SendMessage, me.id).await?;
         let links = links::extract(body.as_str());
@@ -428,10 +426,34 @@ impl ChatService {
     /// The receiver of a send from `me` in `conv`: `me` takes part and neither side
     /// blocked the other. Checked before an upload is read, and again when it is stored.
     pub async fn sendable(&self, me: &AuthUser, conv: ConversationId) -> Result<UserId> {
-        let conversation = self.participant_conversation(me.id, conv).await?;
-        let receiver = conversation.other(me.id);
-        self.ensure_not_blocked(me.id, receiver).await?;
-        Ok(receiver)
+        Ok(self.send_target(me, conv, None).await?.0)
+    }
+
+    /// The receiver, and the message `me` already stored with `temp_id` if any: one read
+    /// on the hot path (participation, blocks both ways and the idempotency key).
+    async fn send_target(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        temp_id: Option<&TempId>,
+    ) -> Result<(UserId, Option<Message>)> {
+        let ctx = self
+            .store
+            .send_context(me.id, conv, temp_id.map(TempId::as_str))
+            .await?
+            .ok_or(Error::NotFound("conversation"))?;
+        if ctx.sender_blocks {
+            return Err(Error::Blocked("you have blocked this user".into()));
+        }
+        if ctx.receiver_blocks {
+            return Err(Error::Blocked("this user has blocked you".into()));
+        }
+        let existing = match ctx.existing {
+            // Gone in between (a purge): send it anew.
+            Some(id) => self.store.message(id).await?,
+            None => None,
+        };
+        Ok((ctx.receiver, existing))
     }
 
     /// Send a media message (images, a video or a file, already received and typed),
@@ -454,11 +476,9 @@ impl ChatService {
         };
         let temp_id = TempId::parse_opt(temp_id)?;
         let kind = media_kind(&uploads)?;
-        let receiver = self.sendable(me, conv).await?;
-        if let Some(t) = &temp_id {
-            if let Some(existing) = self.store.message_by_temp_id(me.id, t.as_str()).await? {
-                return self.replay(conv, existing).await;
-            }
+        let (receiver, existing) = self.send_target(me, conv, temp_id.as_ref()).await?;
+        if let Some(existing) = existing {
+            return self.replay(conv, existing).await;
         }
         self.limits.check(Action::SendMessage, me.id).await?;
         let stored = media.store_all(uploads).await?;

@@ -45,6 +45,8 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_string())
             }
+            // What it refers to is gone (say, a conversation purged while a send ran).
+            sqlx::Error::Database(ref db) if db.is_foreign_key_violation() => StoreError::NotFound,
             other => StoreError::Other(other.to_string()),
         }
     }
@@ -124,6 +126,30 @@ pub struct NewMessage {
     /// URLs found in the text, recorded in the same transaction.
     pub links: Vec<String>,
 }
+
+/// See [`Store::send_context`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendContext {
+    pub receiver: UserId,
+    /// The sender blocks the receiver.
+    pub sender_blocks: bool,
+    /// The receiver blocks the sender.
+    pub receiver_blocks: bool,
+    pub existing: Option<MessageId>,
+}
+
+/// Shared by both backends (numbered parameters work in both): $1 sender, $2
+/// conversation, $3 temp_id or NULL.
+pub(crate) const SEND_CONTEXT_SQL: &str = "
+    SELECT x.other,
+           EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = x.other)
+               AS sender_blocks,
+           EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = x.other AND b.blocked_id = $1)
+               AS receiver_blocks,
+           (SELECT m.id FROM messages m WHERE m.sender_id = $1 AND m.temp_id = $3) AS existing
+    FROM (SELECT CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END AS other
+          FROM conversations c
+          WHERE c.id = $2 AND (c.user1_id = $1 OR c.user2_id = $1)) x";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InsertOutcome {
@@ -310,6 +336,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// true if a block was removed.
     async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// What a send from `sender` into `conv` needs, in one read: `None` when `sender`
+    /// takes no part in it; else the receiver, who blocks whom, and the id of a message
+    /// `sender` already stored with `temp_id` (idempotent retries).
+    async fn send_context(
+        &self,
+        sender: UserId,
+        conv: ConversationId,
+        temp_id: Option<&str>,
+    ) -> StoreResult<Option<SendContext>>;
     /// (a blocks b, b blocks a)
     async fn block_status(&self, a: UserId, b: UserId) -> StoreResult<(bool, bool)>;
     /// Newest first.

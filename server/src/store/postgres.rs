@@ -349,13 +349,36 @@ impl Store for PostgresStore {
 
     async fn insert_message(&self, new: &NewMessage) -> StoreResult<InsertOutcome> {
         let m = &new.message;
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
-                 media, temp_id, is_read, read_at, created_at, updated_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, FALSE, NULL, $9, $9
-             WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $3 AND deleted_at IS NOT NULL)
-             ON CONFLICT DO NOTHING",
+        let link_ids: Vec<Uuid> = new.links.iter().map(|_| Uuid::now_v7()).collect();
+        // One statement (one round trip, atomic on its own): the message, the
+        // conversation's last message/activity/unread counter and the links. The erased
+        // check sits inside the INSERT so an erasure racing this send cannot be missed.
+        // Instances may disagree slightly on the clock: last message only moves forward.
+        let row = sqlx::query(
+            "WITH ins AS (
+                 INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
+                     media, temp_id, is_read, read_at, created_at, updated_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, FALSE, NULL, $9, $9
+                 WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $3 AND deleted_at IS NOT NULL)
+                 ON CONFLICT DO NOTHING
+                 RETURNING id
+             ), upd AS (
+                 UPDATE conversations SET
+                     last_message_id = CASE WHEN last_message_at IS NULL OR $9 >= last_message_at
+                                            THEN $1 ELSE last_message_id END,
+                     last_message_at = GREATEST(COALESCE(last_message_at, $9), $9),
+                     activity_at = GREATEST(activity_at, $9),
+                     user1_unread_count = user1_unread_count + (CASE WHEN user1_id = $4 THEN 1 ELSE 0 END),
+                     user2_unread_count = user2_unread_count + (CASE WHEN user2_id = $4 THEN 1 ELSE 0 END),
+                     updated_at = $9
+                 WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)
+                 RETURNING 1
+             ), lnk AS (
+                 INSERT INTO message_links (id, message_id, conversation_id, sender_id, url, created_at)
+                 SELECT l.id, $1, $2, $3, l.url, $9 FROM UNNEST($10::uuid[], $11::text[]) AS l(id, url)
+                 WHERE EXISTS (SELECT 1 FROM ins)
+             )
+             SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated",
         )
         .bind(m.id.0)
         .bind(m.conversation_id.0)
@@ -366,11 +389,12 @@ impl Store for PostgresStore {
         .bind(Json(&m.media))
         .bind(m.temp_id.as_deref())
         .bind(m.created_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .bind(&link_ids)
+        .bind(&new.links)
+        .fetch_one(&self.pool)
+        .await?;
+        let inserted: i64 = row.try_get("inserted")?;
         if inserted == 0 {
-            tx.rollback().await?;
             let erased: Option<bool> =
                 sqlx::query_scalar("SELECT deleted_at IS NOT NULL FROM users WHERE id = $1")
                     .bind(m.sender_id.0)
@@ -387,44 +411,13 @@ impl Store for PostgresStore {
                 .map(InsertOutcome::Existing)
                 .ok_or_else(|| StoreError::Conflict("message id already exists".into()));
         }
-        // Instances may disagree slightly on the clock: last message only moves forward.
-        let updated = sqlx::query(
-            "UPDATE conversations SET
-                 last_message_id = CASE WHEN last_message_at IS NULL OR $2 >= last_message_at
-                                        THEN $1 ELSE last_message_id END,
-                 last_message_at = GREATEST(COALESCE(last_message_at, $2), $2),
-                 activity_at = GREATEST(activity_at, $2),
-                 user1_unread_count = user1_unread_count + (CASE WHEN user1_id = $3 THEN 1 ELSE 0 END),
-                 user2_unread_count = user2_unread_count + (CASE WHEN user2_id = $3 THEN 1 ELSE 0 END),
-                 updated_at = $2
-             WHERE id = $4",
-        )
-        .bind(m.id.0)
-        .bind(m.created_at)
-        .bind(m.receiver_id.0)
-        .bind(m.conversation_id.0)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let updated: i64 = row.try_get("updated")?;
         if updated != 1 {
-            return Err(StoreError::NotFound);
+            // Unreachable while the foreign key holds; never report a half-applied send.
+            return Err(StoreError::Other(
+                "message stored without its conversation".into(),
+            ));
         }
-        if !new.links.is_empty() {
-            let ids: Vec<Uuid> = new.links.iter().map(|_| Uuid::now_v7()).collect();
-            sqlx::query(
-                "INSERT INTO message_links (id, message_id, conversation_id, sender_id, url, created_at)
-                 SELECT l.id, $2, $3, $4, l.url, $5 FROM UNNEST($1::uuid[], $6::text[]) AS l(id, url)",
-            )
-            .bind(&ids)
-            .bind(m.id.0)
-            .bind(m.conversation_id.0)
-            .bind(m.sender_id.0)
-            .bind(m.created_at)
-            .bind(&new.links)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(InsertOutcome::Created(m.clone()))
     }
 
@@ -620,6 +613,29 @@ impl Store for PostgresStore {
             .await?
             .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn send_context(
+        &self,
+        sender: UserId,
+        conv: ConversationId,
+        temp_id: Option<&str>,
+    ) -> StoreResult<Option<SendContext>> {
+        let row = sqlx::query(SEND_CONTEXT_SQL)
+            .bind(sender.0)
+            .bind(conv.0)
+            .bind(temp_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| -> StoreResult<SendContext> {
+            Ok(SendContext {
+                receiver: UserId(r.try_get("other")?),
+                sender_blocks: r.try_get("sender_blocks")?,
+                receiver_blocks: r.try_get("receiver_blocks")?,
+                existing: r.try_get::<Option<Uuid>, _>("existing")?.map(MessageId),
+            })
+        })
+        .transpose()
     }
 
     async fn block_status(&self, a: UserId, b: UserId) -> StoreResult<(bool, bool)> {

@@ -696,6 +696,29 @@ impl Store for SqliteStore {
         Ok(n > 0)
     }
 
+    async fn send_context(
+        &self,
+        sender: UserId,
+        conv: ConversationId,
+        temp_id: Option<&str>,
+    ) -> StoreResult<Option<SendContext>> {
+        let row = sqlx::query(SEND_CONTEXT_SQL)
+            .bind(sender.to_string())
+            .bind(conv.to_string())
+            .bind(temp_id)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| -> StoreResult<SendContext> {
+            Ok(SendContext {
+                receiver: UserId(get_uuid(&r, "other")?),
+                sender_blocks: r.try_get("sender_blocks")?,
+                receiver_blocks: r.try_get("receiver_blocks")?,
+                existing: get_opt_uuid(&r, "existing")?.map(MessageId),
+            })
+        })
+        .transpose()
+    }
+
     async fn block_status(&self, a: UserId, b: UserId) -> StoreResult<(bool, bool)> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT blocker_id FROM blocks
