@@ -48,16 +48,19 @@ if ! s3_up; then
   [ "${CI:-}" = "true" ] && exit 1
 fi
 
-# ffmpeg makes video poster frames (chatd works without it; the poster test needs it).
-if ! command -v ffmpeg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  echo "installing ffmpeg (video poster frames)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/tmp/apt-ffmpeg.log 2>&1 ||
-    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/tmp/apt-ffmpeg.log 2>&1; } || true
-fi
-if ! command -v ffmpeg >/dev/null 2>&1; then
-  echo "ffmpeg is not installed (needed for the video poster test)" >&2
-  [ "${CI:-}" = "true" ] && exit 1
-fi
+# ffmpeg makes video poster frames (chatd works without it; the poster test needs it);
+# tmux hosts the real-terminal run of chat-tui in the end-to-end tests.
+for tool in ffmpeg tmux; do
+  if ! command -v "$tool" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing $tool"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$tool" >"/tmp/apt-$tool.log" 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$tool" >"/tmp/apt-$tool.log" 2>&1; } || true
+  fi
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "$tool is not installed (needed by the end-to-end tests)" >&2
+    [ "${CI:-}" = "true" ] && exit 1
+  fi
+done
 
 # Leftovers from interrupted test runs (every test database is named chat_t_<random>).
 if pg_up && command -v psql >/dev/null 2>&1; then

@@ -38,8 +38,17 @@ pub fn postgres_admin_url() -> Option<String> {
 /// (scripts/ensure-services.sh); under CI a missing ffmpeg is a failure, elsewhere the
 /// test that needs it is skipped.
 pub fn ffmpeg_available() -> bool {
-    let ok = std::process::Command::new("ffmpeg")
-        .arg("-version")
+    tool_available("ffmpeg", "-version")
+}
+
+/// Whether `tmux` runs here (the real-terminal run of chat-tui); same rules as ffmpeg.
+pub fn tmux_available() -> bool {
+    tool_available("tmux", "-V")
+}
+
+fn tool_available(tool: &str, version_flag: &str) -> bool {
+    let ok = std::process::Command::new(tool)
+        .arg(version_flag)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -47,9 +56,9 @@ pub fn ffmpeg_available() -> bool {
     if !ok {
         assert!(
             !ci(),
-            "ffmpeg must be installed under CI (scripts/ensure-services.sh)"
+            "{tool} must be installed under CI (scripts/ensure-services.sh)"
         );
-        eprintln!("skipping: ffmpeg is not installed (run through `make test`)");
+        eprintln!("skipping: {tool} is not installed (run through `make test`)");
     }
     ok
 }

@@ -185,6 +185,24 @@ impl TestServer {
         }
     }
 
+    /// Stop this chatd (SIGTERM), stay down for `down_for`, then start it again on the same
+    /// address, database, data directory and secret: what a client sees as a restart.
+    pub async fn restart(&mut self, down_for: Duration) {
+        terminate(&mut self.child).await;
+        tokio::time::sleep(down_for).await;
+        let listen = self.base.trim_start_matches("http://").to_string();
+        let fresh = Self::spawn(
+            self.data_dir.clone(),
+            self.database_url.clone(),
+            self.secret.clone(),
+            None,
+            &[("CHAT_LISTEN", &listen)],
+        )
+        .await;
+        assert_eq!(fresh.base, self.base, "restarted on another address");
+        self.child = fresh.child;
+    }
+
     /// Process id of this chatd.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("chatd is running")

@@ -1,0 +1,194 @@
+//! End to end: the interactive chat-tui in a real terminal (tmux), against the real
+//! chatd. Keys go in with `send-keys`, the screen comes back with `capture-pane`; the other
+//! side of the conversation is a second user over REST.
+
+use std::time::{Duration, Instant};
+
+use chat_e2e::server::{binary, Backend, TestServer};
+use chat_e2e::{files, temp_dir, tmux_available};
+
+/// One tmux server (its own socket) hosting one chat-tui.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux")
+            .env("LANG", "C.UTF-8")
+            .args(["-u", "-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "chat"]).stdout)
+            .into_owned()
+    }
+
+    fn keys(&self, literal: &str) {
+        self.cmd(&["send-keys", "-t", "chat", "-l", literal]);
+    }
+
+    fn key(&self, name: &str) {
+        self.cmd(&["send-keys", "-t", "chat", name]);
+    }
+
+    /// Wait until the screen shows `text`.
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {text:?}; it shows:\n{screen}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.cmd(&["has-session", "-t", "chat"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[tokio::test]
+async fn chat_tui_in_a_real_terminal() {
+    if !tmux_available() {
+        return;
+    }
+    let Some(mut server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let alice = server.user("alice");
+    let bob = server.registered_user("bob").await;
+    let dir = temp_dir("chat-tui-tmux");
+    let photo = dir.join("photo.png");
+    std::fs::write(&photo, files::png(64, 48)).expect("write png");
+
+    let tmux = Tmux {
+        socket: format!("chat-e2e-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let bin = binary("chat-tui");
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "chat",
+        "-x",
+        "120",
+        "-y",
+        "32",
+        bin.to_str().expect("utf-8 path"),
+        "--server",
+        &server.base,
+        "--token",
+        &alice.token,
+        "--download-dir",
+        dir.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    tmux.wait_for("● online").await;
+    tmux.wait_for("No conversation open").await;
+
+    // Start a conversation by username and send a message.
+    tmux.keys(&format!("/open {}", bob.username));
+    tmux.key("Enter");
+    // bob has no socket: offline, last seen when he made his one request.
+    tmux.wait_for(&format!("{} · last seen", bob.username))
+        .await;
+    tmux.keys("hello from a real terminal");
+    tmux.key("Enter");
+    tmux.wait_for("me: hello from a real terminal ✓").await;
+
+    // bob got it, stored once.
+    let conv = server.conversation(&bob, &alice).await;
+    let page = server
+        .get(&bob, &format!("/chat/conversations/{conv}/messages"))
+        .await;
+    let texts: Vec<&str> = page.expect(200)["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(texts, vec!["hello from a real terminal"]);
+
+    // bob answers and reads: the reply appears live, alice's message turns ✓✓.
+    server.send(&bob, &conv, "hi alice, bob here").await;
+    tmux.wait_for("hi alice, bob here").await;
+    server
+        .post(
+            &bob,
+            &format!("/chat/conversations/{conv}/read"),
+            &serde_json::json!({}),
+        )
+        .await
+        .expect(200);
+    tmux.wait_for("hello from a real terminal ✓✓").await;
+
+    // The server goes away: the client shows it is offline with a retry countdown, queues
+    // what is typed meanwhile, and sends it once (temp_id) after reconnecting on its own.
+    let restart = async {
+        server.restart(Duration::from_secs(3)).await;
+    };
+    let offline = async {
+        tmux.wait_for("○ offline").await;
+        tmux.keys("typed while offline");
+        tmux.key("Enter");
+        tmux.wait_for("typed while offline (queued)").await;
+    };
+    tokio::join!(restart, offline);
+    tmux.wait_for("● online").await;
+    tmux.wait_for("me: typed while offline ✓").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = server
+            .get(&bob, &format!("/chat/conversations/{conv}/messages"))
+            .await;
+        let n = page.expect(200)["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter(|m| m["content"] == "typed while offline")
+            .count();
+        if n == 1 {
+            break;
+        }
+        assert!(n == 0 && Instant::now() < deadline, "stored {n} times");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A photo by path: shown as a media item with its size, stored as an image message.
+    tmux.keys(&format!("/attach {} -- a photo", photo.display()));
+    tmux.key("Enter");
+    tmux.wait_for("[image 64x48 photo.png]").await;
+
+    // Help overlay, then quit: the process exits and tmux's session ends.
+    tmux.keys("?");
+    tmux.wait_for("Keys and commands").await;
+    tmux.key("Escape");
+    tmux.key("C-c");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux.alive() {
+        assert!(Instant::now() < deadline, "chat-tui did not exit on Ctrl-C");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
+}

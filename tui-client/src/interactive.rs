@@ -1,0 +1,369 @@
+//! The interactive client's runtime: the terminal (raw mode, alternate screen, mouse;
+//! restored on exit and on panic), a thread reading keys, the socket task with
+//! reconnect/backoff, and REST calls run as tasks. All of them feed [`Update`]s into one
+//! loop that applies them to the [`App`] and redraws.
+
+use std::io::Stdout;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_client::{Client, PageQuery, Socket, Upload, WsError};
+use chat_protocol::ws::ClientEvent;
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use futures_util::{SinkExt, StreamExt};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+use crate::app::{Action, App, Browse, Update, PAGE};
+use crate::ui;
+
+/// Backoff between reconnect attempts: 0.5 s doubling to 30 s, with full jitter over the
+/// upper half so a server restart is not met by every client at the same instant.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = Duration::from_millis(500)
+        .saturating_mul(1u32 << attempt.min(6))
+        .min(Duration::from_secs(30));
+    let half = cap / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+/// How often the client pings the server (the server drops sockets silent for 60 s).
+const PING_EVERY: Duration = Duration::from_secs(25);
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+fn enter() -> anyhow::Result<Term> {
+    enable_raw_mode().context("raw mode (is this a terminal?)")?;
+    let mut out = std::io::stdout();
+    execute!(out, EnterAlternateScreen, EnableMouseCapture)?;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        leave();
+        hook(info);
+    }));
+    Ok(Terminal::new(CrosstermBackend::new(out))?)
+}
+
+fn leave() {
+    let _ = disable_raw_mode();
+    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, DisableMouseCapture);
+}
+
+pub async fn run(client: Client, download_dir: PathBuf) -> anyhow::Result<()> {
+    let (up_tx, mut up_rx) = mpsc::unbounded_channel::<Update>();
+    let (ws_tx, ws_rx) = mpsc::unbounded_channel::<ClientEvent>();
+    tokio::spawn(socket_task(client.clone(), ws_rx, up_tx.clone()));
+    // crossterm's reader blocks: it lives on its own thread, for the life of the process.
+    let keys = up_tx.clone();
+    std::thread::spawn(move || loop {
+        let update = match crossterm::event::read() {
+            Ok(Event::Key(k)) => Update::Key(k),
+            Ok(Event::Mouse(m)) => Update::Mouse(m),
+            Ok(Event::Resize(..)) => Update::Resize,
+            Ok(_) => continue,
+            Err(_) => return,
+        };
+        if keys.send(update).is_err() {
+            return;
+        }
+    });
+
+    let mut term = enter()?;
+    let mut app = App::new();
+    let exec = Exec {
+        client,
+        up: up_tx,
+        ws: ws_tx,
+        download_dir,
+    };
+    for a in app.start() {
+        exec.run(a, &app);
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let result: anyhow::Result<()> = loop {
+        if let Err(e) = term.draw(|f| ui::draw(f, &mut app)) {
+            break Err(e.into());
+        }
+        let actions = tokio::select! {
+            u = up_rx.recv() => match u {
+                Some(u) => app.update(u, std::time::Instant::now()),
+                None => break Ok(()),
+            },
+            _ = tick.tick() => app.tick(std::time::Instant::now()),
+        };
+        for a in actions {
+            exec.run(a, &app);
+        }
+        if app.quit {
+            break Ok(());
+        }
+    };
+    leave();
+    term.show_cursor()?;
+    result
+}
+
+/// Carries out [`Action`]s; results come back as [`Update`]s.
+struct Exec {
+    client: Client,
+    up: mpsc::UnboundedSender<Update>,
+    ws: mpsc::UnboundedSender<ClientEvent>,
+    download_dir: PathBuf,
+}
+
+impl Exec {
+    fn run(&self, action: Action, app: &App) {
+        let c = self.client.clone();
+        let up = self.up.clone();
+        // Each REST call is its own task; its error becomes the status line.
+        macro_rules! spawn {
+            ($body:expr) => {{
+                tokio::spawn(async move {
+                    let r: Result<Update, String> = async { $body }.await;
+                    let _ = up.send(r.unwrap_or_else(Update::Error));
+                });
+            }};
+        }
+        let e = |e: chat_client::ClientError| e.to_string();
+        match action {
+            Action::Ws(ev) => {
+                if app.conn == crate::app::Conn::Online {
+                    let _ = self.ws.send(ev);
+                }
+            }
+            Action::Quit => {}
+            Action::LoadConversations => spawn!({
+                let mut all = Vec::new();
+                let mut q = PageQuery::limit(100);
+                loop {
+                    let page = c.conversations(&q).await.map_err(e)?;
+                    all.extend(page.data);
+                    match page.next_cursor.filter(|_| page.has_more) {
+                        Some(next) if all.len() < 1000 => q = PageQuery::before(next, 100),
+                        _ => break,
+                    }
+                }
+                Ok(Update::Conversations(all))
+            }),
+            Action::LoadUnread => spawn!(Ok(Update::Unread(c.unread_count().await.map_err(e)?))),
+            Action::LoadHistory {
+                conv,
+                before,
+                after,
+            } => spawn!({
+                let older = after.is_none();
+                let q = PageQuery {
+                    before,
+                    after,
+                    limit: Some(PAGE),
+                };
+                let page = c.messages(conv, &q).await.map_err(e)?;
+                Ok(Update::History { conv, page, older })
+            }),
+            Action::OpenWith(user) => {
+                spawn!(Ok(Update::Opened(
+                    c.conversation_with(&user).await.map_err(e)?
+                )))
+            }
+            Action::SendMedia {
+                conv,
+                paths,
+                caption,
+                temp_id,
+            } => spawn!({
+                let result = async {
+                    let mut files = Vec::new();
+                    for p in &paths {
+                        files.push(read_upload(p).await?);
+                    }
+                    c.send_media(conv, files, caption.as_deref(), Some(&temp_id))
+                        .await
+                        .map_err(e)
+                }
+                .await;
+                Ok(Update::MediaSent { temp_id, result })
+            }),
+            Action::Block(u) => spawn!(Ok(Update::BlockChanged(c.block(&u).await.map_err(e)?))),
+            Action::Unblock(u) => {
+                spawn!(Ok(Update::BlockChanged(c.unblock(&u).await.map_err(e)?)))
+            }
+            Action::BlockStatus(username) => spawn!({
+                let status = c.block_status(&username).await.map_err(e)?;
+                Ok(Update::BlockStatus { username, status })
+            }),
+            Action::Blocked => spawn!({
+                let page = c.blocks(&PageQuery::limit(100)).await.map_err(e)?;
+                Ok(Update::Blocked(page.data))
+            }),
+            Action::Browse { conv, what } => spawn!({
+                let q = PageQuery::limit(100);
+                let (messages, links) = match what {
+                    Browse::Media => (c.media(conv, &q).await.map_err(e)?.data, Vec::new()),
+                    Browse::Files => (c.files(conv, &q).await.map_err(e)?.data, Vec::new()),
+                    Browse::Links => (Vec::new(), c.links(conv, &q).await.map_err(e)?.data),
+                };
+                Ok(Update::Browsed {
+                    what,
+                    messages,
+                    links,
+                })
+            }),
+            Action::Jump(id) => {
+                spawn!(Ok(Update::Context(c.context(id, 20, 20).await.map_err(e)?)))
+            }
+            Action::Save { item, open } => {
+                let dir = self.download_dir.clone();
+                spawn!({
+                    let bytes = c.download(&item.url).await.map_err(e)?;
+                    let name = item
+                        .name
+                        .as_deref()
+                        .and_then(|n| Path::new(n).file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "download".into());
+                    let path = dir.join(name);
+                    tokio::fs::write(&path, &bytes)
+                        .await
+                        .map_err(|err| format!("{}: {err}", path.display()))?;
+                    if open {
+                        std::process::Command::new("xdg-open")
+                            .arg(&path)
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null())
+                            .spawn()
+                            .map_err(|err| format!("saved {}; xdg-open: {err}", path.display()))?;
+                    }
+                    Ok(Update::Info(format!(
+                        "saved {} ({} bytes)",
+                        path.display(),
+                        bytes.len()
+                    )))
+                });
+            }
+        }
+    }
+}
+
+async fn read_upload(path: &Path) -> Result<Upload, String> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Upload {
+        name: path
+            .file_name()
+            .map_or_else(|| "upload".into(), |n| n.to_string_lossy().into_owned()),
+        // The server decides the type from the bytes.
+        content_type: "application/octet-stream".into(),
+        bytes,
+    })
+}
+
+/// Keeps one socket up: connects, forwards frames both ways, pings, and on any failure
+/// waits [`backoff`] and tries again. A refused token (401) stops it for good.
+async fn socket_task(
+    client: Client,
+    mut outbound: mpsc::UnboundedReceiver<ClientEvent>,
+    up: mpsc::UnboundedSender<Update>,
+) {
+    let mut attempt = 0u32;
+    loop {
+        let _ = up.send(Update::Connecting { attempt });
+        let reason = match Socket::connect(client.base(), client.token()).await {
+            Ok(sock) => {
+                attempt = 0;
+                let _ = up.send(Update::Connected);
+                match pump(sock, &mut outbound, &up).await {
+                    Some(reason) => reason,
+                    None => return, // the app is gone
+                }
+            }
+            Err(WsError::Connect {
+                status: Some(401), ..
+            }) => {
+                let _ = up.send(Update::Disconnected {
+                    reason: "token refused (401); restart with a valid token".into(),
+                    retry_in: None,
+                    attempt,
+                });
+                return;
+            }
+            Err(e) => e.to_string(),
+        };
+        let wait = backoff(attempt);
+        attempt = attempt.saturating_add(1);
+        let _ = up.send(Update::Disconnected {
+            reason,
+            retry_in: Some(wait),
+            attempt,
+        });
+        // Frames queued while away are dropped: pending messages are resent by the app
+        // (with their temp_id) once the socket is back.
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                ev = outbound.recv() => if ev.is_none() { return },
+            }
+        }
+    }
+}
+
+/// Forward frames until the socket fails (the reason) or the app closes (`None`).
+async fn pump(
+    sock: Socket,
+    outbound: &mut mpsc::UnboundedReceiver<ClientEvent>,
+    up: &mpsc::UnboundedSender<Update>,
+) -> Option<String> {
+    let (mut sink, mut stream) = sock.into_inner().split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            ev = outbound.recv() => {
+                let Some(ev) = ev else {
+                    let _ = sink.close().await;
+                    return None;
+                };
+                let Ok(text) = serde_json::to_string(&ev) else { continue };
+                if let Err(e) = sink.send(Frame::Text(text.into())).await {
+                    return Some(e.to_string());
+                }
+            }
+            _ = ping.tick() => {
+                let text = serde_json::to_string(&ClientEvent::Ping).unwrap_or_default();
+                if let Err(e) = sink.send(Frame::Text(text.into())).await {
+                    return Some(e.to_string());
+                }
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(Frame::Text(t))) => match serde_json::from_str(t.as_str()) {
+                    Ok(ev) => {
+                        if up.send(Update::Server(ev)).is_err() {
+                            return None;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = up.send(Update::Error(format!("undecodable server frame: {e}")));
+                    }
+                },
+                Some(Ok(Frame::Close(f))) => {
+                    return Some(f.map_or_else(
+                        || "closed by server".into(),
+                        |f| format!("closed by server ({}: {})", u16::from(f.code), f.reason),
+                    ));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Some(e.to_string()),
+                None => return Some("connection ended".into()),
+            }
+        }
+    }
+}

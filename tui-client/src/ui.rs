@@ -1,0 +1,719 @@
+//! Drawing: conversation list, message pane, input line, status bar, help and list
+//! overlays. Reads the [`App`]; the only thing it writes back is the message pane's
+//! geometry (for paging). Never panics on a tiny terminal.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Local, Utc};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::app::{media_label, App, Conn, ConvState, Focus};
+
+/// Below this the layout cannot hold its panes; a notice is shown instead.
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 8;
+
+pub const HELP: &[(&str, &str)] = &[
+    ("Enter", "send the message / run the /command"),
+    ("Tab / Shift-Tab", "focus: input → conversations → messages"),
+    (
+        "↑ ↓ (input)",
+        "previous / next conversation (also Ctrl-P / Ctrl-N)",
+    ),
+    (
+        "↑ ↓ (messages)",
+        "select a message; at the top, older history loads",
+    ),
+    (
+        "PgUp / PgDn, mouse wheel",
+        "scroll; older history loads on demand",
+    ),
+    (
+        "s / o (messages)",
+        "save / open the selected message's media",
+    ),
+    ("Esc", "clear the input, close an overlay"),
+    ("?", "this help (with an empty input)"),
+    ("Ctrl-C", "quit"),
+    ("/open USER", "open or start a conversation"),
+    (
+        "/attach PATH... [-- caption]",
+        "send up to 10 images, or a video, or a file",
+    ),
+    (
+        "/block [USER]  /unblock [USER]",
+        "block or unblock (default: this conversation)",
+    ),
+    ("/status [USER]", "block status both ways"),
+    ("/blocked", "the users you blocked"),
+    (
+        "/media  /files  /links",
+        "browse this conversation's media, files, links",
+    ),
+    ("/jump MESSAGE_ID", "show a message in its context"),
+    ("/unread", "refresh unread totals"),
+    ("/quit", "quit"),
+];
+
+pub fn draw(frame: &mut Frame, app: &mut App) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        frame.render_widget(
+            Paragraph::new(format!(
+                "terminal too small ({}x{}); need {MIN_WIDTH}x{MIN_HEIGHT}",
+                area.width, area.height
+            ))
+            .wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let now = Instant::now();
+    let [main, input, status] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let list_width = (area.width / 3).clamp(20, 34);
+    let [list, pane] =
+        Layout::horizontal([Constraint::Length(list_width), Constraint::Min(10)]).areas(main);
+    draw_list(frame, app, list, now);
+    draw_messages(frame, app, pane, now);
+    draw_input(frame, app, input);
+    draw_status(frame, app, status, now);
+    if app.help {
+        draw_help(frame, main);
+    } else if let Some(o) = &app.overlay {
+        let lines: Vec<Line> = o.lines.iter().map(|l| Line::raw(l.as_str())).collect();
+        draw_overlay(frame, pane, &format!(" {} (Esc closes) ", o.title), lines);
+    }
+}
+
+fn focused(app: &App, f: Focus) -> Style {
+    if app.focus == f {
+        Style::new().fg(Color::Cyan)
+    } else {
+        Style::new()
+    }
+}
+
+fn draw_list(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
+    let inner = area.width.saturating_sub(2) as usize;
+    let items: Vec<ListItem> = app
+        .convs
+        .iter()
+        .map(|c| {
+            let u = &c.conv.other_user;
+            let dot = if u.online {
+                Span::styled("● ", Style::new().fg(Color::Green))
+            } else {
+                Span::styled("○ ", Style::new().fg(Color::DarkGray))
+            };
+            let mut head = vec![
+                dot,
+                Span::styled(
+                    u.username.clone(),
+                    Style::new().add_modifier(Modifier::BOLD),
+                ),
+            ];
+            if c.conv.unread_count > 0 {
+                head.push(Span::styled(
+                    format!(" ({})", c.conv.unread_count),
+                    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                ));
+            }
+            let preview = if app.typing(c, now) {
+                "typing…".to_string()
+            } else {
+                c.conv.last_message.as_ref().map_or_else(String::new, |m| {
+                    m.media
+                        .first()
+                        .map(media_label)
+                        .or_else(|| m.content.clone())
+                        .unwrap_or_default()
+                        .replace('\n', " ")
+                })
+            };
+            ListItem::new(vec![
+                Line::from(head),
+                Line::styled(
+                    format!("  {}", clip(&preview, inner.saturating_sub(2))),
+                    Style::new().fg(Color::Gray),
+                ),
+            ])
+        })
+        .collect();
+    let title = format!(" Conversations ({}) ", app.convs.len());
+    let list = List::new(items)
+        .block(
+            Block::bordered()
+                .title(title)
+                .border_style(focused(app, Focus::Conversations)),
+        )
+        .highlight_style(Style::new().bg(Color::DarkGray))
+        .highlight_symbol("▌");
+    let mut state = ListState::default();
+    if !app.convs.is_empty() {
+        state.select(Some(app.selected.min(app.convs.len() - 1)));
+    }
+    frame.render_stateful_widget(list, area, &mut state);
+}
+
+/// `just now`, `5m ago`, `3h ago`, or the date.
+pub fn ago(t: DateTime<Utc>) -> String {
+    let secs = (Utc::now() - t).num_seconds().max(0);
+    match secs {
+        0..=59 => "just now".into(),
+        60..=3599 => format!("{}m ago", secs / 60),
+        3600..=86_399 => format!("{}h ago", secs / 3600),
+        _ => t.with_timezone(&Local).format("%Y-%m-%d").to_string(),
+    }
+}
+
+fn header(c: &ConvState, app: &App, now: Instant) -> String {
+    let u = &c.conv.other_user;
+    let state = if app.typing(c, now) {
+        "typing…".to_string()
+    } else if u.online {
+        "online".to_string()
+    } else {
+        u.last_seen_at
+            .map_or_else(|| "offline".into(), |t| format!("last seen {}", ago(t)))
+    };
+    format!(" {} · {} ", u.username, state)
+}
+
+/// One message as wrapped lines: `12:04 alice: text ✓✓`, media items on their own lines.
+fn message_lines(
+    app: &App,
+    m: &chat_protocol::rest::Message,
+    width: usize,
+    selected: bool,
+    highlighted: bool,
+) -> Vec<Line<'static>> {
+    let mine = app.is_mine(m);
+    let who = if mine {
+        "me".to_string()
+    } else {
+        app.open_conv()
+            .map_or_else(|| "them".into(), |c| c.conv.other_user.username.clone())
+    };
+    let time = m
+        .created_at
+        .with_timezone(&Local)
+        .format("%H:%M")
+        .to_string();
+    let receipt = if !mine {
+        ""
+    } else if m.is_read {
+        " ✓✓"
+    } else {
+        " ✓"
+    };
+    let mut text: Vec<String> = m.media.iter().map(media_label).collect();
+    if let Some(c) = &m.content {
+        text.extend(c.lines().map(str::to_string));
+    }
+    let prefix = format!("{time} {who}: ");
+    let base = if highlighted {
+        Style::new().bg(Color::Blue)
+    } else if selected {
+        Style::new().bg(Color::DarkGray)
+    } else {
+        Style::new()
+    };
+    let name_style = if mine {
+        base.fg(Color::Cyan)
+    } else {
+        base.fg(Color::Magenta)
+    };
+    let mut out = Vec::new();
+    let body = text.join("\n");
+    let chunks = wrap(&body, width.saturating_sub(prefix.chars().count()).max(8));
+    let last = chunks.len().saturating_sub(1);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let mut spans = if i == 0 {
+            vec![
+                Span::styled(time.clone(), base.fg(Color::DarkGray)),
+                Span::styled(format!(" {who}: "), name_style),
+            ]
+        } else {
+            vec![Span::styled(" ".repeat(prefix.chars().count()), base)]
+        };
+        spans.push(Span::styled(chunk, base));
+        if i == last && !receipt.is_empty() {
+            spans.push(Span::styled(receipt, base.fg(Color::Green)));
+        }
+        out.push(Line::from(spans));
+    }
+    out
+}
+
+fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
+    let Some(c) = app.open_conv() else {
+        frame.render_widget(
+            Paragraph::new("No conversation open. Type /open USERNAME, or ? for help.")
+                .block(Block::bordered().title(" Messages "))
+                .wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    };
+    let title = header(c, app, now);
+    let width = area.width.saturating_sub(2) as usize;
+    let height = area.height.saturating_sub(2) as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    if c.older.is_some() {
+        lines.push(Line::styled(
+            "… older messages: PgUp",
+            Style::new().fg(Color::DarkGray),
+        ));
+    } else if c.loaded {
+        lines.push(Line::styled(
+            "— start of the conversation —",
+            Style::new().fg(Color::DarkGray),
+        ));
+    } else {
+        lines.push(Line::styled("loading…", Style::new().fg(Color::DarkGray)));
+    }
+    let mut cursor_span = None;
+    for (i, m) in c.messages.iter().enumerate() {
+        let sel = app.focus == Focus::Messages && app.cursor == Some(i);
+        let start = lines.len();
+        lines.extend(message_lines(
+            app,
+            m,
+            width,
+            sel,
+            app.highlight == Some(m.id),
+        ));
+        if sel {
+            cursor_span = Some((start, lines.len()));
+        }
+    }
+    for p in app.pending_in(c.conv.id) {
+        let time = p
+            .created_at
+            .with_timezone(&Local)
+            .format("%H:%M")
+            .to_string();
+        let mark = match &p.failed {
+            Some(e) => format!(" ✗ {e}"),
+            None if app.conn == Conn::Online => " …".into(),
+            None => " (queued)".into(),
+        };
+        lines.push(Line::styled(
+            format!(
+                "{time} me: {}{mark}",
+                clip(&p.content, width.saturating_sub(12))
+            ),
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    if c.newer.is_some() {
+        lines.push(Line::styled(
+            "… newer messages: PgDn",
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    let total = lines.len();
+    let max_scroll = total.saturating_sub(height);
+    let mut scroll = app.scroll.min(max_scroll);
+    // Keep the selected message in view.
+    if let Some((start, end)) = cursor_span {
+        let bottom = total - scroll;
+        let top = bottom.saturating_sub(height);
+        if start < top {
+            scroll = total.saturating_sub(start + height).min(max_scroll);
+        } else if end > bottom {
+            scroll = total.saturating_sub(end);
+        }
+    }
+    let first = total.saturating_sub(height + scroll);
+    let visible: Vec<Line> = lines.into_iter().skip(first).take(height).collect();
+    let border = focused(app, Focus::Messages);
+    frame.render_widget(
+        Paragraph::new(visible).block(Block::bordered().title(title).border_style(border)),
+        area,
+    );
+    app.pane_height = height;
+    app.pane_lines = total;
+    app.scroll = scroll;
+}
+
+fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
+    let width = area.width.saturating_sub(2) as usize;
+    // Show the tail of a long input.
+    let shown: String = {
+        let n = app.input.chars().count();
+        app.input
+            .chars()
+            .skip(n.saturating_sub(width.saturating_sub(1)))
+            .collect()
+    };
+    let title = match app.open_conv() {
+        Some(c) => format!(" to {} ", c.conv.other_user.username),
+        None => " /open USERNAME to start ".into(),
+    };
+    frame.render_widget(
+        Paragraph::new(shown.clone()).block(
+            Block::bordered()
+                .title(title)
+                .border_style(focused(app, Focus::Input)),
+        ),
+        area,
+    );
+    if app.focus == Focus::Input && !app.help && app.overlay.is_none() {
+        let x = area.x + 1 + shown.chars().count() as u16;
+        frame.set_cursor_position((x.min(area.right().saturating_sub(2)), area.y + 1));
+    }
+}
+
+fn draw_status(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
+    let conn = match &app.conn {
+        Conn::Online => Span::styled("● online", Style::new().fg(Color::Green)),
+        Conn::Connecting { attempt } => Span::styled(
+            if *attempt == 0 {
+                "◌ connecting".to_string()
+            } else {
+                format!("◌ reconnecting (attempt {})", attempt + 1)
+            },
+            Style::new().fg(Color::Yellow),
+        ),
+        Conn::Offline {
+            reason, retry_at, ..
+        } => Span::styled(
+            match retry_at {
+                Some(t) => format!(
+                    "○ offline: {reason}; retry in {}s",
+                    t.saturating_duration_since(now).as_secs() + 1
+                ),
+                None => format!("○ offline: {reason}"),
+            },
+            Style::new().fg(Color::Red),
+        ),
+    };
+    let mut spans = vec![conn];
+    if let Some((_, name)) = &app.me {
+        spans.push(Span::raw(format!(" │ {name}")));
+    }
+    spans.push(Span::raw(format!(" │ unread {}", app.unread_total)));
+    let queued = app.pending.iter().filter(|p| p.failed.is_none()).count();
+    if queued > 0 {
+        spans.push(Span::raw(format!(" │ {queued} unsent")));
+    }
+    if let Some((msg, is_err)) = &app.status {
+        spans.push(Span::raw(" │ "));
+        spans.push(Span::styled(
+            msg.clone(),
+            if *is_err {
+                Style::new().fg(Color::Red)
+            } else {
+                Style::new().fg(Color::Gray)
+            },
+        ));
+    }
+    spans.push(Span::styled(" │ ? help", Style::new().fg(Color::DarkGray)));
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_help(frame: &mut Frame, area: Rect) {
+    let key_width = HELP
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let lines = HELP
+        .iter()
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<key_width$}  "), Style::new().fg(Color::Cyan)),
+                Span::raw(*v),
+            ])
+        })
+        .collect();
+    draw_overlay(frame, area, " Keys and commands (Esc closes) ", lines);
+}
+
+fn draw_overlay(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
+    let w = area.width.saturating_sub(4).max(1);
+    let h = (lines.len() as u16 + 2)
+        .min(area.height.saturating_sub(2))
+        .max(1);
+    let r = Rect {
+        x: area.x + (area.width.saturating_sub(w)) / 2,
+        y: area.y + 1,
+        width: w,
+        height: h,
+    };
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(title.to_string()))
+            .wrap(Wrap { trim: false }),
+        r,
+    );
+}
+
+/// Truncate to `n` characters with an ellipsis.
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Hard-wrap each line of `s` at `width` characters (at a space when there is one).
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    for line in s.split('\n') {
+        let mut rest: Vec<char> = line.chars().collect();
+        if rest.is_empty() {
+            out.push(String::new());
+        }
+        while !rest.is_empty() {
+            if rest.len() <= width {
+                out.push(rest.iter().collect());
+                break;
+            }
+            // A space right at the limit is a clean break too.
+            let cut = rest[..=width]
+                .iter()
+                .rposition(|c| *c == ' ')
+                .filter(|&i| i > 0)
+                .unwrap_or(width);
+            out.push(rest[..cut].iter().collect());
+            let skip = if rest.get(cut) == Some(&' ') {
+                cut + 1
+            } else {
+                cut
+            };
+            rest.drain(..skip);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::app::{Action, Conn, Update};
+    use chat_protocol::rest::{Conversation, MediaItem, Message, MessageType, UserSummary};
+    use chat_protocol::ws::{ClientEvent, ServerEvent};
+    use chat_protocol::{ConversationId, MessageId, UserId};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use std::time::Duration;
+
+    pub fn conv(name: &str, online: bool, unread: u64) -> Conversation {
+        Conversation {
+            id: ConversationId::new(),
+            other_user: UserSummary {
+                id: UserId::new(),
+                username: name.into(),
+                display_name: None,
+                online,
+                last_seen_at: Some(Utc::now() - chrono::Duration::minutes(5)),
+            },
+            last_message: None,
+            last_message_at: None,
+            unread_count: unread,
+            created_at: Utc::now(),
+        }
+    }
+
+    pub fn msg(c: &Conversation, from: UserId, to: UserId, text: &str) -> Message {
+        Message {
+            id: MessageId::new(),
+            conversation_id: c.id,
+            sender_id: from,
+            receiver_id: to,
+            kind: MessageType::Text,
+            content: Some(text.into()),
+            media: Vec::new(),
+            temp_id: None,
+            is_read: false,
+            read_at: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    /// alice's client with two conversations (bob online with a photo and a read text,
+    /// carol offline with 2 unread).
+    pub fn sample() -> (App, UserId, Conversation) {
+        let mut app = App::new();
+        let me = UserId::new();
+        app.me = Some((me, "alice".into()));
+        app.conn = Conn::Online;
+        let bob = conv("bob", true, 0);
+        let mut carol = conv("carol", false, 2);
+        carol.last_message_at = Some(Utc::now() - chrono::Duration::hours(1));
+        let now = Instant::now();
+        app.update(Update::Conversations(vec![carol.clone(), bob.clone()]), now);
+        let mut photo = msg(&bob, bob.other_user.id, me, "");
+        photo.kind = MessageType::Image;
+        photo.content = None;
+        photo.media = vec![MediaItem {
+            kind: MessageType::Image,
+            url: "/media/x.jpg".into(),
+            thumbnail_url: None,
+            mime: "image/jpeg".into(),
+            size: 1000,
+            width: Some(1024),
+            height: Some(768),
+            duration_ms: None,
+            name: Some("photo.jpg".into()),
+        }];
+        let mut mine = msg(&bob, me, bob.other_user.id, "hello bob");
+        mine.is_read = true;
+        for m in [photo, mine] {
+            app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+        }
+        let bob_id = bob.id;
+        app.update(Update::Opened(bob.clone()), now);
+        assert_eq!(app.open, Some(bob_id));
+        (app, me, bob)
+    }
+
+    pub fn render(app: &mut App, w: u16, h: u16) -> String {
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        term.draw(|f| draw(f, app)).expect("draw");
+        let buf = term.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                out.push_str(buf[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn key(code: KeyCode) -> Update {
+        Update::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn main_screen_shows_list_messages_receipts_media_and_status() {
+        let (mut app, _, _) = sample();
+        let screen = render(&mut app, 100, 24);
+        assert!(screen.contains("● bob"), "{screen}");
+        assert!(screen.contains("○ carol (2)"), "unread badge: {screen}");
+        assert!(screen.contains("[image 1024x768 photo.jpg]"), "{screen}");
+        assert!(screen.contains("me: hello bob ✓✓"), "{screen}");
+        assert!(screen.contains("bob · online"), "{screen}");
+        assert!(screen.contains("● online"), "status bar: {screen}");
+        assert!(screen.contains("alice"), "{screen}");
+        // Most recent activity first: bob (new messages) above carol.
+        assert!(screen.find("bob").unwrap_or(usize::MAX) < screen.find("carol").unwrap_or(0));
+    }
+
+    #[test]
+    fn help_overlay_lists_keys_and_commands() {
+        let (mut app, _, _) = sample();
+        app.update(key(KeyCode::Char('?')), Instant::now());
+        let screen = render(&mut app, 100, 30);
+        assert!(screen.contains("Keys and commands"), "{screen}");
+        assert!(screen.contains("/attach PATH"), "{screen}");
+        app.update(key(KeyCode::Esc), Instant::now());
+        assert!(!render(&mut app, 100, 30).contains("Keys and commands"));
+    }
+
+    #[test]
+    fn tiny_and_odd_terminals_never_panic() {
+        let (mut app, _, _) = sample();
+        for (w, h) in [
+            (1, 1),
+            (10, 3),
+            (39, 7),
+            (40, 8),
+            (41, 9),
+            (200, 60),
+            (80, 8),
+        ] {
+            let screen = render(&mut app, w, h);
+            if w < MIN_WIDTH || h < MIN_HEIGHT {
+                assert!(screen.contains("too small") || w < 20, "{w}x{h}: {screen}");
+            }
+        }
+        app.help = true;
+        render(&mut app, 40, 8);
+    }
+
+    #[test]
+    fn offline_status_shows_the_countdown_and_queued_messages() {
+        let (mut app, _, bob) = sample();
+        let now = Instant::now();
+        app.update(
+            Update::Disconnected {
+                reason: "connection refused".into(),
+                retry_in: Some(Duration::from_secs(4)),
+                attempt: 2,
+            },
+            now,
+        );
+        for ch in "are you there".chars() {
+            app.update(key(KeyCode::Char(ch)), now);
+        }
+        let actions = app.update(key(KeyCode::Enter), now);
+        assert!(
+            actions.is_empty(),
+            "nothing goes out while offline: {actions:?}"
+        );
+        let screen = render(&mut app, 100, 24);
+        assert!(
+            screen.contains("offline: connection refused; retry in"),
+            "{screen}"
+        );
+        assert!(screen.contains("are you there (queued)"), "{screen}");
+        assert!(screen.contains("1 unsent"), "{screen}");
+        // Back online: the queued message goes out with its temp_id.
+        let actions = app.update(Update::Connected, now);
+        let temp = app.pending[0].temp_id.clone();
+        assert!(actions.contains(&Action::Ws(ClientEvent::MessageSend {
+            conversation_id: bob.id,
+            content: "are you there".into(),
+            temp_id: Some(temp),
+        })));
+    }
+
+    #[test]
+    fn long_messages_wrap_and_history_scrolls() {
+        let (mut app, me, bob) = sample();
+        let now = Instant::now();
+        for i in 0..40 {
+            let m = msg(
+                &bob,
+                me,
+                bob.other_user.id,
+                &format!("line {i} {}", "word ".repeat(30)),
+            );
+            app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+        }
+        let screen = render(&mut app, 80, 20);
+        assert!(
+            screen.contains("me: line 39"),
+            "newest at the bottom: {screen}"
+        );
+        app.update(key(KeyCode::PageUp), now);
+        let screen = render(&mut app, 80, 20);
+        assert!(!screen.contains("me: line 39"), "scrolled up: {screen}");
+        assert!(screen.contains("me: line 36"), "one page up: {screen}");
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_hard_splits_long_words() {
+        assert_eq!(wrap("aaa bbb ccc", 7), vec!["aaa bbb", "ccc"]);
+        assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("a\n\nb", 10), vec!["a", "", "b"]);
+    }
+}
