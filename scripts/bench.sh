@@ -4,8 +4,10 @@
 #
 # Tunables (environment): BENCH_USERS (1000), BENCH_RATE (500/s), BENCH_DURATION (30s),
 # BENCH_RAMP (10s), BENCH_PG (postgres://postgres@127.0.0.1:5432), BENCH_REDIS
-# (redis://127.0.0.1:6379), BENCH_SCENARIOS ("sqlite postgres cluster").
-# Results: target/bench/<scenario>.json (compare two with `chat-loadgen compare A B`).
+# (redis://127.0.0.1:6379), BENCH_SCENARIOS ("sqlite postgres cluster"), BENCH_EXTRA (more
+# chat-loadgen arguments), BENCH_BIN_DIR (use chatd/chatctl/chat-loadgen from there instead
+# of building; e.g. binaries of an older commit for a before/after), BENCH_OUT (target/bench).
+# Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,11 +19,14 @@ PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379}
 SCENARIOS=${BENCH_SCENARIOS:-sqlite postgres cluster}
 SECRET="bench-secret-$RANDOM$RANDOM"
-OUT=target/bench
-CHATD=target/release/chatd
-LOADGEN=target/release/chat-loadgen
+OUT=${BENCH_OUT:-target/bench}
+BIN=${BENCH_BIN_DIR:-target/release}
+CHATD=$BIN/chatd
+LOADGEN=$BIN/chat-loadgen
+CHATCTL=$BIN/chatctl
+EXTRA=${BENCH_EXTRA:-}
 
-cargo build --release -p chat-server -p chat-loadgen -p chatctl --bins
+[ -n "${BENCH_BIN_DIR:-}" ] || cargo build --release -p chat-server -p chat-loadgen -p chatctl --bins
 bash scripts/ensure-services.sh
 mkdir -p "$OUT"
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -53,9 +58,9 @@ start_chatd() {
 # A fresh schema with generous limits (set before chatd starts): the scenario measures
 # latency, not the abuse limits.
 prepare() {
-  env "$@" target/release/chatctl migrate up >/dev/null
+  env "$@" "$CHATCTL" migrate up >/dev/null
   for action in send_message create_conversation mark_read get_conversations get_messages; do
-    env "$@" target/release/chatctl ratelimit set "$action" 100000/min >/dev/null
+    env "$@" "$CHATCTL" ratelimit set "$action" 100000/min >/dev/null
   done
 }
 
@@ -64,7 +69,7 @@ run_loadgen() {
   shift
   echo "== $name: $USERS users, $RATE for $DURATION (ramp $RAMP)"
   CHAT_JWT_SECRET="$SECRET" "$LOADGEN" run --users "$USERS" --rate "$RATE" \
-    --duration "$DURATION" --ramp "$RAMP" --json "$OUT/$name.json" "$@" || true
+    --duration "$DURATION" --ramp "$RAMP" --json "$OUT/$name.json" $EXTRA "$@" || true
 }
 
 fresh_pg_db() {

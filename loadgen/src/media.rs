@@ -61,15 +61,47 @@ fn token(secret: &str, name: &str) -> Result<String> {
     )?)
 }
 
+/// A file read once and sent as the `file` part of many media messages.
+pub struct UploadFile {
+    name: String,
+    mime: &'static str,
+    body: bytes::Bytes,
+}
+
+impl UploadFile {
+    pub async fn read(path: &str) -> Result<Self> {
+        let body = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("cannot read {path}"))?;
+        Ok(UploadFile {
+            name: std::path::Path::new(path)
+                .file_name()
+                .map_or("upload".into(), |n| n.to_string_lossy().into_owned()),
+            mime: mime_of(path),
+            body: body.into(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// A multipart form holding the file (the bytes are shared, not copied).
+    pub fn form(&self, temp_id: &str) -> Result<reqwest::multipart::Form> {
+        let part =
+            reqwest::multipart::Part::stream_with_length(self.body.clone(), self.len() as u64)
+                .file_name(self.name.clone())
+                .mime_str(self.mime)?;
+        Ok(reqwest::multipart::Form::new()
+            .text("temp_id", temp_id.to_string())
+            .part("file", part))
+    }
+}
+
 /// Returns whether every upload was accepted.
 pub async fn media(args: MediaArgs) -> Result<bool> {
-    let body = tokio::fs::read(&args.file)
-        .await
-        .with_context(|| format!("cannot read {}", args.file))?;
-    let size = body.len();
-    let name = std::path::Path::new(&args.file)
-        .file_name()
-        .map_or("upload".into(), |n| n.to_string_lossy().into_owned());
+    let file = Arc::new(UploadFile::read(&args.file).await?);
+    let size = file.len();
     let base = args.server.trim_end_matches('/').to_string();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
@@ -99,26 +131,15 @@ pub async fn media(args: MediaArgs) -> Result<bool> {
     let url = format!("{base}/chat/conversations/{conv}/messages");
 
     let rss_before = args.server_pid.and_then(rss_kib);
-    let body = bytes::Bytes::from(body);
     let sem = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
-    for _ in 0..args.count {
+    for i in 0..args.count {
         let permit = sem.clone().acquire_owned().await?;
-        let (http, url, ta, body, name) = (
-            http.clone(),
-            url.clone(),
-            ta.clone(),
-            body.clone(),
-            name.clone(),
-        );
-        let mime = mime_of(&args.file);
+        let (http, url, ta, file) = (http.clone(), url.clone(), ta.clone(), file.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            let part = reqwest::multipart::Part::stream_with_length(body, size as u64)
-                .file_name(name)
-                .mime_str(mime)?;
-            let form = reqwest::multipart::Form::new().part("file", part);
+            let form = file.form(&format!("up-{i}"))?;
             let t = Instant::now();
             let r = http
                 .post(url)

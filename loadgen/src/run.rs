@@ -64,6 +64,14 @@ pub struct RunArgs {
     /// Weights of the REST calls: conversations, messages, mark_read, block_status.
     #[arg(long, default_value = "conversations=4,messages=4,mark_read=1,block_status=1", value_parser = parse_mix)]
     pub rest_mix: RestMix,
+    /// Media message uploads (multipart, over REST) mixed in, e.g. `2/s`; needs
+    /// --media-file. Timed as `media_upload` (request until 201); the receiver's
+    /// `message.new` for them is not counted as a text delivery.
+    #[arg(long, default_value = "0/s", value_parser = parse_rate_or_zero, requires = "media_file")]
+    pub media_rate: f64,
+    /// The file each media upload sends (its extension picks the declared type).
+    #[arg(long)]
+    pub media_file: Option<String>,
     /// Bytes of text per message.
     #[arg(long, default_value_t = 64)]
     pub message_bytes: usize,
@@ -128,11 +136,14 @@ pub enum RestOp {
     Messages,
     MarkRead,
     BlockStatus,
+    /// Only through --media-rate, never in --rest-mix.
+    MediaUpload,
 }
 
 impl RestOp {
     fn metric(self) -> &'static str {
         match self {
+            RestOp::MediaUpload => "media_upload",
             RestOp::Conversations => "rest_conversations",
             RestOp::Messages => "rest_messages",
             RestOp::MarkRead => "rest_mark_read",
@@ -522,11 +533,27 @@ pub async fn run(args: RunArgs) -> Result<bool> {
             active.clone(),
             args.rest_mix.clone(),
             args.rest_rate,
+            None,
             start,
             end,
             shared.clone(),
         ))
     });
+    let media_task = match (&args.media_file, args.media_rate > 0.0) {
+        (Some(path), true) => Some(tokio::spawn(rest_loop(
+            http.clone(),
+            servers.iter().map(|s| s.0.clone()).collect(),
+            users.clone(),
+            active.clone(),
+            RestMix(vec![(RestOp::MediaUpload, 1)]),
+            args.media_rate,
+            Some(Arc::new(crate::media::UploadFile::read(path).await?)),
+            start,
+            end,
+            shared.clone(),
+        ))),
+        _ => None,
+    };
 
     let ticker = {
         let (shared, progress) = (shared.clone(), progress.clone());
@@ -570,7 +597,7 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         }
     }
     tokio::time::sleep_until(end.into()).await;
-    if let Some(t) = rest_task {
+    for t in [rest_task, media_task].into_iter().flatten() {
         t.await?;
     }
 
@@ -947,6 +974,7 @@ async fn rest_loop(
     active: Vec<usize>,
     mix: RestMix,
     rate: f64,
+    upload: Option<Arc<crate::media::UploadFile>>,
     start: Instant,
     end: Instant,
     shared: Arc<Shared>,
@@ -971,6 +999,7 @@ async fn rest_loop(
         };
         let (http, shared, users) = (http.clone(), shared.clone(), users.clone());
         let base = servers[users[ui].server].clone();
+        let upload = upload.clone();
         tasks.spawn(async move {
             let _permit = permit;
             let u = &users[ui];
@@ -987,6 +1016,17 @@ async fn rest_loop(
                     "{base}/chat/blocks/status/{}",
                     users[partner].username
                 )),
+                RestOp::MediaUpload => {
+                    let form = match upload.as_deref().map(|f| f.form(&format!("md-{i}"))) {
+                        Some(Ok(form)) => form,
+                        _ => {
+                            shared.error("media_upload: no usable --media-file");
+                            return;
+                        }
+                    };
+                    http.post(format!("{base}/chat/conversations/{conv}/messages"))
+                        .multipart(form)
+                }
             };
             let outcome = async {
                 let r = req.bearer_auth(&u.token).send().await?;

@@ -113,6 +113,63 @@ async fn short_run_loses_nothing_postgres() {
     short_run_loses_nothing(Backend::Postgres).await;
 }
 
+/// `--media-rate` mixes multipart image uploads into the run: each is timed, stored as an
+/// image message, and its `message.new` is not mistaken for a text delivery.
+#[tokio::test]
+async fn media_uploads_mix_into_a_run() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let dir = server.data_dir.join("lgm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("photo.png");
+    std::fs::write(&png, chat_e2e::files::png(400, 300)).unwrap();
+    let out_file = dir.join("m.json");
+    let out = loadgen(
+        &server,
+        &[
+            "--json",
+            out_file.to_str().unwrap(),
+            "--media-rate",
+            "5/s",
+            "--media-file",
+            png.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_json(&out_file);
+    assert_eq!(r["errors"], serde_json::json!({}));
+    assert_eq!(
+        (r["delivered"].as_u64(), r["duplicates"].as_u64()),
+        (Some(60), Some(0))
+    );
+    check_metric(&r, "media_upload", 15);
+    // The uploads are real image messages with thumbnails on disk.
+    let stats = tokio::process::Command::new(binary("chatctl"))
+        .env_clear()
+        .env("CHAT_DATA_DIR", &server.data_dir)
+        .env("CHAT_DATABASE_URL", &server.database_url)
+        .env("CHAT_JWT_SECRET", &server.secret)
+        .args(["stats", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let stats: Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
+    assert_eq!(stats["messages_by_type"]["image"], 15, "{stats}");
+    assert_eq!(
+        stats["media_objects"], 30,
+        "image + thumbnail each: {stats}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn wrong_secret_cannot_run() {
     let Some(server) = TestServer::start(Backend::Sqlite).await else {
