@@ -477,16 +477,24 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         connects.spawn(async move {
             tokio::time::sleep_until(due.into()).await;
             let r = connect(addr, &hostport, &token, source).await;
-            (ui, si, due, r)
+            // Measured here, not when the collecting loop gets to it.
+            let took_us = elapsed_us(due);
+            (ui, si, took_us, r)
         });
     }
     let mut live = tokio::task::JoinSet::new();
     while let Some(done) = connects.join_next().await {
-        let (ui, si, due, r) = done?;
+        let (ui, si, took_us, r) = done?;
         progress.inc(1);
         match r {
             Ok(ws) => {
-                record(&mut shared.hists.lock().expect("hists lock").connect, due);
+                shared
+                    .hists
+                    .lock()
+                    .expect("hists lock")
+                    .connect
+                    .get_or_insert_with(report::histogram)
+                    .saturating_record(took_us);
                 shared.connected.fetch_add(1, Ordering::Relaxed);
                 let (tx, rx) = mpsc::unbounded_channel();
                 senders[ui][si] = Some(tx);

@@ -30,7 +30,8 @@ impl WsClient {
         format!("{}/chat/ws", server.base.replacen("http://", "ws://", 1))
     }
 
-    /// Connect with the token in the Authorization header and read `connection.success`.
+    /// Connect with the token in the Authorization header; read `connection.success` and
+    /// wait for `status.bulk`.
     pub async fn connect(server: &TestServer, user: &TestUser) -> WsClient {
         let mut req = Self::ws_url(server).into_client_request().unwrap();
         req.headers_mut().insert(
@@ -46,6 +47,11 @@ impl WsClient {
         };
         let hello = c.next_of("connection.success").await;
         assert_eq!(hello["data"]["user_id"], user.id.to_string());
+        // `status.bulk` follows once the socket's presence is recorded and announced, so
+        // after it this user's `user.online` has gone out; it stays queued for tests that
+        // look at it.
+        let bulk = c.next_of("status.bulk").await;
+        c.backlog.insert(0, bulk);
         c
     }
 

@@ -860,16 +860,30 @@ impl ChatService {
         &self.bus
     }
 
-    /// A socket of `me` opened: announce `user.online` to contacts if it is the first.
-    pub async fn socket_opened(&self, me: UserId) -> Result<()> {
-        if self.presence.connect(me).await {
-            let contacts = self.store.contacts(me).await?;
-            let users = contacts.into_iter().map(|(id, _)| id).collect();
+    /// A socket of `me` opened: announce `user.online` to contacts if it is the first, and
+    /// return everyone `me` talks with, online or not, with last seen (`status.bulk`).
+    pub async fn socket_opened(&self, me: UserId) -> Result<Vec<PresenceEntry>> {
+        let first = self.presence.connect(me).await;
+        // One contacts query serves both the `user.online` audience and `status.bulk`.
+        let contacts = self.store.contacts(me).await?;
+        let ids: Vec<UserId> = contacts.iter().map(|(id, _)| *id).collect();
+        if first {
             self.bus
-                .publish(Delivery::to(users, ServerEvent::UserOnline { user_id: me }))
+                .publish(Delivery::to(
+                    ids.clone(),
+                    ServerEvent::UserOnline { user_id: me },
+                ))
                 .await;
         }
-        Ok(())
+        let online = self.presence.online(&ids).await;
+        Ok(contacts
+            .into_iter()
+            .map(|(user_id, last_seen_at)| PresenceEntry {
+                user_id,
+                online: online.contains(&user_id),
+                last_seen_at,
+            })
+            .collect())
     }
 
     /// A socket of `me` closed: on the last one, record `last_seen_at` and announce
@@ -891,21 +905,6 @@ impl ChatService {
                 .await;
         }
         Ok(())
-    }
-
-    /// Online state and last seen of everyone `me` talks with (for `status.bulk`).
-    pub async fn contact_status(&self, me: UserId) -> Result<Vec<PresenceEntry>> {
-        let contacts = self.store.contacts(me).await?;
-        let ids: Vec<UserId> = contacts.iter().map(|(id, _)| *id).collect();
-        let online = self.presence.online(&ids).await;
-        Ok(contacts
-            .into_iter()
-            .map(|(user_id, last_seen_at)| PresenceEntry {
-                user_id,
-                online: online.contains(&user_id),
-                last_seen_at,
-            })
-            .collect())
     }
 
     /// Check `me` may signal typing in `conv`; returns the other participant.

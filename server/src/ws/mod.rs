@@ -119,6 +119,10 @@ async fn session(state: AppState, user: AuthUser, socket: WebSocket) {
     let hub = state.hub.clone();
     let Registration { key, tx, rx, close } = hub.register(user.id);
     let (sink, mut stream) = socket.split();
+    // The writer runs first: `connection.success` goes out now, not after the presence
+    // write and the contacts query below.
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let mut writer = tokio::spawn(write_loop(sink, rx, close, stop_rx, state.ws.ping));
     reply(
         &tx,
         &ServerEvent::ConnectionSuccess {
@@ -127,15 +131,13 @@ async fn session(state: AppState, user: AuthUser, socket: WebSocket) {
             server_time: crate::domain::types::now(),
         },
     );
-    if let Err(e) = state.service.socket_opened(user.id).await {
-        tracing::warn!(error = %e, "presence update failed");
-    }
-    match state.service.contact_status(user.id).await {
+    match state.service.socket_opened(user.id).await {
         Ok(users) => reply(&tx, &ServerEvent::StatusBulk { users }),
-        Err(e) => reply(&tx, &from_error(&e, None)),
+        Err(e) => {
+            tracing::warn!(error = %e, "presence update failed");
+            reply(&tx, &from_error(&e, None));
+        }
     }
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let mut writer = tokio::spawn(write_loop(sink, rx, close, stop_rx, state.ws.ping));
     let mut reader = Reader {
         state: &state,
         user: &user,
