@@ -6,7 +6,8 @@
 # BENCH_RAMP (10s), BENCH_PG (postgres://postgres@127.0.0.1:5432), BENCH_REDIS
 # (redis://127.0.0.1:6379), BENCH_SCENARIOS ("sqlite postgres cluster"), BENCH_EXTRA (more
 # chat-loadgen arguments), BENCH_BIN_DIR (use chatd/chatctl/chat-loadgen from there instead
-# of building; e.g. binaries of an older commit for a before/after), BENCH_OUT (target/bench).
+# of building; e.g. binaries of an older commit for a before/after), BENCH_OUT (target/bench),
+# BENCH_PROCS (1; generator processes sharing the users and the rate).
 # Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ CHATD=$BIN/chatd
 LOADGEN=$BIN/chat-loadgen
 CHATCTL=$BIN/chatctl
 EXTRA=${BENCH_EXTRA:-}
+PROCS=${BENCH_PROCS:-1}
 
 [ -n "${BENCH_BIN_DIR:-}" ] || cargo build --release -p chat-server -p chat-loadgen -p chatctl --bins
 bash scripts/ensure-services.sh
@@ -64,12 +66,27 @@ prepare() {
   done
 }
 
+# BENCH_PROCS > 1 splits the users and the rate over that many chat-loadgen processes run
+# at once (each keeps its own sockets under the per-process open-file limit); results go to
+# $OUT/<scenario>-<i>.json and .log.
 run_loadgen() {
   local name=$1
   shift
-  echo "== $name: $USERS users, $RATE for $DURATION (ramp $RAMP)"
-  CHAT_JWT_SECRET="$SECRET" "$LOADGEN" run --users "$USERS" --rate "$RATE" \
-    --duration "$DURATION" --ramp "$RAMP" --json "$OUT/$name.json" $EXTRA "$@" || true
+  echo "== $name: $USERS users, $RATE for $DURATION (ramp $RAMP), $PROCS generator process(es)"
+  if [ "$PROCS" = 1 ]; then
+    CHAT_JWT_SECRET="$SECRET" "$LOADGEN" run --users "$USERS" --rate "$RATE" \
+      --duration "$DURATION" --ramp "$RAMP" --json "$OUT/$name.json" $EXTRA "$@" || true
+    return
+  fi
+  local users=$((USERS / PROCS)) rate="$(( ${RATE%/*} / PROCS ))/${RATE#*/}" gens=()
+  for i in $(seq 1 "$PROCS"); do
+    CHAT_JWT_SECRET="$SECRET" "$LOADGEN" run --users "$users" --rate "$rate" \
+      --duration "$DURATION" --ramp "$RAMP" --json "$OUT/$name-$i.json" $EXTRA "$@" \
+      >"$OUT/$name-$i.log" 2>&1 &
+    gens+=($!)
+  done
+  for g in "${gens[@]}"; do wait "$g" || true; done
+  for i in $(seq 1 "$PROCS"); do echo "-- generator $i"; cat "$OUT/$name-$i.log"; done
 }
 
 fresh_pg_db() {

@@ -8,8 +8,9 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::WebSocketStream;
 
-/// Sockets per source address (the ephemeral range holds ~28k ports).
-pub const PER_SOURCE: usize = 20_000;
+/// Sockets per source address (the ephemeral range holds ~28k ports; sockets of earlier
+/// runs may still hold some in TIME_WAIT).
+pub const PER_SOURCE: usize = 10_000;
 
 /// Raise RLIMIT_NOFILE towards `want`; returns the soft limit now in force.
 pub fn raise_nofile(want: u64) -> u64 {
@@ -59,13 +60,15 @@ pub async fn resolve(server: &str) -> Result<(SocketAddr, String)> {
     Ok((addr, hostport))
 }
 
-/// The source address for the `i`-th socket: spread over 127.0.0.x when the server is on
-/// loopback, the system's choice otherwise.
+/// The source address for the `i`-th socket: spread over 127.x.y.z when the server is on
+/// loopback, starting at an address picked from this process's id, so that several
+/// generator processes (and the previous run's TIME_WAIT sockets) do not share ports;
+/// the system's choice otherwise.
 pub fn source_for(server: SocketAddr, i: usize) -> Option<IpAddr> {
     match server.ip() {
         IpAddr::V4(v4) if v4.is_loopback() => {
-            let n = (i / PER_SOURCE) as u8;
-            Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1u8.saturating_add(n))))
+            let base = u32::from(Ipv4Addr::new(127, 0, 1, 1)) + (std::process::id() % 4096) * 64;
+            Some(IpAddr::V4(Ipv4Addr::from(base + (i / PER_SOURCE) as u32)))
         }
         _ => None,
     }
@@ -84,6 +87,8 @@ pub async fn connect_ws(
         TcpSocket::new_v6()?
     };
     if let Some(ip) = source {
+        // Ports of this address still in TIME_WAIT from an earlier run may be reused.
+        socket.set_reuseaddr(true)?;
         socket
             .bind(SocketAddr::new(ip, 0))
             .with_context(|| format!("cannot bind source address {ip}"))?;
@@ -101,4 +106,21 @@ pub async fn connect_ws(
         .await
         .context("websocket handshake")?;
     Ok(ws)
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn loopback_sources_stay_loopback_and_change_every_per_source_sockets() {
+        let server: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let a = source_for(server, 0).expect("source");
+        assert!(a.is_loopback());
+        assert_eq!(source_for(server, PER_SOURCE - 1), Some(a));
+        let b = source_for(server, PER_SOURCE).expect("source");
+        assert!(b.is_loopback() && b != a);
+        let remote: SocketAddr = "10.0.0.1:8080".parse().expect("addr");
+        assert_eq!(source_for(remote, 0), None);
+    }
 }
