@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::domain::presence::{LocalPresence, Presence, RedisPresence};
 use crate::domain::ChatService;
 use crate::http;
-use crate::http::health::HttpMetrics;
 use crate::media::Media;
 use crate::push::{PushError, PushProvider, Pusher, WebPushProvider, WebhookProvider};
 use crate::ratelimit::RateLimiter;
@@ -32,7 +31,6 @@ pub struct AppState {
     pub redis: Option<redis::aio::ConnectionManager>,
     /// VAPID public key for browsers, when Web Push is configured.
     pub vapid_public_key: Option<String>,
-    pub metrics: Arc<HttpMetrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +131,6 @@ pub async fn build_state(
         keys: Arc::new(keys),
         vapid_public_key,
         redis,
-        metrics: Arc::new(HttpMetrics::default()),
     };
     Ok((state, tasks))
 }

@@ -31,6 +31,9 @@ pub struct Delivery {
     /// delivered it to its own sockets and skips its own echo.
     #[serde(default)]
     pub source: Option<Uuid>,
+    /// When it was published (Unix µs), for the pub/sub lag metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_us: Option<i64>,
     pub event: ServerEvent,
 }
 
@@ -40,6 +43,7 @@ impl Delivery {
             users,
             except: None,
             source: None,
+            published_us: None,
             event,
         }
     }
@@ -120,7 +124,15 @@ async fn subscriber(
                 };
                 match serde_json::from_str::<Delivery>(&payload) {
                     Ok(d) if d.source == Some(hub.instance()) => {}
-                    Ok(d) => hub.deliver(&d),
+                    Ok(d) => {
+                        if let Some(at) = d.published_us {
+                            let lag = chrono::Utc::now().timestamp_micros() - at;
+                            crate::metrics::METRICS
+                                .bus_lag
+                                .observe(lag.max(0) as f64 / 1e6);
+                        }
+                        hub.deliver(&d)
+                    }
                     Err(e) => tracing::warn!(error = %e, "undecodable delivery on the bus"),
                 }
             }
@@ -149,6 +161,7 @@ impl Bus for RedisBus {
         // others get it from the channel (and this instance skips its own echo).
         self.hub.deliver(&delivery);
         delivery.source = Some(self.hub.instance());
+        delivery.published_us = Some(chrono::Utc::now().timestamp_micros());
         let payload = match serde_json::to_string(&delivery) {
             Ok(p) => p,
             Err(e) => {

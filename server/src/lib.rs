@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod push;
 pub mod ratelimit;
 pub mod store;

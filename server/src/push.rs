@@ -319,7 +319,9 @@ impl Pusher {
         tokio::spawn(async move {
             let _permit = permit;
             for p in providers {
-                match p.notify(&n, &subs).await {
+                let result = p.notify(&n, &subs).await;
+                crate::metrics::METRICS.push(p.name(), result.is_ok());
+                match result {
                     Ok(outcome) => {
                         for id in outcome.gone {
                             tracing::info!(subscription = %id, "push subscription gone; removing");

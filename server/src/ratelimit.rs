@@ -187,6 +187,14 @@ impl RateLimiter {
 
     /// Take one unit for `user`, or say how long to wait.
     pub async fn check(&self, action: Action, user: UserId) -> Result<(), Error> {
+        let result = self.check_any(action, user).await;
+        if result.is_err() {
+            crate::metrics::METRICS.rate_limited(action.as_str());
+        }
+        result
+    }
+
+    async fn check_any(&self, action: Action, user: UserId) -> Result<(), Error> {
         if let Some(redis) = &self.redis {
             match redis.check(action, user, self.setting(action)).await {
                 Ok(None) => return Ok(()),

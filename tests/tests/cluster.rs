@@ -184,3 +184,64 @@ async fn flushing_redis_loses_no_message_or_count() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     stop(a, b).await;
 }
+
+/// `/metrics` of one instance, and the value of one series in it.
+async fn scrape(s: &TestServer) -> String {
+    s.http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in:\n{metrics}"))
+}
+
+/// A message sent on A to bob's socket on B shows up in both instances' metrics: sent and
+/// the request on A, delivered and the pub/sub lag on B.
+#[tokio::test]
+async fn metrics_follow_a_message_across_instances() {
+    let Some((a, b, _)) = pair().await else {
+        return;
+    };
+    let alice = a.registered_user("alice").await;
+    let bob = a.registered_user("bob").await;
+    let conv = a.conversation(&alice, &bob).await;
+    let mut bob_b = WsClient::connect(&b, &bob).await;
+    let sent = a.send(&alice, &conv, "counted").await;
+    assert_eq!(
+        bob_b.next_of("message.new").await["data"]["message"]["id"],
+        sent["id"]
+    );
+    let ma = scrape(&a).await;
+    assert_eq!(value(&ma, r#"chat_messages_sent_total{kind="text"}"#), 1.0);
+    let route = r#"method="POST",route="/chat/conversations/{id}/messages",status="201""#;
+    assert_eq!(
+        value(&ma, &format!("chat_http_requests_total{{{route}}}")),
+        1.0
+    );
+    assert_eq!(
+        value(&ma, &format!("chat_http_request_seconds_count{{{route}}}")),
+        1.0
+    );
+    assert!(
+        value(
+            &ma,
+            r#"chat_db_pool_connections{pool="postgres",state="max"}"#
+        ) >= 1.0
+    );
+    let mb = scrape(&b).await;
+    assert_eq!(value(&mb, "chat_ws_sockets"), 1.0);
+    assert_eq!(value(&mb, "chat_messages_delivered_total"), 1.0);
+    assert!(value(&mb, "chat_bus_lag_seconds_count") >= 1.0, "{mb}");
+    assert!(mb.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    bob_b.close().await;
+    stop(a, b).await;
+}

@@ -523,6 +523,7 @@ impl ChatService {
             .await?
         {
             InsertOutcome::Created(message) => {
+                crate::metrics::METRICS.message_sent(message.kind.as_str());
                 let message = self.present(message).await;
                 self.bus
                     .publish(

@@ -1,7 +1,5 @@
 //! Liveness, readiness and Prometheus metrics.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -12,6 +10,7 @@ use axum::Json;
 use chat_protocol::rest::Readiness;
 
 use crate::app::AppState;
+use crate::metrics::{CONTENT_TYPE, METRICS};
 
 pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
@@ -54,46 +53,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// (method, route, status)
-type RouteKey = (String, String, u16);
-
-/// Request counts and latency sums by route and status, for `/metrics`.
-#[derive(Default)]
-pub struct HttpMetrics {
-    /// key -> (count, total seconds)
-    by_route: Mutex<BTreeMap<RouteKey, (u64, f64)>>,
-}
-
-impl HttpMetrics {
-    fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let mut map = self.by_route.lock().unwrap_or_else(|p| p.into_inner());
-        let e = map
-            .entry((method.to_string(), route.to_string(), status))
-            .or_insert((0, 0.0));
-        e.0 += 1;
-        e.1 += elapsed.as_secs_f64();
-    }
-
-    fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let map = self.by_route.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP chat_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE chat_http_requests_total counter\n");
-        for ((m, r, s), (n, _)) in map.iter() {
-            let _ = writeln!(
-                out,
-                "chat_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}"
-            );
-        }
-        out.push_str("# HELP chat_http_request_seconds_sum Total time spent serving requests.\n");
-        out.push_str("# TYPE chat_http_request_seconds_sum counter\n");
-        for ((m, r, s), (_, secs)) in map.iter() {
-            let _ = writeln!(out, "chat_http_request_seconds_sum{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {secs}");
-        }
-    }
-}
-
-pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn count_requests(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
     let route = req
@@ -102,20 +62,15 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let resp = next.run(req).await;
-    state
-        .metrics
-        .record(&method, &route, resp.status().as_u16(), start.elapsed());
+    METRICS.http(&method, &route, resp.status().as_u16(), start.elapsed());
     resp
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut out = String::new();
-    state.metrics.render(&mut out);
-    out.push_str("# HELP chat_ws_sockets Live WebSocket sessions on this instance.\n");
-    out.push_str("# TYPE chat_ws_sockets gauge\n");
-    out.push_str(&format!("chat_ws_sockets {}\n", state.hub.sessions()));
-    out.push_str("# HELP chat_ws_users Users with at least one live socket on this instance.\n");
-    out.push_str("# TYPE chat_ws_users gauge\n");
-    out.push_str(&format!("chat_ws_users {}\n", state.hub.users()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    METRICS.ws_sockets.set(state.hub.sessions() as i64);
+    METRICS.ws_users.set(state.hub.users() as i64);
+    for p in state.service.store().pool_stats() {
+        METRICS.db_pool(p.name, p.idle, p.size.saturating_sub(p.idle), p.max);
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], METRICS.render())
 }

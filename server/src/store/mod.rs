@@ -249,6 +249,27 @@ pub struct Stats {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// One connection pool's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub name: &'static str,
+    /// Open connections (idle + in use).
+    pub size: usize,
+    pub idle: usize,
+    pub max: u32,
+}
+
+impl PoolStats {
+    pub fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> Self {
+        PoolStats {
+            name,
+            size: pool.size() as usize,
+            idle: pool.num_idle(),
+            max: pool.options().get_max_connections(),
+        }
+    }
+}
+
 /// Everything chatd keeps, behind one interface.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -259,6 +280,8 @@ pub trait Store: Send + Sync + 'static {
     async fn migration_status(&self) -> StoreResult<Vec<(i64, String, bool)>>;
     async fn ping(&self) -> StoreResult<()>;
     async fn close(&self);
+    /// Connection pools right now (for `/metrics`).
+    fn pool_stats(&self) -> Vec<PoolStats>;
 
     // users
     /// Create the user or refresh its username and `last_seen_at`. A username held by a

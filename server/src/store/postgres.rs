@@ -155,6 +155,10 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![PoolStats::of("postgres", &self.pool)]
+    }
+
     async fn upsert_user(
         &self,
         id: UserId,

@@ -294,6 +294,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        vec![
+            PoolStats::of("write", &self.write),
+            PoolStats::of("read", &self.read),
+        ]
+    }
+
     async fn close(&self) {
         let task = self.checkpointer.lock().ok().and_then(|mut c| c.take());
         if let Some((stop, handle)) = task {

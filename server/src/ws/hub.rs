@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::bus::{ConnKey, Delivery};
+use crate::metrics::METRICS;
 
 /// Close code for a socket whose outbound queue overflowed (it did not read fast enough).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
@@ -121,6 +122,7 @@ impl Hub {
             .except
             .filter(|k| k.instance == self.instance)
             .map(|k| k.conn);
+        let is_message = matches!(d.event, chat_protocol::ws::ServerEvent::MessageNew { .. });
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         for user in &d.users {
             let Some(list) = conns.get(user) else {
@@ -130,7 +132,11 @@ impl Hub {
                 if Some(c.id) == skip {
                     continue;
                 }
-                if let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(frame.clone()) {
+                let sent = c.tx.try_send(frame.clone());
+                if is_message && sent.is_ok() {
+                    METRICS.messages_delivered.inc();
+                }
+                if let Err(mpsc::error::TrySendError::Full(_)) = sent {
                     tracing::warn!(user = %user, conn = c.id, "slow consumer; closing socket");
                     let _ = c.close.send(Some(CloseReason {
                         code: CLOSE_SLOW_CONSUMER,

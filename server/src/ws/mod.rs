@@ -21,6 +21,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::auth::{bearer_from_headers, AuthUser};
@@ -69,6 +70,11 @@ pub async fn upgrade(
         .or(q.token)
         .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
     let user = state.service.authenticate(&state.keys, &token).await?;
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
     let ws = ws.map_err(|r| {
         Error::Validation(format!("expected a WebSocket upgrade: {}", r.body_text()))
     })?;
@@ -81,7 +87,11 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .on_upgrade(move |socket| session(state, user, socket))
+        .on_upgrade(move |socket| {
+            // The upgrade request's id follows the session into its logs.
+            let span = tracing::info_span!("ws", user = %user.id, request_id = %request_id);
+            session(state, user, socket).instrument(span)
+        })
         .into_response())
 }
 
@@ -183,6 +193,7 @@ async fn session(state: AppState, user: AuthUser, socket: WebSocket) {
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 async fn send_close(sink: &mut Sink, reason: CloseReason) {
+    crate::metrics::METRICS.ws_closed(reason.code);
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
             code: reason.code,
@@ -309,6 +320,7 @@ impl Reader<'_> {
 
     async fn on_text(&mut self, text: &str) -> Option<CloseReason> {
         if self.limiter.check().is_err() {
+            crate::metrics::METRICS.rate_limited("ws_frames");
             self.violations += 1;
             if self.violations > MAX_VIOLATIONS {
                 return Some(CloseReason {
