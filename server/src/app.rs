@@ -111,7 +111,8 @@ pub async fn build_state(
     }
     let mut vapid_public_key = None;
     if let Some(key) = &config.vapid_private_key {
-        let web = WebPushProvider::new(key, config.vapid_subject.clone())?;
+        let web =
+            WebPushProvider::new(key, config.vapid_subject.clone(), config.push_allow_private)?;
         vapid_public_key = Some(web.public_key());
         providers.push(Arc::new(web));
     }

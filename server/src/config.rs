@@ -149,6 +149,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_PUSH_WEBHOOK_SECRET", hide_env_values = true)]
     pub push_webhook_secret: Option<String>,
 
+    /// Deliver Web Push to endpoints on loopback/private/link-local addresses too.
+    /// Development and tests only: endpoints are user input (SSRF otherwise).
+    #[arg(long, env = "CHAT_PUSH_ALLOW_PRIVATE", default_value_t = false)]
+    pub push_allow_private: bool,
+
     /// VAPID private key (base64url of the raw 32-byte P-256 key) enabling Web Push.
     #[arg(long, env = "CHAT_VAPID_PRIVATE_KEY", hide_env_values = true)]
     pub vapid_private_key: Option<String>,

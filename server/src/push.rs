@@ -168,6 +168,7 @@ struct PushRequest {
 /// Web Push to browsers (RFC 8030 + RFC 8291 + VAPID RFC 8292).
 pub struct WebPushProvider {
     client: reqwest::Client,
+    allow_private: bool,
     key: web_push::PartialVapidSignatureBuilder,
     subject: String,
     backoff: Duration,
@@ -176,14 +177,24 @@ pub struct WebPushProvider {
 impl WebPushProvider {
     /// `private_key`: base64url (no padding) of the raw 32-byte P-256 VAPID private key.
     /// `subject`: a `mailto:` or `https:` contact for push services.
-    pub fn new(private_key: &str, subject: String) -> Result<Self, PushError> {
+    /// `allow_private`: also deliver to endpoints on loopback, private, link-local or
+    /// otherwise non-public addresses (development and tests only: endpoints come from
+    /// users, and without this chatd would POST wherever they point, SSRF).
+    pub fn new(private_key: &str, subject: String, allow_private: bool) -> Result<Self, PushError> {
         let key = web_push::VapidSignatureBuilder::from_base64_no_sub(private_key.trim())
             .map_err(|e| PushError::WebPush(format!("bad VAPID private key: {e}")))?;
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if !allow_private {
+            // Host names are checked where they are resolved, at connect time (no window
+            // for DNS rebinding); IP literals never reach a resolver and are checked in
+            // `notify`.
+            client = client
+                .dns_resolver(Arc::new(PublicOnly))
+                .redirect(reqwest::redirect::Policy::none());
+        }
         Ok(WebPushProvider {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            client: client.build().unwrap_or_default(),
+            allow_private,
             key,
             subject,
             backoff: Duration::from_millis(200),
@@ -259,7 +270,12 @@ impl PushProvider for WebPushProvider {
             .iter()
             .filter(|s| s.subscription.kind == PushKind::Webpush)
         {
-            let sent = match self.request(sub, payload.as_bytes()) {
+            let allowed = if self.allow_private {
+                Ok(())
+            } else {
+                check_literal(&sub.subscription.target)
+            };
+            let sent = match allowed.and_then(|()| self.request(sub, payload.as_bytes())) {
                 Ok(r) => {
                     post_with_retries(&self.client, &r.url, &r.headers, &r.body, self.backoff).await
                 }
@@ -337,9 +353,110 @@ impl Pusher {
     }
 }
 
+/// Whether chatd may send to this address on a user's behalf: public unicast only.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10 carrier-grade NAT
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15 benchmarking
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local
+                || (seg[0] & 0xffc0) == 0xfe80 // link local
+                || seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+/// A resolver that drops every non-public address (and fails when none is left).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Refuse an endpoint whose host is a non-public IP literal (those bypass the resolver).
+fn check_literal(endpoint: &str) -> Result<(), PushError> {
+    let url = reqwest::Url::parse(endpoint)
+        .map_err(|e| PushError::WebPush(format!("bad endpoint: {e}")))?;
+    let Some(host) = url.host_str() else {
+        return Err(PushError::WebPush("endpoint without a host".into()));
+    };
+    let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    else {
+        return Ok(()); // a name: the resolver checks it
+    };
+    if is_public(ip) {
+        Ok(())
+    } else {
+        Err(PushError::WebPush(format!(
+            "endpoint address {ip} is not public (CHAT_PUSH_ALLOW_PRIVATE is off)"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_public_addresses_pass() {
+        for bad in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(!is_public(bad.parse().expect("ip")), "{bad}");
+        }
+        for good in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(good.parse().expect("ip")), "{good}");
+        }
+        assert!(check_literal("https://169.254.169.254/latest/meta-data").is_err());
+        assert!(check_literal("http://[::1]:8080/push").is_err());
+        assert!(check_literal("https://fcm.googleapis.com/fcm/send/abc").is_ok());
+    }
 
     #[test]
     fn signature_is_hmac_sha256_of_timestamp_dot_body() {

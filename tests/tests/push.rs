@@ -240,7 +240,11 @@ async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
     let (gone_r, gone_url) = receiver(&[410]).await;
     let s = TestServer::start_with(
         Backend::Sqlite,
-        &[("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str())],
+        &[
+            ("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str()),
+            // The receivers are on loopback.
+            ("CHAT_PUSH_ALLOW_PRIVATE", "true"),
+        ],
     )
     .await
     .unwrap();
@@ -308,5 +312,47 @@ async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    s.stop().await;
+}
+
+/// Web Push endpoints are user input: by default chatd never sends to a loopback, private
+/// or link-local address (an IP literal or a name resolving to one), so a subscription
+/// cannot make the server POST into its own network.
+#[tokio::test]
+async fn web_push_never_reaches_private_addresses_by_default() {
+    let (vapid, _) = ece::generate_keypair_and_auth_secret().unwrap();
+    let vapid_private = b64(vapid.raw_components().unwrap().private_key());
+    let (literal, literal_url) = receiver(&[]).await;
+    let (named, named_url) = receiver(&[]).await;
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        &[("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str())],
+    )
+    .await
+    .unwrap();
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let (browser, auth) = ece::generate_keypair_and_auth_secret().unwrap();
+    let keys = json!({"p256dh": b64(&browser.pub_as_raw().unwrap()), "auth": b64(&auth)});
+    // 127.0.0.1 as a literal, and the same receiver by the name "localhost".
+    let by_name = named_url.replace("127.0.0.1", "localhost");
+    for endpoint in [&literal_url, &by_name] {
+        s.post(
+            &bob,
+            "/chat/push/subscriptions",
+            &json!({"kind": "webpush", "endpoint": endpoint, "keys": keys}),
+        )
+        .await
+        .expect(201);
+    }
+    s.send(&alice, &conv, "must not leave").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(wait_calls(&literal, 0, Duration::from_millis(10))
+        .await
+        .is_empty());
+    assert!(wait_calls(&named, 0, Duration::from_millis(10))
+        .await
+        .is_empty());
     s.stop().await;
 }
