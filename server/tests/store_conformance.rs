@@ -815,9 +815,9 @@ async fn contacts_are_conversation_partners_without_blocks(store: DynStore) {
         .collect();
     assert_eq!(ids, vec![a], "a block either way hides presence");
     let seen = now() + Duration::seconds(5);
-    store.touch_last_seen(a, seen).await.unwrap();
+    store.touch_last_seen(&[(a, seen)]).await.unwrap();
     store
-        .touch_last_seen(a, seen - Duration::seconds(60))
+        .touch_last_seen(&[(a, seen - Duration::seconds(60))])
         .await
         .unwrap();
     let contacts = store.contacts(me).await.unwrap();
@@ -826,6 +826,22 @@ async fn contacts_are_conversation_partners_without_blocks(store: DynStore) {
         vec![(a, Some(seen))],
         "last_seen_at never goes back"
     );
+    // A batch: many users in one write, a repeated id keeps its latest time, unknown ids
+    // are ignored, an empty batch is a no-op.
+    let later = seen + Duration::seconds(30);
+    store
+        .touch_last_seen(&[
+            (a, later - Duration::seconds(10)),
+            (a, later),
+            (me, later),
+            (UserId::new(), later),
+        ])
+        .await
+        .unwrap();
+    store.touch_last_seen(&[]).await.unwrap();
+    assert_eq!(store.contacts(me).await.unwrap(), vec![(a, Some(later))]);
+    let of_me = store.user_by_id(me).await.unwrap().unwrap();
+    assert_eq!(of_me.last_seen_at, Some(later));
 }
 
 async fn push_subscriptions_are_per_user_and_deduplicated(store: DynStore) {

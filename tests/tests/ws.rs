@@ -46,6 +46,7 @@ on_both_backends!(
     block_events_and_blocked_sends_over_ws,
     bad_frames_get_error_events_and_the_socket_survives,
     ws_and_rest_sends_share_one_rate_bucket,
+    a_disconnect_storm_announces_everyone_offline_and_records_last_seen,
 );
 
 fn send_frame(conv: &str, content: &str, temp_id: &str) -> serde_json::Value {
@@ -414,4 +415,69 @@ async fn a_slow_consumer_is_closed_with_4008_and_others_keep_receiving() {
         Ended::Closed(4008)
     );
     s.stop().await;
+}
+
+/// 150 contacts of one watcher drop their sockets at the same moment: the watcher hears
+/// `user.offline` for every one of them, and every `last_seen_at` is recorded (the writes
+/// of a storm are batched instead of queueing one per user for the database pool).
+async fn a_disconnect_storm_announces_everyone_offline_and_records_last_seen(s: &TestServer) {
+    const N: usize = 150;
+    let watcher = s.registered_user("watch").await;
+    let mut sockets = Vec::with_capacity(N);
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..N {
+        let u = s.registered_user(&format!("st{i}_")).await;
+        let conv = s.conversation(&u, &watcher).await;
+        // One message, so the conversation is in the watcher's list.
+        s.send(&u, &conv, "hi").await;
+        ids.insert(u.id.to_string());
+        sockets.push(WsClient::connect(s, &u).await);
+    }
+    let mut w = WsClient::connect(s, &watcher).await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    // Everyone goes at once.
+    futures_util::future::join_all(sockets.into_iter().map(|c| c.close())).await;
+    let mut offline = std::collections::HashSet::new();
+    while offline.len() < N {
+        let e = w
+            .next_of_within("user.offline", Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|| panic!("only {} of {N} user.offline events", offline.len()));
+        offline.insert(
+            e["data"]["user_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert_eq!(offline, ids);
+    let list = s.get(&watcher, "/chat/conversations?limit=100").await;
+    let mut seen = 0;
+    let mut page = list.expect(200).clone();
+    loop {
+        for c in page["data"].as_array().expect("data") {
+            let at = c["other_user"]["last_seen_at"]
+                .as_str()
+                .expect("last_seen_at");
+            let at: chrono::DateTime<chrono::Utc> = at.parse().expect("timestamp");
+            assert!(at >= before, "last_seen_at {at} not recorded at disconnect");
+            assert_eq!(c["other_user"]["online"], false);
+            seen += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(cur) if page["has_more"] == true => {
+                page = s
+                    .get(
+                        &watcher,
+                        &format!("/chat/conversations?limit=100&before={cur}"),
+                    )
+                    .await
+                    .expect(200)
+                    .clone();
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(seen, N);
+    w.close().await;
 }

@@ -1,5 +1,6 @@
 //! [`ChatService`]: every use case of the REST API (and, later, its WebSocket twin).
 
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -48,6 +49,57 @@ pub struct ChatService {
     presence: Arc<dyn Presence>,
     seen: Mutex<HashMap<UserId, (String, Instant)>>,
     media: Option<Arc<Media>>,
+    last_seen: LastSeenWriter,
+}
+
+/// One user's `last_seen_at`, and who waits for it to be written.
+type SeenEntry = (UserId, DateTime<Utc>, tokio::sync::oneshot::Sender<bool>);
+
+/// Coalesces `last_seen_at` writes. Each closing socket waits for its own write, but the
+/// writes of everyone who disconnects while one is in flight go out together as one
+/// statement: a disconnect storm (an instance restarting, a network blip) costs a few
+/// writes instead of one per user competing for the pool.
+struct LastSeenWriter {
+    tx: tokio::sync::mpsc::UnboundedSender<SeenEntry>,
+}
+
+impl LastSeenWriter {
+    fn start(store: DynStore) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SeenEntry>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 10_000 {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let seen: Vec<(UserId, DateTime<Utc>)> =
+                    batch.iter().map(|(id, at, _)| (*id, *at)).collect();
+                let ok = match store.touch_last_seen(&seen).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, users = seen.len(), "last_seen_at not recorded");
+                        false
+                    }
+                };
+                for (_, _, done) in batch {
+                    let _ = done.send(ok);
+                }
+            }
+        });
+        LastSeenWriter { tx }
+    }
+
+    /// Write (batched with concurrent callers); false when the write failed.
+    async fn record(&self, user: UserId, at: DateTime<Utc>) -> bool {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send((user, at, done)).is_err() {
+            return false;
+        }
+        wait.await.unwrap_or(false)
+    }
 }
 
 fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
@@ -77,13 +129,14 @@ impl ChatService {
         limits: RateLimiter,
     ) -> Self {
         ChatService {
-            store,
+            store: store.clone(),
             pusher: Pusher::disabled(),
             bus,
             limits,
             presence,
             seen: Mutex::new(HashMap::new()),
             media: None,
+            last_seen: LastSeenWriter::start(store.clone()),
         }
     }
 
@@ -892,7 +945,9 @@ impl ChatService {
     pub async fn socket_closed(&self, me: UserId) -> Result<()> {
         if self.presence.disconnect(me).await {
             let at = now();
-            self.store.touch_last_seen(me, at).await?;
+            // A failed write (logged) does not stop the announcement: contacts must not
+            // go on seeing this user online.
+            self.last_seen.record(me, at).await;
             let contacts = self.store.contacts(me).await?;
             let users = contacts.into_iter().map(|(id, _)| id).collect();
             self.bus

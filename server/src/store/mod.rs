@@ -295,7 +295,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self, after_username: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
-    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Record `last_seen_at` for many users in one write (never moving one back).
+    async fn touch_last_seen(&self, seen: &[(UserId, DateTime<Utc>)]) -> StoreResult<()>;
     /// Users who share a conversation with `me` and with no block either way: the
     /// audience of `me`'s presence. (id, last_seen_at)
     async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>>;

@@ -215,12 +215,21 @@ impl Store for PostgresStore {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn touch_last_seen(&self, seen: &[(UserId, DateTime<Utc>)]) -> StoreResult<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = seen.iter().map(|(id, _)| id.0).collect();
+        let ats: Vec<DateTime<Utc>> = seen.iter().map(|(_, at)| *at).collect();
+        // Duplicates of one id: the latest time wins (MAX per id before the join).
         sqlx::query(
-            "UPDATE users SET last_seen_at = GREATEST(COALESCE(last_seen_at, $2), $2) WHERE id = $1",
+            "UPDATE users u SET last_seen_at = GREATEST(COALESCE(u.last_seen_at, v.at), v.at)
+             FROM (SELECT id, MAX(at) AS at FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, at)
+                   GROUP BY id) v
+             WHERE u.id = v.id",
         )
-        .bind(id.0)
-        .bind(at)
+        .bind(&ids)
+        .bind(&ats)
         .execute(&self.pool)
         .await?;
         Ok(())

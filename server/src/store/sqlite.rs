@@ -367,14 +367,22 @@ impl Store for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn touch_last_seen(&self, id: UserId, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), $2) WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(ts(at))
-        .execute(&self.write)
-        .await?;
+    async fn touch_last_seen(&self, seen: &[(UserId, DateTime<Utc>)]) -> StoreResult<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        // One transaction, one commit, however many users.
+        let mut tx = self.write.begin().await?;
+        for (id, at) in seen {
+            sqlx::query(
+                "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), $2) WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .bind(ts(*at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
