@@ -121,6 +121,21 @@ impl TestServer {
         Some(Self::spawn(data_dir, database_url, secret, db, env).await)
     }
 
+    /// Two instances (PostgreSQL + Redis) sharing a fresh database and a fresh Redis key
+    /// prefix (returned), so tests run in parallel on the shared Redis; `None` when
+    /// PostgreSQL/Redis tests are skipped.
+    pub async fn pair() -> Option<(TestServer, TestServer, String)> {
+        let redis = crate::redis_url()?;
+        let prefix = format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let env = [
+            ("CHAT_REDIS_URL", redis.as_str()),
+            ("CHAT_REDIS_PREFIX", prefix.as_str()),
+        ];
+        let a = TestServer::start_with(Backend::Postgres, &env).await?;
+        let b = a.sibling(&env).await;
+        Some((a, b, prefix))
+    }
+
     /// Another instance on the same database and secret (it does not own the database).
     pub async fn sibling(&self, env: &[(&str, &str)]) -> TestServer {
         Self::spawn(

@@ -4,21 +4,12 @@
 
 use std::time::Duration;
 
-use chat_e2e::server::{Backend, TestServer};
+use chat_e2e::server::TestServer;
 use chat_e2e::ws::WsClient;
 use serde_json::json;
 
-/// Two instances sharing a fresh database and a fresh Redis namespace.
 async fn pair() -> Option<(TestServer, TestServer, String)> {
-    let redis = chat_e2e::redis_url()?;
-    let prefix = format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let env = [
-        ("CHAT_REDIS_URL", redis.as_str()),
-        ("CHAT_REDIS_PREFIX", prefix.as_str()),
-    ];
-    let a = TestServer::start_with(Backend::Postgres, &env).await?;
-    let b = a.sibling(&env).await;
-    Some((a, b, prefix))
+    TestServer::pair().await
 }
 
 async fn stop(a: TestServer, b: TestServer) {

@@ -454,9 +454,9 @@ impl ChatService {
         let body = MessageBody::parse(content)?;
         let temp_id = TempId::parse_opt(temp_id)?;
         let (receiver, existing) = self.send_target(me, conv, temp_id.as_ref()).await?;
-        // A retry of something already stored costs nothing and changes nothing.
+        // A retry of something already stored costs no rate and stores nothing.
         if let Some(existing) = existing {
-            return self.replay(conv, existing).await;
+            return self.replay(conv, existing, origin).await;
         }
         self.limits.check(Action::SendMessage, me.id).await?;
         let links = links::extract(body.as_str());
@@ -531,7 +531,7 @@ impl ChatService {
         let kind = media_kind(&uploads)?;
         let (receiver, existing) = self.send_target(me, conv, temp_id.as_ref()).await?;
         if let Some(existing) = existing {
-            return self.replay(conv, existing).await;
+            return self.replay(conv, existing, None).await;
         }
         self.limits.check(Action::SendMessage, me.id).await?;
         let stored = media.store_all(uploads).await?;
@@ -595,7 +595,7 @@ impl ChatService {
                     created: true,
                 })
             }
-            InsertOutcome::Existing(existing) => self.replay(conv, existing).await,
+            InsertOutcome::Existing(existing) => self.replay(conv, existing, origin).await,
         }
     }
 
@@ -707,14 +707,35 @@ impl ChatService {
         }
     }
 
-    async fn replay(&self, conv: ConversationId, existing: Message) -> Result<Sent> {
+    /// A retried send of a stored message: the same message back, and `message.new`
+    /// (same id) announced again. The first attempt may have been stored by an instance
+    /// that died before it could announce it, so a retry is the one chance the receiver
+    /// has to hear of it live; clients that did hear it drop the repeat by id.
+    async fn replay(
+        &self,
+        conv: ConversationId,
+        existing: Message,
+        origin: Option<ConnKey>,
+    ) -> Result<Sent> {
         if existing.conversation_id != conv {
             return Err(Error::Conflict(
                 "temp_id was already used for a message in another conversation".into(),
             ));
         }
+        let message = self.present(existing).await;
+        self.bus
+            .publish(
+                Delivery::to(
+                    vec![message.sender_id, message.receiver_id],
+                    ServerEvent::MessageNew {
+                        message: message.clone(),
+                    },
+                )
+                .except(origin),
+            )
+            .await;
         Ok(Sent {
-            message: self.present(existing).await,
+            message,
             created: false,
         })
     }

@@ -1,0 +1,251 @@
+//! Chaos: real processes, loopback only, bounded in time. `kill -9` one of two chatd
+//! instances while 50 clients send; the clients on it reconnect to the survivor and resend
+//! what was not acknowledged (same temp_id). Afterwards every acknowledged message is
+//! stored exactly once, no temp_id is stored twice, and every receiver has every message
+//! of its partner exactly once by id (live, or caught up from history after reconnecting).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chat_client::{Client, PageQuery, Socket};
+use chat_e2e::server::{TestServer, TestUser};
+use chat_protocol::rest::Message;
+use chat_protocol::ws::{ClientEvent, ServerEvent};
+use chat_protocol::{ConversationId, MessageId};
+
+const PAIRS: usize = 25;
+const PER_CLIENT: usize = 20;
+const EVERY: Duration = Duration::from_millis(150);
+
+#[derive(Default, Debug)]
+struct Outcome {
+    /// temp_id -> stored id, from `message.sent`.
+    acked: HashMap<String, MessageId>,
+    /// `message.new` ids from the partner, as they arrived live (repeats kept).
+    live: Vec<MessageId>,
+    /// The partner's messages found in history after a reconnect and not seen live.
+    caught_up: HashSet<MessageId>,
+    reconnects: usize,
+    /// Messages sent again after a reconnect (their `message.new` is announced again).
+    resent: usize,
+}
+
+/// One user: sends `PER_CLIENT` messages, reconnecting to the next server when its socket
+/// dies and resending everything unacknowledged with the original temp_id.
+async fn client(
+    servers: [String; 2],
+    first: usize,
+    offset: Duration,
+    user: TestUser,
+    conv: ConversationId,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let mut pending: Vec<(String, String)> = Vec::new();
+    let mut next = 0usize;
+    let mut at = first;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    'connect: while Instant::now() < deadline {
+        let mut sock = match Socket::connect(&servers[at], &user.token).await {
+            Ok(s) => s,
+            Err(_) => {
+                at = (at + 1) % 2;
+                out.reconnects += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        {
+            // On every (re)connect: catch up from history what may have gone by.
+            let api = Client::new(&servers[at], &user.token).expect("client");
+            if let Ok(page) = api.messages(conv, &PageQuery::limit(100)).await {
+                let seen: HashSet<MessageId> = out.live.iter().copied().collect();
+                for m in page.data {
+                    if m.sender_id != user.id && !seen.contains(&m.id) {
+                        out.caught_up.insert(m.id);
+                    }
+                }
+            }
+        }
+        out.resent += pending.len();
+        for (temp, content) in &pending {
+            let resend = ClientEvent::MessageSend {
+                conversation_id: conv,
+                content: content.clone(),
+                temp_id: Some(temp.clone()),
+            };
+            if sock.send(&resend).await.is_err() {
+                continue 'connect;
+            }
+        }
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, EVERY);
+        loop {
+            if next == PER_CLIENT && pending.is_empty() {
+                // Keep reading a little for the partner's last messages.
+                let quiet = Instant::now() + Duration::from_secs(2);
+                while let Ok(ev) = sock
+                    .next(quiet.saturating_duration_since(Instant::now()))
+                    .await
+                {
+                    if let ServerEvent::MessageNew { message } = ev {
+                        if message.sender_id != user.id {
+                            out.live.push(message.id);
+                        }
+                    }
+                }
+                return out;
+            }
+            tokio::select! {
+                _ = tick.tick(), if next < PER_CLIENT => {
+                    let temp = format!("{}-{next}", user.username);
+                    let content = format!("chaos {} #{next}", user.username);
+                    next += 1;
+                    pending.push((temp.clone(), content.clone()));
+                    let send = ClientEvent::MessageSend {
+                        conversation_id: conv,
+                        content,
+                        temp_id: Some(temp),
+                    };
+                    if sock.send(&send).await.is_err() {
+                        break;
+                    }
+                }
+                ev = sock.next(Duration::from_secs(5)) => match ev {
+                    Ok(ServerEvent::MessageSent { temp_id: Some(t), message }) => {
+                        pending.retain(|(p, _)| *p != t);
+                        out.acked.insert(t, message.id);
+                    }
+                    Ok(ServerEvent::MessageNew { message }) if message.sender_id != user.id => {
+                        out.live.push(message.id);
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                },
+            }
+        }
+        // The socket died: the next server.
+        at = (at + 1) % 2;
+        out.reconnects += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} did not finish within 40 s: {out:?}", user.username);
+}
+
+/// Every message of a conversation, through the survivor.
+async fn history(api: &Client, conv: ConversationId) -> Vec<Message> {
+    let mut all = Vec::new();
+    let mut q = PageQuery::limit(100);
+    loop {
+        let page = api.messages(conv, &q).await.expect("history");
+        all.extend(page.data);
+        match page.next_cursor.filter(|_| page.has_more) {
+            Some(c) => q = PageQuery::before(c, 100),
+            None => return all,
+        }
+    }
+}
+
+#[tokio::test]
+async fn kill_9_one_of_two_instances_while_clients_send() {
+    let Some((a, b, _)) = TestServer::pair().await else {
+        return;
+    };
+    let mut users = Vec::new();
+    for i in 0..PAIRS * 2 {
+        users.push(a.registered_user(&format!("c{i}_")).await);
+    }
+    let mut convs = Vec::new();
+    for p in 0..PAIRS {
+        let id = a.conversation(&users[2 * p], &users[2 * p + 1]).await;
+        convs.push(id.parse::<ConversationId>().expect("conversation id"));
+    }
+    let servers = [a.base.clone(), b.base.clone()];
+    // Clients do not tick in step, so some send while others are reconnecting.
+    let mut tasks = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        // Half start on A (the one that dies), half on B.
+        let offset = Duration::from_millis((i as u64 * 37) % EVERY.as_millis() as u64);
+        tasks.push(tokio::spawn(client(
+            servers.clone(),
+            i % 2,
+            offset,
+            u.clone(),
+            convs[i / 2],
+        )));
+    }
+    // Let traffic flow, then kill A without warning.
+    tokio::time::sleep(EVERY * (PER_CLIENT as u32) / 3).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &a.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("client task"));
+    }
+    let reconnects: usize = outcomes.iter().map(|o| o.reconnects).sum();
+    assert!(
+        reconnects >= PAIRS,
+        "clients on A must have reconnected ({reconnects})"
+    );
+
+    let api = Client::new(&b.base, &users[0].token).expect("client");
+    let mut caught_up = 0;
+    for (p, conv) in convs.iter().enumerate() {
+        let (x, y) = (2 * p, 2 * p + 1);
+        let stored = history(&api.with_token(&users[x].token), *conv).await;
+        // Stored exactly once: ids and (sender, temp_id) are unique.
+        let ids: HashSet<MessageId> = stored.iter().map(|m| m.id).collect();
+        assert_eq!(ids.len(), stored.len(), "a message id stored twice");
+        let temps: HashSet<(String, Option<String>)> = stored
+            .iter()
+            .map(|m| (m.sender_id.to_string(), m.temp_id.clone()))
+            .collect();
+        assert_eq!(temps.len(), stored.len(), "a temp_id stored twice");
+        for (me, other) in [(x, y), (y, x)] {
+            let out = &outcomes[me];
+            assert_eq!(out.acked.len(), PER_CLIENT, "{} acks", users[me].username);
+            for id in out.acked.values() {
+                assert!(ids.contains(id), "acknowledged message {id} is not stored");
+            }
+            // The partner received each of these exactly once live, or (for what was in
+            // flight when A died) finds it in history after reconnecting.
+            let receiver = &outcomes[other];
+            let mut live = HashMap::new();
+            for id in &receiver.live {
+                *live.entry(*id).or_insert(0) += 1;
+            }
+            // A resent message is announced again (its first server may have died before
+            // announcing it); only those may arrive twice, and clients drop repeats by id.
+            let repeats: usize = live.values().map(|&n| n - 1).sum();
+            assert!(
+                repeats <= out.resent,
+                "{repeats} repeats for {} resends",
+                out.resent
+            );
+            // Delivered exactly once by id: live, or (in flight on A when it died, or sent
+            // while the receiver was reconnecting) caught up from history after resuming.
+            for id in out.acked.values() {
+                assert!(
+                    live.contains_key(id) || receiver.caught_up.contains(id),
+                    "message {id} ({:?}) never reached its receiver {} (sender reconnects {}, \
+                     resent {}; receiver reconnects {}, caught up {})",
+                    stored
+                        .iter()
+                        .find(|m| m.id == *id)
+                        .and_then(|m| m.content.clone()),
+                    users[other].username,
+                    out.reconnects,
+                    out.resent,
+                    receiver.reconnects,
+                    receiver.caught_up.len()
+                );
+            }
+            caught_up += receiver.caught_up.len();
+        }
+        assert_eq!(stored.len(), 2 * PER_CLIENT, "conversation {p}");
+    }
+    eprintln!("{reconnects} reconnects; {caught_up} messages caught up from history");
+    b.stop().await;
+    a.stop().await;
+}
