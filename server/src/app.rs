@@ -83,14 +83,22 @@ pub async fn build_state(
     let (bus, presence, redis): (DynBus, Arc<dyn Presence>, _) = match &config.common.redis_url {
         Some(url) => {
             let client = redis::Client::open(url.as_str())?;
-            let conn = redis::aio::ConnectionManager::new(client.clone()).await?;
+            // Bounded waits: with Redis down, a send must fall back (local rate limit,
+            // local delivery) in well under a second, never hang on reconnect attempts.
+            let cfg = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Duration::from_millis(500))
+                .set_response_timeout(Duration::from_millis(500))
+                .set_number_of_retries(1)
+                .set_max_delay(200);
+            let conn = redis::aio::ConnectionManager::new_with_config(client.clone(), cfg).await?;
+            let breaker = crate::redis_breaker::Breaker::default();
             let (bus, subscriber) =
-                RedisBus::start(client, conn.clone(), prefix, hub.clone()).await?;
+                RedisBus::start(client, conn.clone(), prefix, hub.clone(), breaker.clone()).await?;
             tasks.push(subscriber);
-            limits = limits.with_redis(conn.clone(), prefix);
+            limits = limits.with_redis(conn.clone(), prefix, breaker.clone());
             (
                 bus,
-                Arc::new(RedisPresence::new(conn.clone(), prefix)),
+                Arc::new(RedisPresence::new(conn.clone(), prefix, breaker)),
                 Some(conn),
             )
         }

@@ -86,6 +86,7 @@ pub struct RedisBus {
     conn: redis::aio::ConnectionManager,
     channel: String,
     hub: Arc<Hub>,
+    breaker: crate::redis_breaker::Breaker,
 }
 
 impl RedisBus {
@@ -95,12 +96,21 @@ impl RedisBus {
         conn: redis::aio::ConnectionManager,
         prefix: &str,
         hub: Arc<Hub>,
+        breaker: crate::redis_breaker::Breaker,
     ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), redis::RedisError> {
         let channel = format!("{prefix}chat:events");
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&channel).await?;
         let task = tokio::spawn(subscriber(client, pubsub, channel.clone(), hub.clone()));
-        Ok((Arc::new(RedisBus { conn, channel, hub }), task))
+        Ok((
+            Arc::new(RedisBus {
+                conn,
+                channel,
+                hub,
+                breaker,
+            }),
+            task,
+        ))
     }
 }
 
@@ -170,11 +180,14 @@ impl Bus for RedisBus {
             }
         };
         let mut conn = self.conn.clone();
-        let res: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(payload)
-            .query_async(&mut conn)
-            .await;
+        let publish = async {
+            redis::cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(payload)
+                .query_async::<i64>(&mut conn)
+                .await
+        };
+        let res = self.breaker.call(publish).await;
         if let Err(e) = res {
             // Redis is down: only this instance's sockets got the event.
             tracing::warn!(error = %e, "redis publish failed; delivered locally only");

@@ -110,6 +110,7 @@ struct RedisLimiter {
     conn: redis::aio::ConnectionManager,
     script: Arc<redis::Script>,
     prefix: String,
+    breaker: crate::redis_breaker::Breaker,
 }
 
 impl RedisLimiter {
@@ -124,12 +125,11 @@ impl RedisLimiter {
         let emission = u64::from(setting.period_seconds.max(1)) * 1_000_000 / max;
         let key = format!("{}ratelimit:{}:{user}", self.prefix, action.as_str());
         let mut conn = self.conn.clone();
+        let mut invocation = self.script.key(key);
+        invocation.arg(emission.max(1)).arg(emission.max(1) * max);
         let (allowed, wait_us): (i64, i64) = self
-            .script
-            .key(key)
-            .arg(emission.max(1))
-            .arg(emission.max(1) * max)
-            .invoke_async(&mut conn)
+            .breaker
+            .call(invocation.invoke_async(&mut conn))
             .await?;
         Ok(if allowed == 1 {
             None
@@ -168,11 +168,17 @@ impl RateLimiter {
 
     /// Enforce limits in Redis (shared by all instances); the in-process limiter stays
     /// as the fallback while Redis is unreachable.
-    pub fn with_redis(mut self, conn: redis::aio::ConnectionManager, prefix: &str) -> Self {
+    pub fn with_redis(
+        mut self,
+        conn: redis::aio::ConnectionManager,
+        prefix: &str,
+        breaker: crate::redis_breaker::Breaker,
+    ) -> Self {
         self.redis = Some(RedisLimiter {
             conn,
             script: Arc::new(redis::Script::new(GCRA_LUA)),
             prefix: prefix.to_string(),
+            breaker,
         });
         self
     }

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 use chat_protocol::UserId;
 use redis::aio::ConnectionManager;
 
+use crate::redis_breaker::Breaker;
+
 /// Seconds an `online:` key lives without a refresh.
 pub const ONLINE_TTL_SECS: u64 = 60;
 
@@ -80,13 +82,15 @@ impl Presence for LocalPresence {
 pub struct RedisPresence {
     conn: ConnectionManager,
     prefix: String,
+    breaker: Breaker,
 }
 
 impl RedisPresence {
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: ConnectionManager, prefix: &str, breaker: Breaker) -> Self {
         RedisPresence {
             conn,
             prefix: prefix.to_string(),
+            breaker,
         }
     }
 
@@ -107,16 +111,18 @@ fn unix_now() -> i64 {
 impl Presence for RedisPresence {
     async fn connect(&self, user: UserId) -> bool {
         let mut conn = self.conn.clone();
-        let res: redis::RedisResult<(i64,)> = redis::pipe()
-            .atomic()
-            .incr(self.sockets_key(user), 1)
-            .expire(self.sockets_key(user), ONLINE_TTL_SECS as i64)
-            .ignore()
-            .set_ex(self.online_key(user), unix_now(), ONLINE_TTL_SECS)
-            .ignore()
-            .query_async(&mut conn)
-            .await;
-        match res {
+        let res = async {
+            redis::pipe()
+                .atomic()
+                .incr(self.sockets_key(user), 1)
+                .expire(self.sockets_key(user), ONLINE_TTL_SECS as i64)
+                .ignore()
+                .set_ex(self.online_key(user), unix_now(), ONLINE_TTL_SECS)
+                .ignore()
+                .query_async::<(i64,)>(&mut conn)
+                .await
+        };
+        match self.breaker.call(res).await {
             Ok((n,)) => n == 1,
             Err(e) => {
                 tracing::warn!(error = %e, "redis presence connect failed");
@@ -127,19 +133,24 @@ impl Presence for RedisPresence {
 
     async fn disconnect(&self, user: UserId) -> bool {
         let mut conn = self.conn.clone();
-        let left: redis::RedisResult<i64> = redis::cmd("DECR")
-            .arg(self.sockets_key(user))
-            .query_async(&mut conn)
-            .await;
-        match left {
+        let left = async {
+            redis::cmd("DECR")
+                .arg(self.sockets_key(user))
+                .query_async::<i64>(&mut conn)
+                .await
+        };
+        match self.breaker.call(left).await {
             Ok(n) if n <= 0 => {
-                let _: redis::RedisResult<()> = redis::pipe()
-                    .del(self.sockets_key(user))
-                    .ignore()
-                    .del(self.online_key(user))
-                    .ignore()
-                    .query_async(&mut conn)
-                    .await;
+                let clear = async {
+                    redis::pipe()
+                        .del(self.sockets_key(user))
+                        .ignore()
+                        .del(self.online_key(user))
+                        .ignore()
+                        .query_async::<()>(&mut conn)
+                        .await
+                };
+                let _ = self.breaker.call(clear).await;
                 true
             }
             Ok(_) => false,
@@ -152,14 +163,16 @@ impl Presence for RedisPresence {
 
     async fn refresh(&self, user: UserId) {
         let mut conn = self.conn.clone();
-        let res: redis::RedisResult<()> = redis::pipe()
-            .set_ex(self.online_key(user), unix_now(), ONLINE_TTL_SECS)
-            .ignore()
-            .expire(self.sockets_key(user), ONLINE_TTL_SECS as i64)
-            .ignore()
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = res {
+        let res = async {
+            redis::pipe()
+                .set_ex(self.online_key(user), unix_now(), ONLINE_TTL_SECS)
+                .ignore()
+                .expire(self.sockets_key(user), ONLINE_TTL_SECS as i64)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+        };
+        if let Err(e) = self.breaker.call(res).await {
             tracing::warn!(error = %e, "redis presence refresh failed");
         }
     }
@@ -170,9 +183,13 @@ impl Presence for RedisPresence {
         }
         let keys: Vec<String> = users.iter().map(|u| self.online_key(*u)).collect();
         let mut conn = self.conn.clone();
-        let res: redis::RedisResult<Vec<Option<i64>>> =
-            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await;
-        match res {
+        let res = async {
+            redis::cmd("MGET")
+                .arg(&keys)
+                .query_async::<Vec<Option<i64>>>(&mut conn)
+                .await
+        };
+        match self.breaker.call(res).await {
             Ok(values) => users
                 .iter()
                 .zip(values)

@@ -1,0 +1,94 @@
+//! Fail fast while Redis is down. The connection manager reconnects on its own, but each
+//! call made while Redis is unreachable would wait for a connect timeout first; with the
+//! breaker open, calls fail at once and their callers fall back (in-process rate limits,
+//! local-only delivery, presence unknown) until the next probe a second later.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long Redis is considered down after a connection-level failure.
+const OPEN_FOR: Duration = Duration::from_secs(1);
+
+/// Shared by every user of one Redis: until when (Unix ms) calls fail without trying.
+#[derive(Clone, Default)]
+pub struct Breaker(Arc<AtomicU64>);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Breaker {
+    /// Whether calls are being refused right now.
+    pub fn is_open(&self) -> bool {
+        now_ms() < self.0.load(Ordering::Relaxed)
+    }
+
+    /// Run one Redis call unless the breaker is open; a connection-level failure (I/O,
+    /// timeout, refused, dropped) opens it for [`OPEN_FOR`].
+    pub async fn call<T>(
+        &self,
+        f: impl Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        if self.is_open() {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "redis unreachable a moment ago; not retrying yet",
+            )));
+        }
+        let result = f.await;
+        if let Err(e) = &result {
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+            {
+                self.0
+                    .store(now_ms() + OPEN_FOR.as_millis() as u64, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_failure_opens_it_and_calls_then_fail_without_running() {
+        let b = Breaker::default();
+        let ok: redis::RedisResult<i32> = b.call(async { Ok(1) }).await;
+        assert_eq!(ok.ok(), Some(1));
+        let refused: redis::RedisResult<i32> = b
+            .call(async {
+                Err(redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "refused",
+                )))
+            })
+            .await;
+        assert!(refused.is_err());
+        assert!(b.is_open());
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let r: redis::RedisResult<i32> = b
+            .call(async {
+                ran.store(true, Ordering::Relaxed);
+                Ok(2)
+            })
+            .await;
+        assert!(
+            r.is_err() && !ran.load(Ordering::Relaxed),
+            "open: not even tried"
+        );
+        // A logical error (a script error, say) does not open it.
+        let fresh = Breaker::default();
+        let _: redis::RedisResult<i32> = fresh
+            .call(async { Err(redis::RedisError::from((redis::ErrorKind::TypeError, "x"))) })
+            .await;
+        assert!(!fresh.is_open());
+    }
+}
