@@ -136,6 +136,19 @@ impl TestServer {
         Some((a, b, prefix))
     }
 
+    /// chatd on a database the test runs itself (chaos tests stop and start it).
+    pub async fn start_on_database(database_url: &str, env: &[(&str, &str)]) -> TestServer {
+        let secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+        Self::spawn(
+            temp_dir("chatd-e2e"),
+            database_url.to_string(),
+            secret,
+            None,
+            env,
+        )
+        .await
+    }
+
     /// Another instance on the same database and secret (it does not own the database).
     pub async fn sibling(&self, env: &[(&str, &str)]) -> TestServer {
         Self::spawn(

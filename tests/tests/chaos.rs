@@ -452,3 +452,236 @@ async fn redis_killed_and_restarted_mid_conversation() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A PostgreSQL cluster of this test's own, on a free port, stopped and started at will
+/// (the shared server serves every other test).
+struct PrivatePostgres {
+    dir: std::path::PathBuf,
+    port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl PrivatePostgres {
+    /// The newest installed server binaries (Debian layout), or `None`.
+    fn bin_dir() -> Option<std::path::PathBuf> {
+        let mut versions: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("pg_ctl").exists())
+            .collect();
+        versions.sort();
+        versions.pop()
+    }
+
+    /// Run a server binary as the `postgres` user when we are root (PostgreSQL refuses
+    /// to run as root), as ourselves otherwise.
+    fn run(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        let exe = self.bin.join(tool);
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let mut cmd = if root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        cmd.args(args).output().expect("run a PostgreSQL tool")
+    }
+
+    fn start() -> Option<PrivatePostgres> {
+        let bin = Self::bin_dir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = chat_e2e::temp_dir("chat-pg");
+        let _ = std::process::Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(&dir)
+            .status();
+        let pg = PrivatePostgres { dir, port, bin };
+        let data = pg.dir.join("data");
+        let out = pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str()?,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.pg_ctl_start();
+        Some(pg)
+    }
+
+    fn pg_ctl_start(&self) {
+        let data = self.dir.join("data");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("pg.log");
+        let out = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("utf-8"),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().expect("utf-8"),
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stop at once, like a crash (no checkpoint, connections cut).
+    fn stop(&self) {
+        let data = self.dir.join("data");
+        let _ = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("utf-8"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// PostgreSQL stops (immediate shutdown) under a live conversation: sends fail with a
+/// clear `service_unavailable` (WS `error` event with the temp_id, REST 503), never with a
+/// `message.sent` for something not stored; `/readyz` says so; when PostgreSQL is back,
+/// the same chatd serves again without a restart and the retried temp_id is stored once.
+#[tokio::test]
+async fn postgres_stopped_and_started_under_traffic() {
+    if chat_e2e::postgres_admin_url().is_none() {
+        return;
+    }
+    let Some(pg) = PrivatePostgres::start() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL server binaries are needed under CI"
+        );
+        return;
+    };
+    let s = TestServer::start_on_database(&pg.url(), &[]).await;
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv: ConversationId = s
+        .conversation(&alice, &bob)
+        .await
+        .parse()
+        .expect("conversation id");
+    let mut ws = Socket::connect(&s.base, &alice.token)
+        .await
+        .expect("socket");
+    let before = send_acked(&mut ws, conv, "before", 3).await;
+
+    pg.stop();
+    let frame = |temp: &str| ClientEvent::MessageSend {
+        conversation_id: conv,
+        content: "while the database is down".into(),
+        temp_id: Some(temp.to_string()),
+    };
+    ws.send(&frame("down-0")).await.expect("send");
+    let outcome = ws
+        .wait_for(Duration::from_secs(20), |e| match e {
+            ServerEvent::MessageSent { temp_id, .. } if temp_id.as_deref() == Some("down-0") => {
+                Some(Err("message.sent while PostgreSQL is down".to_string()))
+            }
+            ServerEvent::Error { code, temp_id, .. } if temp_id.as_deref() == Some("down-0") => {
+                Some(Ok(*code))
+            }
+            _ => None,
+        })
+        .await
+        .expect("an answer to the send");
+    assert_eq!(
+        outcome,
+        Ok(chat_protocol::ErrorCode::ServiceUnavailable),
+        "WS send while the database is down"
+    );
+    let api = Client::new(&s.base, &alice.token).expect("client");
+    let rest = api
+        .send_text(conv, "rest while down", Some("down-rest"))
+        .await;
+    assert_eq!(
+        rest.as_ref().err().and_then(|e| e.status()),
+        Some(503),
+        "{rest:?}"
+    );
+    assert_eq!(
+        rest.as_ref().err().and_then(|e| e.code()),
+        Some(chat_protocol::ErrorCode::ServiceUnavailable)
+    );
+    let ready = reqwest::get(s.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status().as_u16(), 503);
+
+    // Back: the same process serves again; the retried temp_id is stored once.
+    pg.pg_ctl_start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored_id = loop {
+        ws.send(&frame("down-0")).await.expect("send");
+        let answer = ws
+            .wait_for(Duration::from_secs(10), |e| match e {
+                ServerEvent::MessageSent {
+                    temp_id: Some(t),
+                    message,
+                } if t == "down-0" => Some(Some(message.id)),
+                ServerEvent::Error { temp_id, .. } if temp_id.as_deref() == Some("down-0") => {
+                    Some(None)
+                }
+                _ => None,
+            })
+            .await
+            .expect("an answer to the retry");
+        if let Some(id) = answer {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chatd did not recover within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let stored = history(&api, conv).await;
+    let ids: Vec<MessageId> = stored.iter().map(|m| m.id).collect();
+    assert_eq!(stored.len(), before.len() + 1, "{stored:?}");
+    assert!(before.iter().all(|id| ids.contains(id)));
+    assert!(ids.contains(&stored_id));
+    ws.close().await;
+    s.stop().await;
+}

@@ -963,14 +963,28 @@ impl ChatService {
 
     /// A socket of `me` closed: on the last one, record `last_seen_at` and announce
     /// `user.offline` to contacts.
-    pub async fn socket_closed(&self, me: UserId) -> Result<()> {
+    ///
+    /// `known`: the contacts this socket was told about at connect, the audience used when
+    /// the database cannot answer within a second (a disconnect storm, an outage): contacts
+    /// must not go on seeing this user online.
+    pub async fn socket_closed(&self, me: UserId, known: &[UserId]) -> Result<()> {
         if self.presence.disconnect(me).await {
             let at = now();
-            // A failed write (logged) does not stop the announcement: contacts must not
-            // go on seeing this user online.
+            // A failed write (logged) does not stop the announcement either.
             self.last_seen.record(me, at).await;
-            let contacts = self.store.contacts(me).await?;
-            let users = contacts.into_iter().map(|(id, _)| id).collect();
+            let users = match tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                self.store.contacts(me),
+            )
+            .await
+            {
+                Ok(Ok(contacts)) => contacts.into_iter().map(|(id, _)| id).collect(),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "contacts unavailable; announcing to those known at connect");
+                    known.to_vec()
+                }
+                Err(_) => known.to_vec(),
+            };
             self.bus
                 .publish(Delivery::to(
                     users,

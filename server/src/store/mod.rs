@@ -42,6 +42,15 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
+            // PostgreSQL going away: connection exceptions (08…) and operator
+            // intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 starting).
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            {
+                StoreError::Unavailable(db.message().to_string())
+            }
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_string())
             }

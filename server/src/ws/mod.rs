@@ -141,8 +141,12 @@ async fn session(state: AppState, user: AuthUser, socket: WebSocket) {
             server_time: crate::domain::types::now(),
         },
     );
+    let mut known_contacts = Vec::new();
     match state.service.socket_opened(user.id).await {
-        Ok(users) => reply(&tx, &ServerEvent::StatusBulk { users }),
+        Ok(users) => {
+            known_contacts = users.iter().map(|u| u.user_id).collect();
+            reply(&tx, &ServerEvent::StatusBulk { users })
+        }
         Err(e) => {
             tracing::warn!(error = %e, "presence update failed");
             reply(&tx, &from_error(&e, None));
@@ -184,7 +188,7 @@ async fn session(state: AppState, user: AuthUser, socket: WebSocket) {
     reader.stop_all_typing().await;
     // Presence before unregistering: shutdown waits for the session count to reach zero,
     // and this still needs the database.
-    if let Err(e) = state.service.socket_closed(user.id).await {
+    if let Err(e) = state.service.socket_closed(user.id, &known_contacts).await {
         tracing::warn!(error = %e, "presence update failed");
     }
     hub.unregister(user.id, key);
