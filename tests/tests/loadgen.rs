@@ -54,7 +54,25 @@ async fn short_run_loses_nothing(backend: Backend) {
     let dir = server.data_dir.join("lg");
     std::fs::create_dir_all(&dir).unwrap();
     let a = dir.join("a.json");
-    let out = loadgen(&server, &["--json", a.to_str().unwrap()]).await;
+    // This test is about loss and the shape of the report, not speed (benchmarks judge
+    // speed): targets of 10 s keep a busy CI machine from failing it.
+    let slos: Vec<String> = [
+        "connect",
+        "send_ack",
+        "delivery",
+        "rest_conversations",
+        "rest_messages",
+        "rest_mark_read",
+        "rest_block_status",
+    ]
+    .iter()
+    .map(|m| format!("{m}=10000"))
+    .collect();
+    let mut args = vec!["--json", a.to_str().unwrap()];
+    for slo in &slos {
+        args.extend(["--slo", slo.as_str()]);
+    }
+    let out = loadgen(&server, &args).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
