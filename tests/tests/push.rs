@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chat_e2e::server::{Backend, TestServer};
+use chat_e2e::server::{Backend, TestServer, TestUser};
 use chat_e2e::ws::WsClient;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -52,6 +52,27 @@ async fn wait_calls(r: &Receiver, n: usize, within: Duration) -> Vec<(HeaderMap,
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A browser's key pair and auth secret (as pushManager.subscribe makes them), subscribed
+/// for `user` at each endpoint.
+async fn subscribe_browser(
+    s: &TestServer,
+    user: &TestUser,
+    endpoints: &[&str],
+) -> (ece::EcKeyComponents, Vec<u8>) {
+    let (browser, auth) = ece::generate_keypair_and_auth_secret().unwrap();
+    let keys = json!({"p256dh": b64(&browser.pub_as_raw().unwrap()), "auth": b64(&auth)});
+    for endpoint in endpoints {
+        s.post(
+            user,
+            "/chat/push/subscriptions",
+            &json!({"kind": "webpush", "endpoint": endpoint, "keys": keys}),
+        )
+        .await
+        .expect(201);
+    }
+    (browser.raw_components().unwrap(), auth.to_vec())
 }
 
 fn verify(headers: &HeaderMap, body: &[u8]) {
@@ -259,17 +280,7 @@ async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
     assert_eq!(unb64(&public), vapid.pub_as_raw().unwrap());
 
     // Bob's browser: its own key pair and auth secret, as pushManager.subscribe makes them.
-    let (browser, auth) = ece::generate_keypair_and_auth_secret().unwrap();
-    let keys = json!({"p256dh": b64(&browser.pub_as_raw().unwrap()), "auth": b64(&auth)});
-    for endpoint in [&url, &gone_url] {
-        s.post(
-            &bob,
-            "/chat/push/subscriptions",
-            &json!({"kind": "webpush", "endpoint": endpoint, "keys": keys}),
-        )
-        .await
-        .expect(201);
-    }
+    let (browser, auth) = subscribe_browser(&s, &bob, &[&url, &gone_url]).await;
     s.send(&alice, &conv, "secret hello").await;
     let calls = wait_calls(&r, 1, Duration::from_secs(5)).await;
     assert_eq!(calls.len(), 1);
@@ -277,7 +288,7 @@ async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
     assert_eq!(headers["content-encoding"], "aes128gcm");
     assert!(headers.contains_key("ttl"));
     // The body decrypts with the browser's private key and auth secret only.
-    let plain = ece::decrypt(&browser.raw_components().unwrap(), &auth, body).unwrap();
+    let plain = ece::decrypt(&browser, &auth, body).unwrap();
     let n: Value = serde_json::from_slice(&plain).unwrap();
     assert_eq!(n["preview"], "secret hello");
     assert_eq!(n["sender_username"], alice.username.as_str());
@@ -333,19 +344,9 @@ async fn web_push_never_reaches_private_addresses_by_default() {
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
-    let (browser, auth) = ece::generate_keypair_and_auth_secret().unwrap();
-    let keys = json!({"p256dh": b64(&browser.pub_as_raw().unwrap()), "auth": b64(&auth)});
     // 127.0.0.1 as a literal, and the same receiver by the name "localhost".
     let by_name = named_url.replace("127.0.0.1", "localhost");
-    for endpoint in [&literal_url, &by_name] {
-        s.post(
-            &bob,
-            "/chat/push/subscriptions",
-            &json!({"kind": "webpush", "endpoint": endpoint, "keys": keys}),
-        )
-        .await
-        .expect(201);
-    }
+    subscribe_browser(&s, &bob, &[&literal_url, &by_name]).await;
     s.send(&alice, &conv, "must not leave").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(wait_calls(&literal, 0, Duration::from_millis(10))

@@ -121,6 +121,19 @@ fn refused<T: std::fmt::Debug>(
     }
 }
 
+/// Open a socket and wait for `connection.success`; the user id it names.
+async fn greeted(server: &str, token: &str, wait: Duration) -> Step<(Socket, UserId)> {
+    let mut ws = Socket::connect(server, token).await.map_err(ws_err)?;
+    let id = ws
+        .wait_for(wait, |e| match e {
+            ServerEvent::ConnectionSuccess { user_id, .. } => Some(*user_id),
+            _ => None,
+        })
+        .await
+        .map_err(ws_err)?;
+    Ok((ws, id))
+}
+
 fn ensure(cond: bool, why: impl FnOnce() -> String) -> Step<()> {
     if cond {
         Ok(())
@@ -336,16 +349,7 @@ async fn script(
     // ---- sockets and presence ------------------------------------------------------------
     let mut a_ws = r
         .must("WS connect → connection.success (alice)", async {
-            let mut ws = Socket::connect(server, alice.api.token())
-                .await
-                .map_err(ws_err)?;
-            let id = ws
-                .wait_for(wait, |e| match e {
-                    ServerEvent::ConnectionSuccess { user_id, .. } => Some(*user_id),
-                    _ => None,
-                })
-                .await
-                .map_err(ws_err)?;
+            let (ws, id) = greeted(server, alice.api.token(), wait).await?;
             ensure(id == alice.id, || {
                 "connection.success for someone else".into()
             })?;
@@ -371,14 +375,10 @@ async fn script(
     .await;
     let mut b_ws = r
         .must("WS connect with Authorization header (bob)", async {
-            let mut ws = Socket::connect(server, bob.api.token())
-                .await
-                .map_err(ws_err)?;
-            ws.wait_for(wait, |e| {
-                matches!(e, ServerEvent::ConnectionSuccess { .. }).then_some(())
-            })
-            .await
-            .map_err(ws_err)?;
+            let (ws, id) = greeted(server, bob.api.token(), wait).await?;
+            ensure(id == bob.id, || {
+                "connection.success for someone else".into()
+            })?;
             Ok(ws)
         })
         .await?;
@@ -1017,14 +1017,10 @@ async fn script(
     }
     let mut b_ws = r
         .must("WS reconnect (bob)", async {
-            let mut ws = Socket::connect(server, bob.api.token())
-                .await
-                .map_err(ws_err)?;
-            ws.wait_for(wait, |e| {
-                matches!(e, ServerEvent::ConnectionSuccess { .. }).then_some(())
-            })
-            .await
-            .map_err(ws_err)?;
+            let (ws, id) = greeted(server, bob.api.token(), wait).await?;
+            ensure(id == bob.id, || {
+                "connection.success for someone else".into()
+            })?;
             Ok(ws)
         })
         .await?;
