@@ -190,7 +190,7 @@ impl Bus for RedisBus {
         let res = self.breaker.call(publish).await;
         if let Err(e) = res {
             // Redis is down: only this instance's sockets got the event.
-            tracing::warn!(error = %e, "redis publish failed; delivered locally only");
+            crate::redis_breaker::log_failure(&e, "redis publish failed; delivered locally only");
         }
     }
 }

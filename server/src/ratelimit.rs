@@ -205,9 +205,10 @@ impl RateLimiter {
             match redis.check(action, user, self.setting(action)).await {
                 Ok(None) => return Ok(()),
                 Ok(Some(retry_after)) => return Err(Error::RateLimited { retry_after }),
-                Err(e) => {
-                    tracing::warn!(error = %e, "redis rate limit unavailable; limiting locally")
-                }
+                Err(e) => crate::redis_breaker::log_failure(
+                    &e,
+                    "redis rate limit unavailable; limiting locally",
+                ),
             }
         }
         self.check_local(action, user)

@@ -11,6 +11,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// How long Redis is considered down after a connection-level failure.
 const OPEN_FOR: Duration = Duration::from_secs(1);
 
+const SKIPPED: &str = "redis unreachable a moment ago; not retrying yet";
+
+/// Log a failed Redis call: a warning when Redis was actually tried, a debug line when
+/// the breaker skipped it (an outage would otherwise log every send, several times).
+pub fn log_failure(e: &redis::RedisError, what: &str) {
+    if is_skipped(e) {
+        tracing::debug!(error = %e, "{what}");
+    } else {
+        tracing::warn!(error = %e, "{what}");
+    }
+}
+
+/// Whether this error is the breaker refusing a call (Redis not even tried).
+pub fn is_skipped(e: &redis::RedisError) -> bool {
+    e.detail().is_none() && e.to_string().contains(SKIPPED)
+}
+
 /// Shared by every user of one Redis: until when (Unix ms) calls fail without trying.
 #[derive(Clone, Default)]
 pub struct Breaker(Arc<AtomicU64>);
@@ -36,7 +53,7 @@ impl Breaker {
         if self.is_open() {
             return Err(redis::RedisError::from((
                 redis::ErrorKind::IoError,
-                "redis unreachable a moment ago; not retrying yet",
+                SKIPPED,
             )));
         }
         let result = f.await;

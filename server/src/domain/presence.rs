@@ -125,7 +125,7 @@ impl Presence for RedisPresence {
         match self.breaker.call(res).await {
             Ok((n,)) => n == 1,
             Err(e) => {
-                tracing::warn!(error = %e, "redis presence connect failed");
+                crate::redis_breaker::log_failure(&e, "redis presence connect failed");
                 false
             }
         }
@@ -155,7 +155,7 @@ impl Presence for RedisPresence {
             }
             Ok(_) => false,
             Err(e) => {
-                tracing::warn!(error = %e, "redis presence disconnect failed");
+                crate::redis_breaker::log_failure(&e, "redis presence disconnect failed");
                 false
             }
         }
@@ -173,7 +173,7 @@ impl Presence for RedisPresence {
                 .await
         };
         if let Err(e) = self.breaker.call(res).await {
-            tracing::warn!(error = %e, "redis presence refresh failed");
+            crate::redis_breaker::log_failure(&e, "redis presence refresh failed");
         }
     }
 
@@ -197,7 +197,7 @@ impl Presence for RedisPresence {
                 .map(|(u, _)| *u)
                 .collect(),
             Err(e) => {
-                tracing::warn!(error = %e, "redis presence lookup failed");
+                crate::redis_breaker::log_failure(&e, "redis presence lookup failed");
                 HashSet::new()
             }
         }
