@@ -7,7 +7,7 @@ export CHAT_TEST_S3_URL ?= http://127.0.0.1:5000
 
 CARGO ?= cargo
 
-.PHONY: bench media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs
+.PHONY: fuzz bench media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs
 
 ## Run chatd on the embedded backend (SQLite file + local media under ./data).
 run:
@@ -43,3 +43,14 @@ media-bench:
 
 bench:
 	@bash scripts/bench.sh
+
+## Fuzz WS frame decoding, cursors, JWTs and media sniffing/processing with cargo-fuzz
+## (nightly toolchain; cargo-fuzz is installed if missing). FUZZ_SECONDS per target.
+## A crash leaves its input in fuzz/artifacts/<target>/: turn it into a unit test.
+FUZZ_SECONDS ?= 30
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in ws_frame cursor jwt media_sniff; do \
+	  mkdir -p corpus/$$t; \
+	  $(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 || exit 1; \
+	done

@@ -95,6 +95,54 @@ pub async fn upgrade(
         .into_response())
 }
 
+/// Why a client frame was refused: the `error` event to answer with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadFrame {
+    pub code: ErrorCode,
+    pub message: String,
+    pub temp_id: Option<String>,
+}
+
+/// Decode one client text frame (size already checked): malformed JSON, a frame without
+/// a type, an unknown type and a known type with bad fields each get their SPEC code;
+/// the temp_id is echoed whenever one can be read. Pure, so it is fuzzed
+/// (`fuzz/fuzz_targets/ws_frame.rs`).
+pub fn decode_frame(text: &str) -> Result<ClientEvent, BadFrame> {
+    let bad = |code, message: String, temp_id| BadFrame {
+        code,
+        message,
+        temp_id,
+    };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| bad(ErrorCode::InvalidJson, format!("malformed JSON: {e}"), None))?;
+    let temp_id = value["data"]["temp_id"].as_str().map(str::to_string);
+    let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_string)
+    else {
+        return Err(bad(
+            ErrorCode::InvalidJson,
+            "a frame is {\"type\": ..., \"data\": {...}}".to_string(),
+            None,
+        ));
+    };
+    if !KNOWN_TYPES.contains(&kind.as_str()) {
+        return Err(bad(
+            ErrorCode::UnknownType,
+            format!("unknown event type {kind:?}"),
+            temp_id,
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        bad(
+            ErrorCode::ValidationFailed,
+            format!("bad {kind} frame: {e}"),
+            temp_id,
+        )
+    })
+}
+
 fn frame(event: &ServerEvent) -> Arc<str> {
     serde_json::to_string(event)
         .unwrap_or_else(|_| {
@@ -349,54 +397,10 @@ impl Reader<'_> {
             );
             return None;
         }
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                reply(
-                    self.tx,
-                    &error_event(ErrorCode::InvalidJson, format!("malformed JSON: {e}"), None),
-                );
-                return None;
-            }
-        };
-        let temp_id = value["data"]["temp_id"].as_str().map(str::to_string);
-        let Some(kind) = value
-            .get("type")
-            .and_then(|t| t.as_str())
-            .map(str::to_string)
-        else {
-            reply(
-                self.tx,
-                &error_event(
-                    ErrorCode::InvalidJson,
-                    "a frame is {\"type\": ..., \"data\": {...}}",
-                    None,
-                ),
-            );
-            return None;
-        };
-        if !KNOWN_TYPES.contains(&kind.as_str()) {
-            reply(
-                self.tx,
-                &error_event(
-                    ErrorCode::UnknownType,
-                    format!("unknown event type {kind:?}"),
-                    temp_id,
-                ),
-            );
-            return None;
-        }
-        let event: ClientEvent = match serde_json::from_value(value) {
+        let event = match decode_frame(text) {
             Ok(ev) => ev,
-            Err(e) => {
-                reply(
-                    self.tx,
-                    &error_event(
-                        ErrorCode::ValidationFailed,
-                        format!("bad {kind} frame: {e}"),
-                        temp_id,
-                    ),
-                );
+            Err(bad) => {
+                reply(self.tx, &error_event(bad.code, bad.message, bad.temp_id));
                 return None;
             }
         };
@@ -505,5 +509,33 @@ impl Reader<'_> {
         for c in convs {
             self.stop_typing(c).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> (ErrorCode, Option<String>) {
+        let bad = decode_frame(text).expect_err("refused");
+        (bad.code, bad.temp_id)
+    }
+
+    #[test]
+    fn every_kind_of_bad_frame_gets_its_code_and_keeps_the_temp_id() {
+        assert_eq!(code("not json").0, ErrorCode::InvalidJson);
+        assert_eq!(code(r#"{"data":{}}"#).0, ErrorCode::InvalidJson);
+        assert_eq!(code(r#"{"type":7}"#).0, ErrorCode::InvalidJson);
+        assert_eq!(
+            code(r#"{"type":"message.delete","data":{"temp_id":"t1"}}"#),
+            (ErrorCode::UnknownType, Some("t1".into()))
+        );
+        assert_eq!(
+            code(
+                r#"{"type":"message.send","data":{"conversation_id":"nope","content":"x","temp_id":"t2"}}"#
+            ),
+            (ErrorCode::ValidationFailed, Some("t2".into()))
+        );
+        assert_eq!(decode_frame(r#"{"type":"ping"}"#), Ok(ClientEvent::Ping));
     }
 }
