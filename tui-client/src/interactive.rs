@@ -367,3 +367,27 @@ async fn pump(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps_at_30_s() {
+        for attempt in 0..12 {
+            let cap = Duration::from_millis(500)
+                .saturating_mul(1u32 << attempt.min(6))
+                .min(Duration::from_secs(30));
+            for _ in 0..50 {
+                let d = backoff(attempt);
+                assert!(
+                    d >= cap / 2 && d <= cap,
+                    "attempt {attempt}: {d:?} vs cap {cap:?}"
+                );
+            }
+        }
+        assert!(backoff(0) <= Duration::from_millis(500));
+        assert!(backoff(20) <= Duration::from_secs(30));
+        assert!(backoff(20) >= Duration::from_secs(15));
+    }
+}
