@@ -17,6 +17,7 @@ use crate::http;
 use crate::media::Media;
 use crate::push::{PushError, PushProvider, Pusher, WebPushProvider, WebhookProvider};
 use crate::ratelimit::RateLimiter;
+use crate::redis_breaker::{Breaker, GuardedConnection};
 use crate::store::{self, DynStore, StoreError};
 use crate::ws::hub::{CloseReason, Hub, CLOSE_RESTART};
 use crate::ws::WsSettings;
@@ -91,14 +92,16 @@ pub async fn build_state(
                 .set_number_of_retries(1)
                 .set_max_delay(200);
             let conn = redis::aio::ConnectionManager::new_with_config(client.clone(), cfg).await?;
-            let breaker = crate::redis_breaker::Breaker::default();
+            // Bus, rate limits and presence share one breaker; readiness uses the bare
+            // connection so it reports what Redis says right now.
+            let guarded = GuardedConnection::new(conn.clone(), Breaker::default());
             let (bus, subscriber) =
-                RedisBus::start(client, conn.clone(), prefix, hub.clone(), breaker.clone()).await?;
+                RedisBus::start(client, guarded.clone(), prefix, hub.clone()).await?;
             tasks.push(subscriber);
-            limits = limits.with_redis(conn.clone(), prefix, breaker.clone());
+            limits = limits.with_redis(guarded.clone(), prefix);
             (
                 bus,
-                Arc::new(RedisPresence::new(conn.clone(), prefix, breaker)),
+                Arc::new(RedisPresence::new(guarded, prefix)),
                 Some(conn),
             )
         }

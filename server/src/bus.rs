@@ -12,6 +12,7 @@ use chat_protocol::UserId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::redis_breaker::{log_failure, GuardedConnection};
 use crate::ws::hub::Hub;
 
 /// One socket, globally: the instance it lives on and its number there.
@@ -83,34 +84,24 @@ impl Bus for LocalBus {
 /// Bus across instances: every delivery is published on one Redis channel; every
 /// instance subscribes and hands what it receives to its own hub.
 pub struct RedisBus {
-    conn: redis::aio::ConnectionManager,
+    conn: GuardedConnection,
     channel: String,
     hub: Arc<Hub>,
-    breaker: crate::redis_breaker::Breaker,
 }
 
 impl RedisBus {
     /// Subscribe first (so nothing published after this returns is missed), then build.
     pub async fn start(
         client: redis::Client,
-        conn: redis::aio::ConnectionManager,
+        conn: GuardedConnection,
         prefix: &str,
         hub: Arc<Hub>,
-        breaker: crate::redis_breaker::Breaker,
     ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), redis::RedisError> {
         let channel = format!("{prefix}chat:events");
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&channel).await?;
         let task = tokio::spawn(subscriber(client, pubsub, channel.clone(), hub.clone()));
-        Ok((
-            Arc::new(RedisBus {
-                conn,
-                channel,
-                hub,
-                breaker,
-            }),
-            task,
-        ))
+        Ok((Arc::new(RedisBus { conn, channel, hub }), task))
     }
 }
 
@@ -180,17 +171,14 @@ impl Bus for RedisBus {
             }
         };
         let mut conn = self.conn.clone();
-        let publish = async {
-            redis::cmd("PUBLISH")
-                .arg(&self.channel)
-                .arg(payload)
-                .query_async::<i64>(&mut conn)
-                .await
-        };
-        let res = self.breaker.call(publish).await;
+        let res: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(&self.channel)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await;
         if let Err(e) = res {
             // Redis is down: only this instance's sockets got the event.
-            crate::redis_breaker::log_failure(&e, "redis publish failed; delivered locally only");
+            log_failure(&e, "redis publish failed; delivered locally only");
         }
     }
 }

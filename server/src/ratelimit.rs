@@ -17,6 +17,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::Error;
+use crate::redis_breaker::{log_failure, GuardedConnection};
 use crate::store::{DynStore, RateLimitSetting};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,10 +108,9 @@ return {1, 0}
 
 #[derive(Clone)]
 struct RedisLimiter {
-    conn: redis::aio::ConnectionManager,
+    conn: GuardedConnection,
     script: Arc<redis::Script>,
     prefix: String,
-    breaker: crate::redis_breaker::Breaker,
 }
 
 impl RedisLimiter {
@@ -125,11 +125,12 @@ impl RedisLimiter {
         let emission = u64::from(setting.period_seconds.max(1)) * 1_000_000 / max;
         let key = format!("{}ratelimit:{}:{user}", self.prefix, action.as_str());
         let mut conn = self.conn.clone();
-        let mut invocation = self.script.key(key);
-        invocation.arg(emission.max(1)).arg(emission.max(1) * max);
         let (allowed, wait_us): (i64, i64) = self
-            .breaker
-            .call(invocation.invoke_async(&mut conn))
+            .script
+            .key(key)
+            .arg(emission.max(1))
+            .arg(emission.max(1) * max)
+            .invoke_async(&mut conn)
             .await?;
         Ok(if allowed == 1 {
             None
@@ -168,17 +169,11 @@ impl RateLimiter {
 
     /// Enforce limits in Redis (shared by all instances); the in-process limiter stays
     /// as the fallback while Redis is unreachable.
-    pub fn with_redis(
-        mut self,
-        conn: redis::aio::ConnectionManager,
-        prefix: &str,
-        breaker: crate::redis_breaker::Breaker,
-    ) -> Self {
+    pub fn with_redis(mut self, conn: GuardedConnection, prefix: &str) -> Self {
         self.redis = Some(RedisLimiter {
             conn,
             script: Arc::new(redis::Script::new(GCRA_LUA)),
             prefix: prefix.to_string(),
-            breaker,
         });
         self
     }
@@ -205,10 +200,7 @@ impl RateLimiter {
             match redis.check(action, user, self.setting(action)).await {
                 Ok(None) => return Ok(()),
                 Ok(Some(retry_after)) => return Err(Error::RateLimited { retry_after }),
-                Err(e) => crate::redis_breaker::log_failure(
-                    &e,
-                    "redis rate limit unavailable; limiting locally",
-                ),
+                Err(e) => log_failure(&e, "redis rate limit unavailable; limiting locally"),
             }
         }
         self.check_local(action, user)

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
 /// How long Redis is considered down after a connection-level failure.
 const OPEN_FOR: Duration = Duration::from_secs(1);
 
@@ -68,6 +71,42 @@ impl Breaker {
             }
         }
         result
+    }
+}
+
+/// A Redis connection behind a [`Breaker`]: every command, pipeline and script sent
+/// through it is refused at once while the breaker is open, and a connection-level failure
+/// opens it. Callers use it like the connection manager it wraps.
+#[derive(Clone)]
+pub struct GuardedConnection {
+    conn: ConnectionManager,
+    breaker: Breaker,
+}
+
+impl GuardedConnection {
+    pub fn new(conn: ConnectionManager, breaker: Breaker) -> Self {
+        GuardedConnection { conn, breaker }
+    }
+}
+
+impl ConnectionLike for GuardedConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let GuardedConnection { conn, breaker } = self;
+        Box::pin(breaker.call(conn.req_packed_command(cmd)))
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let GuardedConnection { conn, breaker } = self;
+        Box::pin(breaker.call(conn.req_packed_commands(cmd, offset, count)))
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
     }
 }
 

@@ -5,11 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
+use crate::redis_breaker::{log_failure, GuardedConnection};
 use async_trait::async_trait;
 use chat_protocol::UserId;
-use redis::aio::ConnectionManager;
-
-use crate::redis_breaker::Breaker;
 
 /// Seconds an `online:` key lives without a refresh.
 pub const ONLINE_TTL_SECS: u64 = 60;
@@ -80,17 +78,15 @@ impl Presence for LocalPresence {
 /// sockets across instances. Both expire after [`ONLINE_TTL_SECS`] without a refresh, so
 /// the sockets of a crashed instance stop counting on their own.
 pub struct RedisPresence {
-    conn: ConnectionManager,
+    conn: GuardedConnection,
     prefix: String,
-    breaker: Breaker,
 }
 
 impl RedisPresence {
-    pub fn new(conn: ConnectionManager, prefix: &str, breaker: Breaker) -> Self {
+    pub fn new(conn: GuardedConnection, prefix: &str) -> Self {
         RedisPresence {
             conn,
             prefix: prefix.to_string(),
-            breaker,
         }
     }
 
@@ -111,21 +107,19 @@ fn unix_now() -> i64 {
 impl Presence for RedisPresence {
     async fn connect(&self, user: UserId) -> bool {
         let mut conn = self.conn.clone();
-        let res = async {
-            redis::pipe()
-                .atomic()
-                .incr(self.sockets_key(user), 1)
-                .expire(self.sockets_key(user), ONLINE_TTL_SECS as i64)
-                .ignore()
-                .set_ex(self.online_key(user), unix_now(), ONLINE_TTL_SECS)
-                .ignore()
-                .query_async::<(i64,)>(&mut conn)
-                .await
-        };
-        match self.breaker.call(res).await {
+        let res: redis::RedisResult<(i64,)> = redis::pipe()
+            .atomic()
+            .incr(self.sockets_key(user), 1)
+            .expire(self.sockets_key(user), ONLINE_TTL_SECS as i64)
+            .ignore()
+            .set_ex(self.online_key(user), unix_now(), ONLINE_TTL_SECS)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        match res {
             Ok((n,)) => n == 1,
             Err(e) => {
-                crate::redis_breaker::log_failure(&e, "redis presence connect failed");
+                log_failure(&e, "redis presence connect failed");
                 false
             }
         }
@@ -133,29 +127,24 @@ impl Presence for RedisPresence {
 
     async fn disconnect(&self, user: UserId) -> bool {
         let mut conn = self.conn.clone();
-        let left = async {
-            redis::cmd("DECR")
-                .arg(self.sockets_key(user))
-                .query_async::<i64>(&mut conn)
-                .await
-        };
-        match self.breaker.call(left).await {
+        let left: redis::RedisResult<i64> = redis::cmd("DECR")
+            .arg(self.sockets_key(user))
+            .query_async(&mut conn)
+            .await;
+        match left {
             Ok(n) if n <= 0 => {
-                let clear = async {
-                    redis::pipe()
-                        .del(self.sockets_key(user))
-                        .ignore()
-                        .del(self.online_key(user))
-                        .ignore()
-                        .query_async::<()>(&mut conn)
-                        .await
-                };
-                let _ = self.breaker.call(clear).await;
+                let _: redis::RedisResult<()> = redis::pipe()
+                    .del(self.sockets_key(user))
+                    .ignore()
+                    .del(self.online_key(user))
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await;
                 true
             }
             Ok(_) => false,
             Err(e) => {
-                crate::redis_breaker::log_failure(&e, "redis presence disconnect failed");
+                log_failure(&e, "redis presence disconnect failed");
                 false
             }
         }
@@ -163,17 +152,15 @@ impl Presence for RedisPresence {
 
     async fn refresh(&self, user: UserId) {
         let mut conn = self.conn.clone();
-        let res = async {
-            redis::pipe()
-                .set_ex(self.online_key(user), unix_now(), ONLINE_TTL_SECS)
-                .ignore()
-                .expire(self.sockets_key(user), ONLINE_TTL_SECS as i64)
-                .ignore()
-                .query_async::<()>(&mut conn)
-                .await
-        };
-        if let Err(e) = self.breaker.call(res).await {
-            crate::redis_breaker::log_failure(&e, "redis presence refresh failed");
+        let res: redis::RedisResult<()> = redis::pipe()
+            .set_ex(self.online_key(user), unix_now(), ONLINE_TTL_SECS)
+            .ignore()
+            .expire(self.sockets_key(user), ONLINE_TTL_SECS as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = res {
+            log_failure(&e, "redis presence refresh failed");
         }
     }
 
@@ -183,13 +170,9 @@ impl Presence for RedisPresence {
         }
         let keys: Vec<String> = users.iter().map(|u| self.online_key(*u)).collect();
         let mut conn = self.conn.clone();
-        let res = async {
-            redis::cmd("MGET")
-                .arg(&keys)
-                .query_async::<Vec<Option<i64>>>(&mut conn)
-                .await
-        };
-        match self.breaker.call(res).await {
+        let res: redis::RedisResult<Vec<Option<i64>>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await;
+        match res {
             Ok(values) => users
                 .iter()
                 .zip(values)
@@ -197,7 +180,7 @@ impl Presence for RedisPresence {
                 .map(|(u, _)| *u)
                 .collect(),
             Err(e) => {
-                crate::redis_breaker::log_failure(&e, "redis presence lookup failed");
+                log_failure(&e, "redis presence lookup failed");
                 HashSet::new()
             }
         }
