@@ -63,6 +63,18 @@ fn tool_available(tool: &str, version_flag: &str) -> bool {
     ok
 }
 
+/// Assert a child process exited 0 (showing its stdout and stderr when not); its stdout.
+pub fn exited_zero(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Environment variable naming the local S3 endpoint (moto) for tests.
 pub const S3_ENV: &str = "CHAT_TEST_S3_URL";
 

@@ -73,13 +73,7 @@ async fn short_run_loses_nothing(backend: Backend) {
         args.extend(["--slo", slo.as_str()]);
     }
     let out = loadgen(&server, &args).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = chat_e2e::exited_zero(&out);
     assert!(stdout.contains("verdict: PASS"), "{stdout}");
     let r = read_json(&a);
     assert_eq!(r["connected"], 30);
@@ -155,13 +149,7 @@ async fn media_uploads_mix_into_a_run() {
         ],
     )
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    chat_e2e::exited_zero(&out);
     let r = read_json(&out_file);
     assert_eq!(r["errors"], serde_json::json!({}));
     assert_eq!(

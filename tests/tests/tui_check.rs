@@ -21,13 +21,7 @@ async fn every_call_and_event_passes(backend: Backend) {
         return;
     };
     let out = check(&server, &["--jwt-secret", &server.secret]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = chat_e2e::exited_zero(&out);
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     // The table names every event of SPEC.md.
     for event in [
