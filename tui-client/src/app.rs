@@ -814,42 +814,38 @@ impl App {
     }
 
     fn load_older(&mut self) -> Vec<Action> {
-        let Some(id) = self.open else {
-            return Vec::new();
-        };
-        let Some(c) = self.conv_mut(id) else {
-            return Vec::new();
-        };
-        match &c.older {
-            Some(cursor) if !c.loading => {
-                c.loading = true;
-                vec![Action::LoadHistory {
-                    conv: id,
-                    before: Some(cursor.clone()),
-                    after: None,
-                }]
-            }
-            _ => Vec::new(),
-        }
+        self.load_page(true)
     }
 
     fn maybe_load_newer(&mut self) -> Vec<Action> {
         if self.scroll > 0 {
             return Vec::new();
         }
+        self.load_page(false)
+    }
+
+    /// The next page of the open conversation past its `older` (or `newer`) cursor, unless
+    /// there is none or one is already loading.
+    fn load_page(&mut self, older: bool) -> Vec<Action> {
         let Some(id) = self.open else {
             return Vec::new();
         };
         let Some(c) = self.conv_mut(id) else {
             return Vec::new();
         };
-        match &c.newer {
+        let cursor = if older { &c.older } else { &c.newer };
+        match cursor.clone() {
             Some(cursor) if !c.loading => {
                 c.loading = true;
+                let (before, after) = if older {
+                    (Some(cursor), None)
+                } else {
+                    (None, Some(cursor))
+                };
                 vec![Action::LoadHistory {
                     conv: id,
-                    before: None,
-                    after: Some(cursor.clone()),
+                    before,
+                    after,
                 }]
             }
             _ => Vec::new(),
@@ -1486,6 +1482,32 @@ mod tests {
             .filter(|a| matches!(a, Action::Ws(ClientEvent::MessageSend { .. })))
             .count();
         assert_eq!(resend, 0);
+    }
+
+    #[test]
+    fn history_pages_load_once_in_either_direction() {
+        let (mut app, _, bob) = sample();
+        let now = Instant::now();
+        let c = app.conv_mut(bob.id).expect("open");
+        c.older = Some("old-cursor".into());
+        c.newer = Some("new-cursor".into());
+        c.loading = false; // the first page has arrived
+        let older = Action::LoadHistory {
+            conv: bob.id,
+            before: Some("old-cursor".into()),
+            after: None,
+        };
+        assert_eq!(app.update(key(KeyCode::PageUp), now), vec![older]);
+        // Already loading: no second request.
+        assert!(app.update(key(KeyCode::PageUp), now).is_empty());
+        app.conv_mut(bob.id).expect("open").loading = false;
+        app.scroll = 0;
+        let newer = Action::LoadHistory {
+            conv: bob.id,
+            before: None,
+            after: Some("new-cursor".into()),
+        };
+        assert_eq!(app.update(key(KeyCode::PageDown), now), vec![newer]);
     }
 
     #[test]
