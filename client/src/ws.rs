@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chat_protocol::ws::{ClientEvent, ServerEvent};
+use chat_protocol::ws::{ClientEvent, Envelope, ServerEvent};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -48,9 +48,23 @@ impl Socket {
     /// Connect with the token in the `Authorization` header (never in the URL, so it
     /// stays out of access logs).
     pub async fn connect(base: &str, token: &str) -> Result<Socket, WsError> {
+        Self::connect_since(base, token, None).await
+    }
+
+    /// Connect and resume: the server replays the user's logged events after `since`
+    /// (see [`chat_protocol::ws::SeqTracker`]), then sends `sync.complete`, then live events.
+    pub async fn connect_since(
+        base: &str,
+        token: &str,
+        since: Option<u64>,
+    ) -> Result<Socket, WsError> {
         let connect_err =
             |status: Option<u16>, message: String| WsError::Connect { status, message };
-        let mut req = ws_url(base)
+        let mut url = ws_url(base);
+        if let Some(since) = since {
+            url.push_str(&format!("?since={since}"));
+        }
+        let mut req = url
             .into_client_request()
             .map_err(|e| connect_err(None, e.to_string()))?;
         let auth = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -86,6 +100,11 @@ impl Socket {
 
     /// The next server event; protocol pings are answered underneath.
     pub async fn next(&mut self, timeout: Duration) -> Result<ServerEvent, WsError> {
+        Ok(self.next_envelope(timeout).await?.event)
+    }
+
+    /// The next server event with its event-log position, if it has one.
+    pub async fn next_envelope(&mut self, timeout: Duration) -> Result<Envelope, WsError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.inner.next())

@@ -99,6 +99,16 @@ pub enum ServerEvent {
     Pong,
     #[serde(rename = "block.updated")]
     BlockUpdated { username: String, blocked: bool },
+    /// Sent once per socket, after `connection.success`: every event of the user's log up
+    /// to `seq` has been delivered (replayed for `?since=`, or already known to a new
+    /// client that loads state over REST). Live events follow.
+    #[serde(rename = "sync.complete")]
+    SyncComplete {
+        /// The newest position of the user's event log when the socket opened.
+        seq: u64,
+        /// How many logged events were replayed before this frame.
+        replayed: u64,
+    },
     #[serde(rename = "error")]
     Error {
         code: ErrorCode,
@@ -108,9 +118,116 @@ pub enum ServerEvent {
     },
 }
 
+/// A server frame as it travels: the event, and for logged events (`message.new`,
+/// `message.sent` of a new message, `message.read_ack` / `message.read_update` that
+/// marked something) the user's event-log position `seq` beside `type` and `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(flatten)]
+    pub event: ServerEvent,
+}
+
+/// What a client keeps to resume without a gap: the highest position up to which it has
+/// every event (`position`, to send as `/chat/ws?since=`). Positions seen beyond a hole
+/// (frames from two instances may cross; a delivery may be lost while an instance dies)
+/// are remembered until the hole fills, or until `sync.complete` vouches for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeqTracker {
+    contiguous: Option<u64>,
+    ahead: std::collections::BTreeSet<u64>,
+}
+
+impl SeqTracker {
+    /// The `since` to resume from; `None` before the first `sync.complete`.
+    pub fn position(&self) -> Option<u64> {
+        self.contiguous
+    }
+
+    /// This position was delivered already (a repeat to drop). Frames without a position
+    /// are never repeats by this measure.
+    pub fn seen(&self, seq: u64) -> bool {
+        self.contiguous.is_some_and(|c| seq <= c) || self.ahead.contains(&seq)
+    }
+
+    /// Feed every frame's envelope through this.
+    pub fn observe(&mut self, env: &Envelope) {
+        if let ServerEvent::SyncComplete { seq, .. } = env.event {
+            let at = self.contiguous.unwrap_or(0).max(seq);
+            self.contiguous = Some(at);
+            self.ahead = self.ahead.split_off(&(at + 1));
+            self.absorb();
+        } else if let (Some(seq), Some(at)) = (env.seq, self.contiguous) {
+            if seq > at {
+                self.ahead.insert(seq);
+                self.absorb();
+            }
+        }
+    }
+
+    fn absorb(&mut self) {
+        let Some(mut at) = self.contiguous else {
+            return;
+        };
+        while self.ahead.remove(&(at + 1)) {
+            at += 1;
+        }
+        self.contiguous = Some(at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(seq: Option<u64>, event: ServerEvent) -> Envelope {
+        Envelope { seq, event }
+    }
+
+    #[test]
+    fn tracker_advances_over_contiguous_positions_only() {
+        let mut t = SeqTracker::default();
+        // Nothing is known before the first sync.complete.
+        t.observe(&env(Some(4), ServerEvent::Pong));
+        assert_eq!(t.position(), None);
+        t.observe(&env(
+            None,
+            ServerEvent::SyncComplete {
+                seq: 5,
+                replayed: 0,
+            },
+        ));
+        assert_eq!(t.position(), Some(5));
+        t.observe(&env(Some(6), ServerEvent::Pong));
+        t.observe(&env(Some(8), ServerEvent::Pong)); // 7 not seen yet
+        t.observe(&env(Some(3), ServerEvent::Pong)); // old: ignored
+        assert_eq!(t.position(), Some(6));
+        assert!(t.seen(8) && t.seen(6) && !t.seen(7));
+        t.observe(&env(Some(7), ServerEvent::Pong));
+        assert_eq!(t.position(), Some(8));
+        t.observe(&env(Some(10), ServerEvent::Pong));
+        // A resume's sync.complete vouches for everything up to its seq.
+        t.observe(&env(
+            None,
+            ServerEvent::SyncComplete {
+                seq: 9,
+                replayed: 1,
+            },
+        ));
+        assert_eq!(t.position(), Some(10));
+    }
+
+    #[test]
+    fn envelope_reads_seq_beside_type_and_data() {
+        let raw = r#"{"seq":12,"type":"user.online","data":{"user_id":"0190c7f4-8e3a-7b7e-9a4e-1a2b3c4d5e6f"}}"#;
+        let e: Envelope = serde_json::from_str(raw).unwrap();
+        assert_eq!(e.seq, Some(12));
+        assert!(matches!(e.event, ServerEvent::UserOnline { .. }));
+        let plain: Envelope = serde_json::from_str(r#"{"type":"pong"}"#).unwrap();
+        assert_eq!(plain, env(None, ServerEvent::Pong));
+        assert_eq!(serde_json::to_string(&plain).unwrap(), r#"{"type":"pong"}"#);
+    }
 
     #[test]
     fn client_frames_use_type_and_data() {

@@ -36,6 +36,10 @@ pub struct Delivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_us: Option<i64>,
     pub event: ServerEvent,
+    /// Each user's position of this event in their event log, in the order of `users`
+    /// (empty: not a logged event). Sent to the client as the frame's `seq`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seqs: Vec<u64>,
 }
 
 impl Delivery {
@@ -46,7 +50,13 @@ impl Delivery {
             source: None,
             published_us: None,
             event,
+            seqs: Vec::new(),
         }
+    }
+
+    pub fn with_seqs(mut self, seqs: Vec<u64>) -> Self {
+        self.seqs = seqs;
+        self
     }
 
     pub fn except(mut self, origin: Option<ConnKey>) -> Self {

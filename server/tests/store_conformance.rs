@@ -8,8 +8,8 @@ use chat_protocol::rest::{MediaItem, Message, MessageType, PushKind};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chat_server::domain::types::{now, Cursor};
 use chat_server::store::{
-    self, Conversation, DynStore, InsertOutcome, MessageQuery, NewMessage, PurgeCount, PurgeScope,
-    RateLimitSetting, StoreError,
+    self, Conversation, DynStore, InsertOutcome, LoggedEvent, LoggedKind, MessageQuery, NewMessage,
+    PurgeCount, PurgeScope, RateLimitSetting, ReadSeqs, SendSeqs, StoreError,
 };
 use chrono::{DateTime, Duration, Utc};
 
@@ -108,6 +108,9 @@ conformance!(
     stats_count_what_is_stored,
     send_context_answers_participation_blocks_and_retries,
     a_send_into_a_deleted_conversation_stores_nothing,
+    sends_and_reads_are_logged_per_user_in_order,
+    concurrent_sends_both_ways_number_each_log_without_holes,
+    purges_and_erasure_take_their_events_along,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------
@@ -166,7 +169,7 @@ async fn send(store: &DynStore, m: Message) -> Message {
         .await
         .expect("insert")
     {
-        InsertOutcome::Created(m) => m,
+        InsertOutcome::Created(m, _) => m,
         InsertOutcome::Existing(_) => panic!("unexpected existing message"),
     }
 }
@@ -1167,4 +1170,177 @@ async fn stats_count_what_is_stored(store: DynStore) {
         s.messages_last_hour, 4,
         "send_many is a minute old; one is two days old"
     );
+}
+
+// ---- event log (gap-free resume) ------------------------------------------------------------
+
+fn logged_message(e: &LoggedEvent) -> MessageId {
+    match &e.kind {
+        LoggedKind::Message(m) => m.id,
+        other => panic!("expected a message event, got {other:?}"),
+    }
+}
+
+async fn sends_and_reads_are_logged_per_user_in_order(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let c = user(&store, "c").await;
+    assert_eq!(store.event_head(a).await.unwrap(), 0);
+    let ab = conversation(&store, a, b).await;
+    let ac = conversation(&store, a, c).await;
+    let m1 = send(&store, text(ab.id, a, b, "1", now())).await;
+    let m2 = send(&store, text(ac.id, c, a, "2", now())).await;
+    let m3 = match store
+        .insert_message(&NewMessage {
+            message: text(ab.id, b, a, "3", now()),
+            links: vec![],
+        })
+        .await
+        .unwrap()
+    {
+        InsertOutcome::Created(m, seqs) => {
+            // a: 1 (m1), 2 (m2), 3 (this); b: 1 (m1), 2 (this)
+            assert_eq!(
+                seqs,
+                SendSeqs {
+                    sender: 2,
+                    receiver: 3
+                }
+            );
+            m
+        }
+        other => panic!("{other:?}"),
+    };
+    // b reads what a... a reads b's message: a's ack and b's update are logged.
+    let read = store.mark_read(ab.id, a, None, now()).await.unwrap();
+    assert_eq!(read.marked, 1);
+    assert_eq!(
+        read.seqs,
+        Some(ReadSeqs {
+            reader: 4,
+            other: 3
+        })
+    );
+    // Reading nothing new logs nothing.
+    let again = store.mark_read(ab.id, a, None, now()).await.unwrap();
+    assert_eq!((again.marked, again.seqs), (0, None));
+
+    assert_eq!(store.event_head(a).await.unwrap(), 4);
+    assert_eq!(store.event_head(b).await.unwrap(), 3);
+    assert_eq!(store.event_head(c).await.unwrap(), 1);
+    let log = store.events(a, 0, 4, 100).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(logged_message(&log[0]), m1.id);
+    assert_eq!(logged_message(&log[1]), m2.id);
+    assert_eq!(logged_message(&log[2]), m3.id);
+    assert!(matches!(
+        log[3].kind,
+        LoggedKind::ReadAck { conversation_id, up_to_message_id: Some(up), .. }
+            if conversation_id == ab.id && up == m3.id
+    ));
+    let blog = store.events(b, 1, 3, 100).await.unwrap();
+    assert_eq!(blog.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert!(matches!(
+        blog[1].kind,
+        LoggedKind::ReadUpdate { reader_id, up_to_message_id: Some(up), .. }
+            if reader_id == a && up == m3.id
+    ));
+    // Windows and limits: (after, through], oldest first.
+    let mid = store.events(a, 1, 3, 1).await.unwrap();
+    assert_eq!(mid.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    assert!(store.events(a, 4, 4, 10).await.unwrap().is_empty());
+    // A retry finds where the message sits in both logs.
+    let mut at = store.message_seqs(m3.id).await.unwrap();
+    at.sort();
+    let mut want = vec![(a, 3), (b, 2)];
+    want.sort();
+    assert_eq!(at, want);
+}
+
+async fn concurrent_sends_both_ways_number_each_log_without_holes(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let c = user(&store, "c").await;
+    let ab = Arc::new(conversation(&store, a, b).await);
+    let bc = Arc::new(conversation(&store, b, c).await);
+    let mut tasks = Vec::new();
+    // b is in every send (both directions, two conversations) and reads in between: the
+    // counters must hand out each number once, and lock order must never deadlock.
+    for i in 0..60 {
+        let store = store.clone();
+        let (ab, bc) = (ab.clone(), bc.clone());
+        tasks.push(tokio::spawn(async move {
+            let (conv, from, to) = match i % 4 {
+                0 => (&ab, a, b),
+                1 => (&ab, b, a),
+                2 => (&bc, c, b),
+                _ => (&bc, b, c),
+            };
+            store
+                .insert_message(&NewMessage {
+                    message: text(conv.id, from, to, &format!("m{i}"), now()),
+                    links: vec![],
+                })
+                .await
+                .unwrap();
+            if i % 5 == 0 {
+                store.mark_read(ab.id, b, None, now()).await.unwrap();
+                store.mark_read(bc.id, c, None, now()).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for u in [a, b, c] {
+        let head = store.event_head(u).await.unwrap();
+        let log = store.events(u, 0, head, 1000).await.unwrap();
+        let seqs: Vec<u64> = log.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "log of {u} has holes");
+    }
+    assert_eq!(
+        store
+            .events(b, 0, u64::MAX, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e.kind, LoggedKind::Message(_)))
+            .count(),
+        60,
+        "b took part in every send"
+    );
+}
+
+async fn purges_and_erasure_take_their_events_along(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let conv = conversation(&store, a, b).await;
+    let old = now() - Duration::days(10);
+    let m1 = send(&store, text(conv.id, a, b, "old", old)).await;
+    let m2 = send(&store, text(conv.id, a, b, "new", now())).await;
+    store.mark_read(conv.id, b, None, now()).await.unwrap();
+    // Retention: the old message's events go; the counter never moves back.
+    store
+        .purge_messages(
+            PurgeScope::OlderThan {
+                before: now() - Duration::days(1),
+                conversation: None,
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    let blog = store.events(b, 0, 10, 100).await.unwrap();
+    assert_eq!(blog.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(logged_message(&blog[0]), m2.id);
+    assert_eq!(store.event_head(b).await.unwrap(), 3);
+    assert!(store.message_seqs(m1.id).await.unwrap().is_empty());
+    // Erasing b: its messages go first (purge SentBy), then its own log.
+    store.erase_user(b, now()).await.unwrap();
+    assert!(store.events(b, 0, 10, 100).await.unwrap().is_empty());
+    let alog = store.events(a, 0, 10, 100).await.unwrap();
+    assert_eq!(alog.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    // Deleting the conversation leaves nothing to replay for a.
+    store.delete_conversation(conv.id).await.unwrap();
+    assert!(store.events(a, 0, 10, 100).await.unwrap().is_empty());
 }

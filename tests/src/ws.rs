@@ -55,6 +55,54 @@ impl WsClient {
         c
     }
 
+    /// Connect resuming after `since` (`/chat/ws?since=`); read `connection.success` and
+    /// return the socket with nothing else read yet (the replay comes next).
+    pub async fn connect_since(server: &TestServer, user: &TestUser, since: u64) -> WsClient {
+        let url = format!("{}?since={since}", Self::ws_url(server));
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", user.token).parse().unwrap(),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connect");
+        let mut c = WsClient {
+            stream,
+            backlog: Vec::new(),
+        };
+        let hello = c
+            .read_event(Duration::from_secs(10))
+            .await
+            .expect("greeting");
+        assert_eq!(hello["type"], "connection.success", "first frame: {hello}");
+        c
+    }
+
+    /// Every frame up to `sync.complete`, in order (the replay), and that frame.
+    pub async fn until_sync(&mut self) -> (Vec<Value>, Value) {
+        let mut before = Vec::new();
+        if let Some(i) = self
+            .backlog
+            .iter()
+            .position(|e| e["type"] == "sync.complete")
+        {
+            let sync = self.backlog.remove(i);
+            before = self.backlog.drain(..i).collect();
+            return (before, sync);
+        }
+        loop {
+            let ev = self
+                .read_event(Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|| panic!("no sync.complete; saw {before:?}"));
+            if ev["type"] == "sync.complete" {
+                return (before, ev);
+            }
+            before.push(ev);
+        }
+    }
+
     /// Connect with `?token=` instead of the header.
     pub async fn connect_query(server: &TestServer, token: &str) -> Result<WsClient, u16> {
         let url = format!("{}?token={token}", Self::ws_url(server));

@@ -1,8 +1,9 @@
 //! Chaos: real processes, loopback only, bounded in time. `kill -9` one of two chatd
 //! instances while 50 clients send; the clients on it reconnect to the survivor and resend
-//! what was not acknowledged (same temp_id). Afterwards every acknowledged message is
-//! stored exactly once, no temp_id is stored twice, and every receiver has every message
-//! of its partner exactly once by id (live, or caught up from history after reconnecting).
+//! what was not acknowledged (same temp_id), resuming from their last position
+//! (`/chat/ws?since=`). Afterwards every acknowledged message is stored exactly once, no
+//! temp_id is stored twice, and every receiver has every message of its partner exactly
+//! once by id (live, or replayed on resume; repeats are dropped by `seq`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use chat_client::{Client, PageQuery, Socket};
 use chat_e2e::server::{TestServer, TestUser};
 use chat_protocol::rest::Message;
-use chat_protocol::ws::{ClientEvent, ServerEvent};
+use chat_protocol::ws::{ClientEvent, Envelope, SeqTracker, ServerEvent};
 use chat_protocol::{ConversationId, MessageId};
 
 const PAIRS: usize = 25;
@@ -21,13 +22,37 @@ const EVERY: Duration = Duration::from_millis(150);
 struct Outcome {
     /// temp_id -> stored id, from `message.sent`.
     acked: HashMap<String, MessageId>,
-    /// `message.new` ids from the partner, as they arrived live (repeats kept).
-    live: Vec<MessageId>,
-    /// The partner's messages found in history after a reconnect and not seen live.
-    caught_up: HashSet<MessageId>,
+    /// `message.new` ids from the partner, live or replayed, after dropping positions
+    /// already seen (repeats kept, to count them).
+    delivered: Vec<MessageId>,
+    /// Of those, the ones replayed on a resume.
+    replayed: HashSet<MessageId>,
+    /// Frames dropped because their position was seen already.
+    repeats_dropped: usize,
     reconnects: usize,
     /// Messages sent again after a reconnect (their `message.new` is announced again).
     resent: usize,
+}
+
+impl Outcome {
+    /// One frame: positions seen before are dropped, the partner's messages recorded.
+    fn take(&mut self, tracker: &mut SeqTracker, env: Envelope, me: &TestUser, replaying: bool) {
+        if env.seq.is_some_and(|s| tracker.seen(s))
+            && !matches!(env.event, ServerEvent::MessageSent { .. })
+        {
+            self.repeats_dropped += 1;
+            return;
+        }
+        tracker.observe(&env);
+        if let ServerEvent::MessageNew { message } = env.event {
+            if message.sender_id != me.id {
+                self.delivered.push(message.id);
+                if replaying {
+                    self.replayed.insert(message.id);
+                }
+            }
+        }
+    }
 }
 
 /// One user: sends `PER_CLIENT` messages, reconnecting to the next server when its socket
@@ -44,8 +69,10 @@ async fn client(
     let mut next = 0usize;
     let mut at = first;
     let deadline = Instant::now() + Duration::from_secs(40);
+    let mut tracker = SeqTracker::default();
     'connect: while Instant::now() < deadline {
-        let mut sock = match Socket::connect(&servers[at], &user.token).await {
+        let since = tracker.position();
+        let mut sock = match Socket::connect_since(&servers[at], &user.token, since).await {
             Ok(s) => s,
             Err(_) => {
                 at = (at + 1) % 2;
@@ -54,18 +81,8 @@ async fn client(
                 continue;
             }
         };
-        {
-            // On every (re)connect: catch up from history what may have gone by.
-            let api = Client::new(&servers[at], &user.token).expect("client");
-            if let Ok(page) = api.messages(conv, &PageQuery::limit(100)).await {
-                let seen: HashSet<MessageId> = out.live.iter().copied().collect();
-                for m in page.data {
-                    if m.sender_id != user.id && !seen.contains(&m.id) {
-                        out.caught_up.insert(m.id);
-                    }
-                }
-            }
-        }
+        // What went by while away is replayed before `sync.complete`.
+        let mut replaying = since.is_some();
         out.resent += pending.len();
         for (temp, content) in &pending {
             let resend = ClientEvent::MessageSend {
@@ -82,15 +99,11 @@ async fn client(
             if next == PER_CLIENT && pending.is_empty() {
                 // Keep reading a little for the partner's last messages.
                 let quiet = Instant::now() + Duration::from_secs(2);
-                while let Ok(ev) = sock
-                    .next(quiet.saturating_duration_since(Instant::now()))
+                while let Ok(env) = sock
+                    .next_envelope(quiet.saturating_duration_since(Instant::now()))
                     .await
                 {
-                    if let ServerEvent::MessageNew { message } = ev {
-                        if message.sender_id != user.id {
-                            out.live.push(message.id);
-                        }
-                    }
+                    out.take(&mut tracker, env, &user, false);
                 }
                 return out;
             }
@@ -109,15 +122,18 @@ async fn client(
                         break;
                     }
                 }
-                ev = sock.next(Duration::from_secs(5)) => match ev {
-                    Ok(ServerEvent::MessageSent { temp_id: Some(t), message }) => {
-                        pending.retain(|(p, _)| *p != t);
-                        out.acked.insert(t, message.id);
+                env = sock.next_envelope(Duration::from_secs(5)) => match env {
+                    Ok(env) => {
+                        match &env.event {
+                            ServerEvent::MessageSent { temp_id: Some(t), message } => {
+                                pending.retain(|(p, _)| p != t);
+                                out.acked.insert(t.clone(), message.id);
+                            }
+                            ServerEvent::SyncComplete { .. } => replaying = false,
+                            _ => {}
+                        }
+                        out.take(&mut tracker, env, &user, replaying);
                     }
-                    Ok(ServerEvent::MessageNew { message }) if message.sender_id != user.id => {
-                        out.live.push(message.id);
-                    }
-                    Ok(_) => {}
                     Err(_) => break,
                 },
             }
@@ -190,7 +206,7 @@ async fn kill_9_one_of_two_instances_while_clients_send() {
     );
 
     let api = Client::new(&b.base, &users[0].token).expect("client");
-    let mut caught_up = 0;
+    let mut replayed = 0;
     for (p, conv) in convs.iter().enumerate() {
         let (x, y) = (2 * p, 2 * p + 1);
         let stored = history(&api.with_token(&users[x].token), *conv).await;
@@ -208,28 +224,21 @@ async fn kill_9_one_of_two_instances_while_clients_send() {
             for id in out.acked.values() {
                 assert!(ids.contains(id), "acknowledged message {id} is not stored");
             }
-            // The partner received each of these exactly once live, or (for what was in
-            // flight when A died) finds it in history after reconnecting.
+            // The partner received each of these exactly once by id, live or replayed
+            // on resume: a resent message is announced again at its first position (its
+            // first server may have died before announcing it), and positions already
+            // seen are dropped, so nothing arrives twice.
             let receiver = &outcomes[other];
-            let mut live = HashMap::new();
-            for id in &receiver.live {
-                *live.entry(*id).or_insert(0) += 1;
+            let mut got = HashMap::new();
+            for id in &receiver.delivered {
+                *got.entry(*id).or_insert(0) += 1;
             }
-            // A resent message is announced again (its first server may have died before
-            // announcing it); only those may arrive twice, and clients drop repeats by id.
-            let repeats: usize = live.values().map(|&n| n - 1).sum();
-            assert!(
-                repeats <= out.resent,
-                "{repeats} repeats for {} resends",
-                out.resent
-            );
-            // Delivered exactly once by id: live, or (in flight on A when it died, or sent
-            // while the receiver was reconnecting) caught up from history after resuming.
             for id in out.acked.values() {
-                assert!(
-                    live.contains_key(id) || receiver.caught_up.contains(id),
-                    "message {id} ({:?}) never reached its receiver {} (sender reconnects {}, \
-                     resent {}; receiver reconnects {}, caught up {})",
+                assert_eq!(
+                    got.get(id).copied().unwrap_or(0),
+                    1,
+                    "message {id} ({:?}) reached its receiver {} this many times (sender \
+                     reconnects {}, resent {}; receiver reconnects {}, replayed {})",
                     stored
                         .iter()
                         .find(|m| m.id == *id)
@@ -238,14 +247,16 @@ async fn kill_9_one_of_two_instances_while_clients_send() {
                     out.reconnects,
                     out.resent,
                     receiver.reconnects,
-                    receiver.caught_up.len()
+                    receiver.replayed.len()
                 );
             }
-            caught_up += receiver.caught_up.len();
+            assert_eq!(got.len(), PER_CLIENT, "only the partner's messages");
+            replayed += receiver.replayed.len();
         }
         assert_eq!(stored.len(), 2 * PER_CLIENT, "conversation {p}");
     }
-    eprintln!("{reconnects} reconnects; {caught_up} messages caught up from history");
+    let dropped: usize = outcomes.iter().map(|o| o.repeats_dropped).sum();
+    eprintln!("{reconnects} reconnects; {replayed} messages replayed on resume; {dropped} repeats dropped by seq");
     b.stop().await;
     a.stop().await;
 }

@@ -131,7 +131,11 @@ pub enum Update {
     Connecting {
         attempt: u32,
     },
-    Connected,
+    /// The socket is up; `resumed` when it resumed from the last position (`?since=`):
+    /// what happened while away is replayed on the socket, so history is not reloaded.
+    Connected {
+        resumed: bool,
+    },
     Disconnected {
         reason: String,
         retry_in: Option<Duration>,
@@ -277,7 +281,7 @@ impl App {
                 self.conn = Conn::Connecting { attempt };
                 Vec::new()
             }
-            Update::Connected => self.connected(),
+            Update::Connected { resumed } => self.connected(resumed),
             Update::Disconnected {
                 reason,
                 retry_in,
@@ -474,7 +478,7 @@ impl App {
 
     /// The socket is (back) up: resend everything not yet confirmed, with its temp_id,
     /// so the server's idempotency turns retries of stored messages into no-ops.
-    pub fn connected(&mut self) -> Vec<Action> {
+    pub fn connected(&mut self, resumed: bool) -> Vec<Action> {
         self.conn = Conn::Online;
         let mut actions: Vec<Action> = self
             .pending
@@ -488,10 +492,11 @@ impl App {
                 })
             })
             .collect();
-        // Whatever happened while away: refresh the list and the open conversation.
+        // Whatever happened while away: refresh the list and counters, and the open
+        // conversation unless the socket replays what was missed.
         actions.push(Action::LoadConversations);
         actions.push(Action::LoadUnread);
-        if let Some(conv) = self.open {
+        if let (Some(conv), false) = (self.open, resumed) {
             actions.push(Action::LoadHistory {
                 conv,
                 before: None,
@@ -605,6 +610,8 @@ impl App {
                 self.me = Some((user_id, username));
                 Vec::new()
             }
+            // Positions are the socket task's business (it resumes from them).
+            ServerEvent::SyncComplete { .. } => Vec::new(),
             ServerEvent::MessageSent { temp_id, message } => {
                 if let Some(t) = temp_id {
                     self.pending.retain(|p| p.temp_id != t);
@@ -1477,7 +1484,7 @@ mod tests {
         assert!(app.pending[0].failed.is_some());
         // Failed messages are not resent on reconnect.
         let resend = app
-            .update(Update::Connected, now)
+            .update(Update::Connected { resumed: false }, now)
             .into_iter()
             .filter(|a| matches!(a, Action::Ws(ClientEvent::MessageSend { .. })))
             .count();

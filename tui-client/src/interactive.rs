@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_client::{Client, PageQuery, Socket, Upload, WsError};
-use chat_protocol::ws::ClientEvent;
+use chat_protocol::ws::{ClientEvent, Envelope, SeqTracker, ServerEvent};
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event};
 use crossterm::execute;
 use crossterm::terminal::{
@@ -266,20 +266,26 @@ async fn read_upload(path: &Path) -> Result<Upload, String> {
 }
 
 /// Keeps one socket up: connects, forwards frames both ways, pings, and on any failure
-/// waits [`backoff`] and tries again. A refused token (401) stops it for good.
+/// waits [`backoff`] and tries again, resuming from the last position it has without a
+/// hole (`?since=`), so the server replays what went by. A refused token (401) stops it
+/// for good.
 async fn socket_task(
     client: Client,
     mut outbound: mpsc::UnboundedReceiver<ClientEvent>,
     up: mpsc::UnboundedSender<Update>,
 ) {
     let mut attempt = 0u32;
+    let mut tracker = SeqTracker::default();
     loop {
         let _ = up.send(Update::Connecting { attempt });
-        let reason = match Socket::connect(client.base(), client.token()).await {
+        let since = tracker.position();
+        let reason = match Socket::connect_since(client.base(), client.token(), since).await {
             Ok(sock) => {
                 attempt = 0;
-                let _ = up.send(Update::Connected);
-                match pump(sock, &mut outbound, &up).await {
+                let _ = up.send(Update::Connected {
+                    resumed: since.is_some(),
+                });
+                match pump(sock, &mut outbound, &up, &mut tracker).await {
                     Some(reason) => reason,
                     None => return, // the app is gone
                 }
@@ -321,6 +327,7 @@ async fn pump(
     sock: Socket,
     outbound: &mut mpsc::UnboundedReceiver<ClientEvent>,
     up: &mpsc::UnboundedSender<Update>,
+    tracker: &mut SeqTracker,
 ) -> Option<String> {
     let (mut sink, mut stream) = sock.into_inner().split();
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -344,9 +351,15 @@ async fn pump(
                 }
             }
             frame = stream.next() => match frame {
-                Some(Ok(Frame::Text(t))) => match serde_json::from_str(t.as_str()) {
-                    Ok(ev) => {
-                        if up.send(Update::Server(ev)).is_err() {
+                Some(Ok(Frame::Text(t))) => match serde_json::from_str::<Envelope>(t.as_str()) {
+                    // Delivered already (seen beyond a hole, then replayed): drop it. An
+                    // ack always goes through: it settles this client's own send.
+                    Ok(env)
+                        if env.seq.is_some_and(|s| tracker.seen(s))
+                            && !matches!(env.event, ServerEvent::MessageSent { .. }) => {}
+                    Ok(env) => {
+                        tracker.observe(&env);
+                        if up.send(Update::Server(env.event)).is_err() {
                             return None;
                         }
                     }

@@ -677,7 +677,7 @@ pub(crate) mod tests {
         assert!(screen.contains("are you there (queued)"), "{screen}");
         assert!(screen.contains("1 unsent"), "{screen}");
         // Back online: the queued message goes out with its temp_id.
-        let actions = app.update(Update::Connected, now);
+        let actions = app.update(Update::Connected { resumed: false }, now);
         let temp = app.pending[0].temp_id.clone();
         assert!(actions.contains(&Action::Ws(ClientEvent::MessageSend {
             conversation_id: bob.id,

@@ -23,8 +23,8 @@ use crate::media::{Media, Upload, MAX_IMAGES};
 use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{
-    Conversation, ConversationView, DynStore, InsertOutcome, MessageQuery, NewMessage, StoreError,
-    User,
+    Conversation, ConversationView, DynStore, InsertOutcome, LoggedKind, MessageQuery, NewMessage,
+    StoreError, User,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,6 +39,9 @@ const PROVISION_CACHE_MAX: usize = 100_000;
 pub struct Sent {
     pub message: Message,
     pub created: bool,
+    /// The sender's event-log position of this send (a retry's is the position it got
+    /// when it was first stored).
+    pub seq: Option<u64>,
 }
 
 pub struct ChatService {
@@ -575,7 +578,7 @@ impl ChatService {
             .insert_message(&NewMessage { message, links })
             .await?
         {
-            InsertOutcome::Created(message) => {
+            InsertOutcome::Created(message, seqs) => {
                 crate::metrics::METRICS.message_sent(message.kind.as_str());
                 let message = self.present(message).await;
                 self.bus
@@ -586,6 +589,7 @@ impl ChatService {
                                 message: message.clone(),
                             },
                         )
+                        .with_seqs(vec![seqs.sender, seqs.receiver])
                         .except(origin),
                     )
                     .await;
@@ -593,6 +597,7 @@ impl ChatService {
                 Ok(Sent {
                     message,
                     created: true,
+                    seq: Some(seqs.sender),
                 })
             }
             InsertOutcome::Existing(existing) => self.replay(conv, existing, origin).await,
@@ -708,7 +713,7 @@ impl ChatService {
     }
 
     /// A retried send of a stored message: the same message back, and `message.new`
-    /// (same id) announced again. The first attempt may have been stored by an instance
+    /// (same id and `seq`) announced again. The first attempt may have been stored by an instance
     /// that died before it could announce it, so a retry is the one chance the receiver
     /// has to hear of it live; clients that did hear it drop the repeat by id.
     async fn replay(
@@ -722,22 +727,77 @@ impl ChatService {
                 "temp_id was already used for a message in another conversation".into(),
             ));
         }
+        // Announced at the positions it got when it was stored, so a client that has it
+        // drops the repeat by `seq`, and one that missed it fills its hole.
+        let seqs = self.store.message_seqs(existing.id).await?;
         let message = self.present(existing).await;
+        let users = vec![message.sender_id, message.receiver_id];
+        let seq_of = |u: UserId| seqs.iter().find(|(id, _)| *id == u).map(|(_, s)| *s);
+        let positions: Option<Vec<u64>> = users.iter().map(|u| seq_of(*u)).collect();
         self.bus
             .publish(
                 Delivery::to(
-                    vec![message.sender_id, message.receiver_id],
+                    users,
                     ServerEvent::MessageNew {
                         message: message.clone(),
                     },
                 )
+                .with_seqs(positions.unwrap_or_default())
                 .except(origin),
             )
             .await;
         Ok(Sent {
+            seq: seq_of(message.sender_id),
             message,
             created: false,
         })
+    }
+
+    /// The newest position in `me`'s event log.
+    pub async fn event_head(&self, me: UserId) -> Result<u64> {
+        Ok(self.store.event_head(me).await?)
+    }
+
+    /// `me`'s events with `after < seq <= through`, oldest first, as the frames a live
+    /// socket would have received (media URLs signed now).
+    pub async fn events(
+        &self,
+        me: UserId,
+        after: u64,
+        through: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, ServerEvent)>> {
+        let logged = self.store.events(me, after, through, limit).await?;
+        let mut out = Vec::with_capacity(logged.len());
+        for e in logged {
+            let event = match e.kind {
+                LoggedKind::Message(m) => ServerEvent::MessageNew {
+                    message: self.present(m).await,
+                },
+                LoggedKind::ReadAck {
+                    conversation_id,
+                    up_to_message_id,
+                    read_at,
+                } => ServerEvent::MessageReadAck {
+                    conversation_id,
+                    up_to_message_id,
+                    read_at,
+                },
+                LoggedKind::ReadUpdate {
+                    conversation_id,
+                    reader_id,
+                    up_to_message_id,
+                    read_at,
+                } => ServerEvent::MessageReadUpdate {
+                    conversation_id,
+                    reader_id,
+                    up_to_message_id,
+                    read_at,
+                },
+            };
+            out.push((e.seq, event));
+        }
+        Ok(out)
     }
 
     pub async fn message(&self, me: &AuthUser, id: MessageId) -> Result<Message> {
@@ -830,27 +890,35 @@ impl ChatService {
             .mark_read(conv, me.id, up_to_cursor, read_at)
             .await?;
         let up_to_message_id = out.up_to.or(up_to);
+        // Both are in the event logs when something was marked (`out.seqs`); an ack of
+        // nothing new is live only.
         self.bus
-            .publish(Delivery::to(
-                vec![me.id],
-                ServerEvent::MessageReadAck {
-                    conversation_id: conv,
-                    up_to_message_id,
-                    read_at,
-                },
-            ))
-            .await;
-        if out.marked > 0 {
-            self.bus
-                .publish(Delivery::to(
-                    vec![conversation.other(me.id)],
-                    ServerEvent::MessageReadUpdate {
+            .publish(
+                Delivery::to(
+                    vec![me.id],
+                    ServerEvent::MessageReadAck {
                         conversation_id: conv,
-                        reader_id: me.id,
                         up_to_message_id,
                         read_at,
                     },
-                ))
+                )
+                .with_seqs(out.seqs.map(|s| vec![s.reader]).unwrap_or_default()),
+            )
+            .await;
+        if let Some(seqs) = out.seqs {
+            self.bus
+                .publish(
+                    Delivery::to(
+                        vec![conversation.other(me.id)],
+                        ServerEvent::MessageReadUpdate {
+                            conversation_id: conv,
+                            reader_id: me.id,
+                            up_to_message_id,
+                            read_at,
+                        },
+                    )
+                    .with_seqs(vec![seqs.other]),
+                )
                 .await;
         }
         Ok(MarkReadResponse {

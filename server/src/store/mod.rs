@@ -160,9 +160,39 @@ pub(crate) const SEND_CONTEXT_SQL: &str = "
           FROM conversations c
           WHERE c.id = $2 AND (c.user1_id = $1 OR c.user2_id = $1)) x";
 
+/// Where one stored send landed in the two participants' event logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendSeqs {
+    pub sender: u64,
+    pub receiver: u64,
+}
+
+/// Shared by both backends: $1 user, $2 after, $3 through, $4 limit. Read events of a
+/// deleted conversation are skipped (message events go with their messages).
+pub(crate) fn events_sql(message_cols: &str) -> String {
+    format!(
+        "SELECT e.seq AS e_seq, e.kind AS e_kind, e.conversation_id AS e_conversation_id,
+                e.reader_id AS e_reader_id, e.up_to_message_id AS e_up_to, e.read_at AS e_read_at,
+                {message_cols}
+         FROM user_events e LEFT JOIN messages m ON m.id = e.message_id
+         WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3
+           AND (e.kind <> 'message' OR m.id IS NOT NULL)
+           AND EXISTS (SELECT 1 FROM conversations c WHERE c.id = e.conversation_id)
+         ORDER BY e.seq
+         LIMIT $4"
+    )
+}
+
+/// A stored event position (positive), checked.
+pub(crate) fn seq_of(v: Option<i64>) -> StoreResult<u64> {
+    v.filter(|s| *s > 0)
+        .map(|s| s as u64)
+        .ok_or_else(|| StoreError::Other("event position missing".into()))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum InsertOutcome {
-    Created(Message),
+    Created(Message, SendSeqs),
     /// The sender already stored a message with this `temp_id`; nothing was written.
     Existing(Message),
 }
@@ -187,6 +217,41 @@ pub struct MarkReadOutcome {
     /// Newest message among those now read, if any.
     pub up_to: Option<MessageId>,
     pub unread_left: u64,
+    /// When something was marked: the reader's `read_ack` and the other side's
+    /// `read_update` positions in their event logs.
+    pub seqs: Option<ReadSeqs>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSeqs {
+    pub reader: u64,
+    pub other: u64,
+}
+
+/// One entry of a user's event log (see `/chat/ws?since=`), as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    pub seq: u64,
+    pub kind: LoggedKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoggedKind {
+    /// A message the user sent or received.
+    Message(Message),
+    /// The user read the conversation up to a message.
+    ReadAck {
+        conversation_id: ConversationId,
+        up_to_message_id: Option<MessageId>,
+        read_at: DateTime<Utc>,
+    },
+    /// The other side read the user's messages up to one.
+    ReadUpdate {
+        conversation_id: ConversationId,
+        reader_id: UserId,
+        up_to_message_id: Option<MessageId>,
+        read_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +416,20 @@ pub trait Store: Send + Sync + 'static {
         up_to: Option<Cursor>,
         now: DateTime<Utc>,
     ) -> StoreResult<MarkReadOutcome>;
+    /// The newest position in `user`'s event log (0 when it is empty). Every event at or
+    /// below it is committed, so a replay up to it has no hole.
+    async fn event_head(&self, user: UserId) -> StoreResult<u64>;
+    /// `user`'s events with `after < seq <= through`, oldest first, at most `limit`.
+    /// Events of purged messages and deleted conversations are gone.
+    async fn events(
+        &self,
+        user: UserId,
+        after: u64,
+        through: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<LoggedEvent>>;
+    /// Where a stored message sits in its participants' event logs: (user, seq).
+    async fn message_seqs(&self, id: MessageId) -> StoreResult<Vec<(UserId, u64)>>;
     /// Newest first.
     async fn list_links(
         &self,

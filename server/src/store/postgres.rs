@@ -386,12 +386,26 @@ impl Store for PostgresStore {
                      updated_at = $9
                  WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)
                  RETURNING 1
+             ), seq AS (
+                 -- After the conversation row lock (upd), both counters in user-id order:
+                 -- the same order mark_read takes, so the two never deadlock.
+                 INSERT INTO event_heads (user_id, seq)
+                 SELECT u, 1 FROM unnest(ARRAY[$3, $4]::uuid[]) AS u
+                 WHERE EXISTS (SELECT 1 FROM upd)
+                 ORDER BY u
+                 ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq + 1
+                 RETURNING user_id, seq
+             ), ev AS (
+                 INSERT INTO user_events (user_id, seq, kind, conversation_id, message_id, created_at)
+                 SELECT user_id, seq, 'message', $2, $1, $9 FROM seq
              ), lnk AS (
                  INSERT INTO message_links (id, message_id, conversation_id, sender_id, url, created_at)
                  SELECT l.id, $1, $2, $3, l.url, $9 FROM UNNEST($10::uuid[], $11::text[]) AS l(id, url)
                  WHERE EXISTS (SELECT 1 FROM ins)
              )
-             SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated",
+             SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated,
+                    (SELECT seq FROM seq WHERE user_id = $3) AS sender_seq,
+                    (SELECT seq FROM seq WHERE user_id = $4) AS receiver_seq",
         )
         .bind(m.id.0)
         .bind(m.conversation_id.0)
@@ -431,7 +445,11 @@ impl Store for PostgresStore {
                 "message stored without its conversation".into(),
             ));
         }
-        Ok(InsertOutcome::Created(m.clone()))
+        let seqs = SendSeqs {
+            sender: seq_of(row.try_get("sender_seq")?)?,
+            receiver: seq_of(row.try_get("receiver_seq")?)?,
+        };
+        Ok(InsertOutcome::Created(m.clone(), seqs))
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -505,8 +523,8 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await?;
         // Lock the conversation row: a concurrent send updates it too, so the recount
         // below can never overwrite an increment it did not see.
-        let user1: Uuid = sqlx::query_scalar(
-            "SELECT user1_id FROM conversations WHERE id = $1 FOR NO KEY UPDATE",
+        let (user1, user2): (Uuid, Uuid) = sqlx::query_as(
+            "SELECT user1_id, user2_id FROM conversations WHERE id = $1 FOR NO KEY UPDATE",
         )
         .bind(conv.0)
         .fetch_optional(&mut *tx)
@@ -551,12 +569,115 @@ impl Store for PostgresStore {
         .bind(conv.0)
         .execute(&mut *tx)
         .await?;
+        let mut seqs = None;
+        if let Some((_, up_to_id)) = newest {
+            let other = if user1 == reader.0 { user2 } else { user1 };
+            // The conversation row is locked above; the counters follow in user-id order
+            // (the order a send takes them).
+            let heads: Vec<(Uuid, i64)> = sqlx::query_as(
+                "WITH seq AS (
+                     INSERT INTO event_heads (user_id, seq)
+                     SELECT u, 1 FROM unnest(ARRAY[$1, $2]::uuid[]) AS u ORDER BY u
+                     ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq + 1
+                     RETURNING user_id, seq
+                 ), ev AS (
+                     INSERT INTO user_events (user_id, seq, kind, conversation_id, reader_id,
+                         up_to_message_id, read_at, created_at)
+                     SELECT user_id, seq,
+                            CASE WHEN user_id = $1 THEN 'read_ack' ELSE 'read_update' END,
+                            $3, $1, $4, $5, $5
+                     FROM seq
+                 )
+                 SELECT user_id, seq FROM seq",
+            )
+            .bind(reader.0)
+            .bind(other)
+            .bind(conv.0)
+            .bind(up_to_id)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            let of = |u: Uuid| heads.iter().find(|(id, _)| *id == u).map(|(_, s)| *s);
+            seqs = Some(ReadSeqs {
+                reader: seq_of(of(reader.0))?,
+                other: seq_of(of(other))?,
+            });
+        }
         tx.commit().await?;
         Ok(MarkReadOutcome {
             marked: rows.len() as u64,
             up_to: newest.map(|(_, id)| MessageId(id)),
             unread_left: count(left),
+            seqs,
         })
+    }
+
+    async fn event_head(&self, user: UserId) -> StoreResult<u64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM event_heads WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(count(seq.unwrap_or(0)))
+    }
+
+    async fn events(
+        &self,
+        user: UserId,
+        after: u64,
+        through: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        let rows = sqlx::query(&events_sql(MESSAGE_COLS))
+            .bind(user.0)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::try_from(through).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let seq = seq_of(r.try_get("e_seq")?)?;
+                let kind: String = r.try_get("e_kind")?;
+                let conversation_id = ConversationId(r.try_get("e_conversation_id")?);
+                let up_to_message_id = r.try_get::<Option<Uuid>, _>("e_up_to")?.map(MessageId);
+                let read_at = || -> StoreResult<DateTime<Utc>> {
+                    r.try_get::<Option<DateTime<Utc>>, _>("e_read_at")?
+                        .ok_or_else(|| StoreError::Other("read event without read_at".into()))
+                };
+                let kind = match kind.as_str() {
+                    "message" => LoggedKind::Message(message_from_row(r)?),
+                    "read_ack" => LoggedKind::ReadAck {
+                        conversation_id,
+                        up_to_message_id,
+                        read_at: read_at()?,
+                    },
+                    _ => LoggedKind::ReadUpdate {
+                        conversation_id,
+                        reader_id: UserId(
+                            r.try_get::<Option<Uuid>, _>("e_reader_id")?
+                                .ok_or_else(|| {
+                                    StoreError::Other("read event without reader".into())
+                                })?,
+                        ),
+                        up_to_message_id,
+                        read_at: read_at()?,
+                    },
+                };
+                Ok(LoggedEvent { seq, kind })
+            })
+            .collect()
+    }
+
+    async fn message_seqs(&self, id: MessageId) -> StoreResult<Vec<(UserId, u64)>> {
+        let rows: Vec<(Uuid, i64)> =
+            sqlx::query_as("SELECT user_id, seq FROM user_events WHERE message_id = $1")
+                .bind(id.0)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(u, s)| (UserId(u), count(s)))
+            .collect())
     }
 
     async fn list_links(
@@ -858,6 +979,18 @@ impl Store for PostgresStore {
         }
         conversations.sort_unstable();
         conversations.dedup();
+        if let PurgeScope::OlderThan { .. } = scope {
+            // Retention covers the read events of the event log too (message events go
+            // with their messages).
+            let q = format!(
+                "WITH d AS (DELETE FROM user_events m WHERE m.message_id IS NULL AND {} RETURNING 1)
+                 SELECT count(*) FROM d",
+                scope_clause(scope)
+            );
+            let _: (i64,) = bind_scope(sqlx::query_as(&q), scope)
+                .fetch_one(&mut *tx)
+                .await?;
+        }
         if !conversations.is_empty() {
             // Lock first, then recompute in a new statement (a new snapshot): a message
             // inserted concurrently either committed before the lock (and is counted) or
@@ -915,6 +1048,10 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        sqlx::query("DELETE FROM user_events WHERE user_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
         let push_subscriptions = sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1")
             .bind(id.0)
             .execute(&mut *tx)

@@ -584,8 +584,26 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        let sender = bump_seq(&mut tx, m.sender_id).await?;
+        let receiver = bump_seq(&mut tx, m.receiver_id).await?;
+        for (user, seq) in [(m.sender_id, sender), (m.receiver_id, receiver)] {
+            sqlx::query(
+                "INSERT INTO user_events (user_id, seq, kind, conversation_id, message_id, created_at)
+                 VALUES ($1, $2, 'message', $3, $4, $5)",
+            )
+            .bind(user.to_string())
+            .bind(seq as i64)
+            .bind(m.conversation_id.to_string())
+            .bind(m.id.to_string())
+            .bind(ts(m.created_at))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(InsertOutcome::Created(m.clone()))
+        Ok(InsertOutcome::Created(
+            m.clone(),
+            SendSeqs { sender, receiver },
+        ))
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -653,11 +671,12 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> StoreResult<MarkReadOutcome> {
         let mut tx = self.write.begin().await?;
-        let user1: String = sqlx::query_scalar("SELECT user1_id FROM conversations WHERE id = $1")
-            .bind(conv.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let (user1, user2): (String, String) =
+            sqlx::query_as("SELECT user1_id, user2_id FROM conversations WHERE id = $1")
+                .bind(conv.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
         let mut sql = String::from(
             "UPDATE messages SET is_read = 1, read_at = $3, updated_at = $3
              WHERE conversation_id = $1 AND receiver_id = $2 AND is_read = 0",
@@ -701,16 +720,129 @@ impl Store for SqliteStore {
         .bind(conv.to_string())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         let up_to = newest
             .map(|(_, id)| Uuid::parse_str(&id).map(MessageId))
             .transpose()
             .map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut seqs = None;
+        if let Some(up_to) = up_to {
+            let other = if user1 == reader.to_string() {
+                user2
+            } else {
+                user1
+            };
+            let other =
+                UserId(Uuid::parse_str(&other).map_err(|e| StoreError::Other(e.to_string()))?);
+            let reader_seq = bump_seq(&mut tx, reader).await?;
+            let other_seq = bump_seq(&mut tx, other).await?;
+            for (user, seq, kind) in [
+                (reader, reader_seq, "read_ack"),
+                (other, other_seq, "read_update"),
+            ] {
+                sqlx::query(
+                    "INSERT INTO user_events (user_id, seq, kind, conversation_id, reader_id,
+                         up_to_message_id, read_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind(user.to_string())
+                .bind(seq as i64)
+                .bind(kind)
+                .bind(conv.to_string())
+                .bind(reader.to_string())
+                .bind(up_to.to_string())
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            seqs = Some(ReadSeqs {
+                reader: reader_seq,
+                other: other_seq,
+            });
+        }
+        tx.commit().await?;
         Ok(MarkReadOutcome {
             marked: rows.len() as u64,
             up_to,
             unread_left: left.max(0) as u64,
+            seqs,
         })
+    }
+
+    async fn event_head(&self, user: UserId) -> StoreResult<u64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM event_heads WHERE user_id = $1")
+            .bind(user.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn events(
+        &self,
+        user: UserId,
+        after: u64,
+        through: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        let rows = sqlx::query(&events_sql(MESSAGE_COLS))
+            .bind(user.to_string())
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::try_from(through).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        let uuid = |v: Option<String>, what: &str| -> StoreResult<Option<Uuid>> {
+            v.map(|s| Uuid::parse_str(&s))
+                .transpose()
+                .map_err(|e| StoreError::Other(format!("bad {what}: {e}")))
+        };
+        rows.iter()
+            .map(|r| {
+                let seq = seq_of(r.try_get("e_seq")?)?;
+                let kind: String = r.try_get("e_kind")?;
+                let conversation_id = ConversationId(
+                    uuid(r.try_get("e_conversation_id")?, "conversation id")?
+                        .ok_or(StoreError::NotFound)?,
+                );
+                let up_to_message_id = uuid(r.try_get("e_up_to")?, "message id")?.map(MessageId);
+                let read_at = || -> StoreResult<DateTime<Utc>> {
+                    let at: Option<i64> = r.try_get("e_read_at")?;
+                    to_ts(at.ok_or_else(|| StoreError::Other("read event without read_at".into()))?)
+                };
+                let kind = match kind.as_str() {
+                    "message" => LoggedKind::Message(message_from_row(r)?),
+                    "read_ack" => LoggedKind::ReadAck {
+                        conversation_id,
+                        up_to_message_id,
+                        read_at: read_at()?,
+                    },
+                    _ => LoggedKind::ReadUpdate {
+                        conversation_id,
+                        reader_id: UserId(
+                            uuid(r.try_get("e_reader_id")?, "reader id")?.ok_or_else(|| {
+                                StoreError::Other("read event without reader".into())
+                            })?,
+                        ),
+                        up_to_message_id,
+                        read_at: read_at()?,
+                    },
+                };
+                Ok(LoggedEvent { seq, kind })
+            })
+            .collect()
+    }
+
+    async fn message_seqs(&self, id: MessageId) -> StoreResult<Vec<(UserId, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT user_id, seq FROM user_events WHERE message_id = $1")
+                .bind(id.to_string())
+                .fetch_all(&self.read)
+                .await?;
+        rows.into_iter()
+            .map(|(u, s)| {
+                let u = Uuid::parse_str(&u).map_err(|e| StoreError::Other(e.to_string()))?;
+                Ok((UserId(u), s.max(0) as u64))
+            })
+            .collect()
     }
 
     async fn list_links(
@@ -1008,6 +1140,17 @@ impl Store for SqliteStore {
         }
         conversations.sort_unstable();
         conversations.dedup();
+        if let PurgeScope::OlderThan { .. } = scope {
+            // Retention covers the read events of the event log too (message events go
+            // with their messages).
+            let q = format!(
+                "DELETE FROM user_events WHERE message_id IS NULL AND {} RETURNING 1",
+                scope_clause(scope).replace("m.", "")
+            );
+            let _: Vec<(i64,)> = bind_scope(sqlx::query_as(&q), scope)
+                .fetch_all(&mut *tx)
+                .await?;
+        }
         for conv in &conversations {
             sqlx::query(RECOMPUTE_CONVERSATION)
                 .bind(conv)
@@ -1066,6 +1209,10 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        sqlx::query("DELETE FROM user_events WHERE user_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         let push_subscriptions = sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -1180,6 +1327,19 @@ const RECOMPUTE_CONVERSATION: &str = "UPDATE conversations SET
 
 type SqliteQueryAs<'q, T> =
     sqlx::query::QueryAs<'q, sqlx::Sqlite, T, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Next position in `user`'s event log (inside the caller's write transaction).
+async fn bump_seq(tx: &mut sqlx::SqliteConnection, user: UserId) -> StoreResult<u64> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO event_heads (user_id, seq) VALUES ($1, 1)
+         ON CONFLICT (user_id) DO UPDATE SET seq = seq + 1
+         RETURNING seq",
+    )
+    .bind(user.to_string())
+    .fetch_one(tx)
+    .await?;
+    seq_of(Some(seq))
+}
 
 fn bind_scope<T>(q: SqliteQueryAs<'_, T>, scope: PurgeScope) -> SqliteQueryAs<'_, T> {
     match scope {

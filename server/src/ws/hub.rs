@@ -32,17 +32,41 @@ pub struct CloseReason {
     pub reason: &'static str,
 }
 
+/// One frame in a socket's outbound queue.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The event-log position a resuming socket compares with what it replayed (a frame
+    /// at or below it is a duplicate and is dropped); 0 for frames never dropped.
+    pub seq: u64,
+    pub text: Arc<str>,
+}
+
+impl Outbound {
+    pub fn plain(text: Arc<str>) -> Self {
+        Outbound { seq: 0, text }
+    }
+}
+
+/// `{"type":…}` → `{"seq":N,"type":…}`: the event-log position travels beside `type`
+/// and `data`, so a frame is serialised once and only this prefix differs per user.
+pub fn with_seq(json: &str, seq: u64) -> Arc<str> {
+    match json.strip_prefix('{') {
+        Some(rest) => format!("{{\"seq\":{seq},{rest}").into(),
+        None => json.into(),
+    }
+}
+
 struct Conn {
     id: u64,
-    tx: mpsc::Sender<Arc<str>>,
+    tx: mpsc::Sender<Outbound>,
     close: watch::Sender<Option<CloseReason>>,
 }
 
 /// What a new socket gets from the hub.
 pub struct Registration {
     pub key: ConnKey,
-    pub tx: mpsc::Sender<Arc<str>>,
-    pub rx: mpsc::Receiver<Arc<str>>,
+    pub tx: mpsc::Sender<Outbound>,
+    pub rx: mpsc::Receiver<Outbound>,
     pub close: watch::Receiver<Option<CloseReason>>,
 }
 
@@ -124,15 +148,22 @@ impl Hub {
             .map(|k| k.conn);
         let is_message = matches!(d.event, chat_protocol::ws::ServerEvent::MessageNew { .. });
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        for user in &d.users {
+        for (i, user) in d.users.iter().enumerate() {
             let Some(list) = conns.get(user) else {
                 continue;
+            };
+            let out = match d.seqs.get(i) {
+                Some(&seq) => Outbound {
+                    seq,
+                    text: with_seq(&frame, seq),
+                },
+                None => Outbound::plain(frame.clone()),
             };
             for c in list {
                 if Some(c.id) == skip {
                     continue;
                 }
-                let sent = c.tx.try_send(frame.clone());
+                let sent = c.tx.try_send(out.clone());
                 if is_message && sent.is_ok() {
                     METRICS.messages_delivered.inc();
                 }
@@ -184,10 +215,25 @@ mod tests {
         let mut b = hub.register(u);
         hub.deliver(&Delivery::to(vec![u], ServerEvent::Pong).except(Some(a.key)));
         assert!(a.rx.try_recv().is_err());
-        assert_eq!(&*b.rx.try_recv().unwrap(), r#"{"type":"pong"}"#);
+        assert_eq!(&*b.rx.try_recv().unwrap().text, r#"{"type":"pong"}"#);
         assert!(!hub.unregister(u, a.key));
         assert!(hub.unregister(u, b.key));
         assert_eq!(hub.sessions(), 0);
+    }
+
+    #[tokio::test]
+    async fn each_user_gets_its_own_position() {
+        let hub = Hub::new(8);
+        let (a, b) = (UserId::new(), UserId::new());
+        let mut ra = hub.register(a);
+        let mut rb = hub.register(b);
+        hub.deliver(&Delivery::to(vec![a, b], ServerEvent::Pong).with_seqs(vec![7, 3]));
+        let fa = ra.rx.try_recv().unwrap();
+        let fb = rb.rx.try_recv().unwrap();
+        assert_eq!((fa.seq, &*fa.text), (7, r#"{"seq":7,"type":"pong"}"#));
+        assert_eq!((fb.seq, &*fb.text), (3, r#"{"seq":3,"type":"pong"}"#));
+        let env: chat_protocol::ws::Envelope = serde_json::from_str(&fb.text).unwrap();
+        assert_eq!((env.seq, env.event), (Some(3), ServerEvent::Pong));
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ use crate::auth::{bearer_from_headers, AuthUser};
 use crate::bus::ConnKey;
 use crate::error::Error;
 use crate::http::extract::ApiQuery;
-use hub::{CloseReason, Registration, CLOSE_IDLE, CLOSE_POLICY};
+use hub::{with_seq, CloseReason, Outbound, Registration, CLOSE_IDLE, CLOSE_POLICY};
 
 /// Largest client frame we parse; larger ones get an `error` event.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -56,7 +56,15 @@ pub struct WsSettings {
 #[derive(Debug, Default, Deserialize)]
 pub struct WsQuery {
     token: Option<String>,
+    /// Resume: replay the user's logged events after this position before live ones.
+    since: Option<u64>,
 }
+
+/// Logged events read per replay query.
+const REPLAY_PAGE: u32 = 500;
+/// Close code when a resume could not be completed (the database failed): reconnect
+/// later with the same `since` (RFC 6455 1013 "try again later").
+pub const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// Authenticate (header or `?token=`), then upgrade. Auth failures are plain 401 JSON.
 pub async fn upgrade(
@@ -90,7 +98,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             // The upgrade request's id follows the session into its logs.
             let span = tracing::info_span!("ws", user = %user.id, request_id = %request_id);
-            session(state, user, socket).instrument(span)
+            session(state, user, q.since, socket).instrument(span)
         })
         .into_response())
 }
@@ -169,25 +177,108 @@ fn from_error(e: &Error, temp_id: Option<String>) -> ServerEvent {
 
 /// Queue a reply to this socket. A full queue here means the client is not reading;
 /// the hub's close signal handles that, so the frame is dropped.
-fn reply(tx: &mpsc::Sender<Arc<str>>, event: &ServerEvent) {
-    let _ = tx.try_send(frame(event));
+fn reply(tx: &mpsc::Sender<Outbound>, event: &ServerEvent) {
+    let _ = tx.try_send(Outbound::plain(frame(event)));
 }
 
-async fn session(state: AppState, user: AuthUser, socket: WebSocket) {
+/// What the replay task hands the writer before live frames may flow.
+enum Replay {
+    Frame(Arc<str>),
+    /// Caught up: live frames at or below this position were replayed (0: none were).
+    Done {
+        skip_through: u64,
+    },
+    /// The log could not be read; the socket is closed so the client resumes again.
+    Failed,
+}
+
+/// Send `since`'s missed events (or, for a new client, nothing) and `sync.complete`.
+/// The hub registration came first, so every event committed after the head read here
+/// reaches the live queue; events at or below the head come from the store. Frames go
+/// through a small channel the writer drains before the live queue: a long replay waits
+/// for the socket instead of filling memory.
+async fn replay(state: AppState, user: UserId, since: Option<u64>, out: mpsc::Sender<Replay>) {
+    let service = &state.service;
+    let head = match service.event_head(user).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "event log unavailable");
+            let _ = out.send(Replay::Failed).await;
+            return;
+        }
+    };
+    let mut after = head;
+    if let Some(since) = since {
+        if since > head {
+            let event = error_event(
+                ErrorCode::ValidationFailed,
+                format!(
+                    "since={since} is ahead of your newest event ({head}); resuming from {head}"
+                ),
+                None,
+            );
+            let _ = out.send(Replay::Frame(frame(&event))).await;
+        } else {
+            after = since;
+        }
+    }
+    let mut replayed = 0u64;
+    while after < head {
+        let page = match service.events(user, after, head, REPLAY_PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "replay failed");
+                let _ = out.send(Replay::Failed).await;
+                return;
+            }
+        };
+        let Some(&(last, _)) = page.last() else { break };
+        for (seq, event) in &page {
+            if out
+                .send(Replay::Frame(with_seq(&frame(event), *seq)))
+                .await
+                .is_err()
+            {
+                return; // the writer is gone
+            }
+        }
+        replayed += page.len() as u64;
+        after = last;
+    }
+    let done = ServerEvent::SyncComplete {
+        seq: head,
+        replayed,
+    };
+    let _ = out.send(Replay::Frame(frame(&done))).await;
+    let skip_through = if since.is_some() { head } else { 0 };
+    let _ = out.send(Replay::Done { skip_through }).await;
+}
+
+async fn session(state: AppState, user: AuthUser, since: Option<u64>, socket: WebSocket) {
     let hub = state.hub.clone();
     let Registration { key, tx, rx, close } = hub.register(user.id);
     let (sink, mut stream) = socket.split();
     // The writer runs first: `connection.success` goes out now, not after the presence
     // write and the contacts query below.
     let (stop_tx, stop_rx) = oneshot::channel();
-    let mut writer = tokio::spawn(write_loop(sink, rx, close, stop_rx, state.ws.ping));
-    reply(
-        &tx,
-        &ServerEvent::ConnectionSuccess {
-            user_id: user.id,
-            username: user.username.as_str().to_string(),
-            server_time: crate::domain::types::now(),
-        },
+    let (replay_tx, replay_rx) = mpsc::channel(64);
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        replay_rx,
+        close,
+        stop_rx,
+        state.ws.ping,
+    ));
+    // The greeting leads the replay channel, which the writer drains before live frames.
+    let hello = ServerEvent::ConnectionSuccess {
+        user_id: user.id,
+        username: user.username.as_str().to_string(),
+        server_time: crate::domain::types::now(),
+    };
+    let _ = replay_tx.try_send(Replay::Frame(frame(&hello)));
+    let replayer = tokio::spawn(
+        replay(state.clone(), user.id, since, replay_tx).instrument(tracing::Span::current()),
     );
     let mut known_contacts = Vec::new();
     match state.service.socket_opened(user.id).await {
@@ -233,6 +324,7 @@ async fn session(state: AppState, user: AuthUser, socket: WebSocket) {
         _ = &mut writer => {}
     }
     writer.abort();
+    replayer.abort();
     reader.stop_all_typing().await;
     // Presence before unregistering: shutdown waits for the session count to reach zero,
     // and this still needs the database.
@@ -256,15 +348,40 @@ async fn send_close(sink: &mut Sink, reason: CloseReason) {
 
 async fn write_loop(
     mut sink: Sink,
-    mut rx: mpsc::Receiver<Arc<str>>,
+    mut rx: mpsc::Receiver<Outbound>,
+    mut replay: mpsc::Receiver<Replay>,
     mut close: watch::Receiver<Option<CloseReason>>,
     mut stop: oneshot::Receiver<Option<CloseReason>>,
     ping: Duration,
 ) {
     let mut tick = tokio::time::interval_at(Instant::now() + ping, ping);
+    // Replay first; live frames wait in their queue until it is done.
+    let mut replaying = true;
+    let mut skip_through = 0u64;
     loop {
         tokio::select! {
             biased;
+            r = replay.recv(), if replaying => match r {
+                Some(Replay::Frame(f)) => {
+                    if sink.send(Message::Text(f.as_ref().into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Replay::Done { skip_through: s }) => {
+                    skip_through = s;
+                    replaying = false;
+                }
+                Some(Replay::Failed) | None => {
+                    let event = error_event(
+                        ErrorCode::ServiceUnavailable,
+                        "could not read your event log; reconnect with the same since",
+                        None,
+                    );
+                    let _ = sink.send(Message::Text(frame(&event).as_ref().into())).await;
+                    send_close(&mut sink, CloseReason { code: CLOSE_TRY_AGAIN, reason: "resume failed" }).await;
+                    return;
+                }
+            },
             changed = close.changed() => {
                 let reason = if changed.is_ok() { *close.borrow() } else { None };
                 if let Some(reason) = reason {
@@ -272,7 +389,7 @@ async fn write_loop(
                         // Finish what was already queued (shutdown), bounded in time.
                         let drain = async {
                             while let Ok(f) = rx.try_recv() {
-                                if sink.send(Message::Text(f.as_ref().into())).await.is_err() {
+                                if sink.send(Message::Text(f.text.as_ref().into())).await.is_err() {
                                     break;
                                 }
                             }
@@ -289,9 +406,11 @@ async fn write_loop(
                 }
                 return;
             }
-            f = rx.recv() => match f {
+            f = rx.recv(), if !replaying => match f {
+                // Already replayed (it committed before the head was read).
+                Some(f) if f.seq != 0 && f.seq <= skip_through => {}
                 Some(f) => {
-                    if sink.send(Message::Text(f.as_ref().into())).await.is_err() {
+                    if sink.send(Message::Text(f.text.as_ref().into())).await.is_err() {
                         return;
                     }
                 }
@@ -310,7 +429,7 @@ struct Reader<'a> {
     state: &'a AppState,
     user: &'a AuthUser,
     key: ConnKey,
-    tx: &'a mpsc::Sender<Arc<str>>,
+    tx: &'a mpsc::Sender<Outbound>,
     /// conversation -> (peer, expiry)
     typing: HashMap<ConversationId, (UserId, Instant)>,
     limiter: DefaultDirectRateLimiter,
@@ -429,13 +548,18 @@ impl Reader<'_> {
                 {
                     Ok(sent) => {
                         self.stop_typing(conversation_id).await;
-                        reply(
-                            self.tx,
-                            &ServerEvent::MessageSent {
-                                temp_id,
-                                message: sent.message,
-                            },
-                        );
+                        let text = frame(&ServerEvent::MessageSent {
+                            temp_id,
+                            message: sent.message,
+                        });
+                        // The sender's position rides along for its tracker, but the
+                        // frame is never dropped as a replay duplicate: the ack is the
+                        // answer to this socket's own send.
+                        let text = match sent.seq {
+                            Some(seq) => with_seq(&text, seq),
+                            None => text,
+                        };
+                        let _ = self.tx.try_send(Outbound::plain(text));
                     }
                     Err(e) => reply(self.tx, &from_error(&e, temp_id)),
                 }
