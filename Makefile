@@ -7,7 +7,7 @@ export CHAT_TEST_S3_URL ?= http://127.0.0.1:5000
 
 CARGO ?= cargo
 
-.PHONY: fuzz bench media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs
+.PHONY: fuzz bench media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs schemathesis
 
 ## Run chatd on the embedded backend (SQLite file + local media under ./data).
 run:
@@ -19,9 +19,16 @@ build:
 release:
 	$(CARGO) build --release --workspace --bins
 
-## Everything CI checks: formatting, lints, all tests on SQLite and PostgreSQL.
-test: fmt-check clippy services build
+## Everything CI checks: formatting, lints, the API fuzzed against its OpenAPI document,
+## all tests on SQLite and PostgreSQL.
+test: fmt-check clippy services build schemathesis
 	$(CARGO) test --workspace --all-targets
+
+## schemathesis (pinned, from PyPI into target/schemathesis-venv) against a private chatd
+## and its /openapi.json: no 5xx, every response as documented. SCHEMATHESIS_MAX_EXAMPLES,
+## SCHEMATHESIS_SEED; ARGS go to `schemathesis run`.
+schemathesis: build
+	@bash scripts/schemathesis.sh $(ARGS)
 
 fmt:
 	$(CARGO) fmt --all

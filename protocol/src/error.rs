@@ -1,10 +1,11 @@
 //! The one error body every endpoint returns: `{"error":{"code","message"}}`.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Machine-readable error codes. Serialised as snake_case strings; clients match on
 /// these, never on the human message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Missing, malformed, expired or forged token.
@@ -80,15 +81,16 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// `{"error": {...}}`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `{"error": {...}}`: the body of every error answer, whatever the status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
+    /// For people; never contains internal details (SQL, stack traces).
     pub message: String,
 }
 

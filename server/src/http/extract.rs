@@ -101,11 +101,32 @@ where
 }
 
 /// `?before=&after=&limit=` of every list endpoint.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Cursor (a `next_cursor` or `before_cursor`): entries older than it, newest first.
+    #[param(value_type = String, required = false)]
     pub before: Option<String>,
+    /// Cursor (an `after_cursor`): entries newer than it, oldest first.
+    #[param(value_type = String, required = false)]
     pub after: Option<String>,
+    /// Page size, 1 to 100 (default 50); out of range is `invalid_limit`, not clamped.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+}
+
+/// Query of the lists that page backwards only (`after` is refused with
+/// `invalid_query`). Documentation only: those handlers read a [`PageQuery`].
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct BackwardPageQuery {
+    /// Cursor (a `next_cursor`): entries older than it, newest first.
+    #[param(value_type = String, required = false)]
+    before: Option<String>,
+    /// Page size, 1 to 100 (default 50); out of range is `invalid_limit`, not clamped.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 100)]
+    limit: Option<String>,
 }
 
 /// Parsed page parameters.

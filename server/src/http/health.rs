@@ -7,16 +7,38 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chat_protocol::rest::Readiness;
+use chat_protocol::rest::{Health, Readiness};
 
 use crate::app::AppState;
 use crate::metrics::{CONTENT_TYPE, METRICS};
 
-pub async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({"status": "ok"}))
+/// Liveness: the process is up and serving.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Always `{\"status\":\"ok\"}`", body = Health),
+    )
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_string(),
+    })
 }
 
-/// 200 when the database (and Redis, if configured) answer within 2 s, else 503.
+/// Readiness: 200 when the database (and Redis, if configured) answer within 2 s, else 503.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency did not answer; the body says which", body = Readiness),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let timeout = Duration::from_secs(2);
     let database = match tokio::time::timeout(timeout, state.service.store().ping()).await {
@@ -66,6 +88,16 @@ pub async fn count_requests(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Prometheus / OpenMetrics text exposition of this instance's metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "OpenMetrics text", body = String, content_type = "application/openmetrics-text"),
+    )
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     METRICS.ws_sockets.set(state.hub.sessions() as i64);
     METRICS.ws_users.set(state.hub.users() as i64);

@@ -10,14 +10,40 @@ use tower_http::services::ServeFile;
 
 use crate::app::AppState;
 use crate::error::{Error, Result};
+use chat_protocol::ErrorBody;
+
 use crate::http::extract::{ApiPath, ApiQuery};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SignedQuery {
+    /// Expiry, Unix seconds.
+    #[param(value_type = u64, required = false)]
     exp: Option<u64>,
+    /// HMAC-SHA256 signature of the key and `exp` (base64url).
+    #[param(value_type = String, required = false)]
     sig: Option<String>,
 }
 
+/// A local media object, through the signed URL of a media item (`url`,
+/// `thumbnail_url`). No bearer token: the signature is the credential. Served as an
+/// attachment with `X-Content-Type-Options: nosniff`, with Range support.
+#[utoipa::path(
+    get,
+    path = "/media/{key}",
+    operation_id = "get_media",
+    tag = "media",
+    params(("key" = String, Path, description = "Object key"), SignedQuery),
+    responses(
+        (status = 200, description = "The object", content(("*/*"))),
+        (status = 206, description = "The requested range of the object", content(("*/*"))),
+        (status = 304, description = "Not modified since `If-Modified-Since`"),
+        (status = 400, description = "`invalid_query` or `invalid_id`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the link is unsigned, altered or expired", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such object, or media is not stored locally", body = ErrorBody),
+        (status = 416, description = "The requested range is not satisfiable", body = ErrorBody),
+    )
+)]
 pub async fn serve(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,

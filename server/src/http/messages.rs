@@ -10,7 +10,7 @@ use chat_protocol::rest::{
     LinkItem, MarkReadRequest, MarkReadResponse, Message, MessageContext, MessageType, Page,
     SendMessageRequest,
 };
-use chat_protocol::{ConversationId, MessageId};
+use chat_protocol::{ConversationId, ErrorBody, MessageId};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -18,12 +18,28 @@ use crate::auth::AuthUser;
 use crate::domain::service::Sent;
 use crate::domain::types::Limit;
 use crate::error::{Error, Result};
-use crate::http::extract::{json_from_bytes, ApiPath, ApiQuery, PageQuery};
+use crate::http::extract::{json_from_bytes, ApiPath, ApiQuery, BackwardPageQuery, PageQuery};
 use crate::media::{multipart_error, MAX_IMAGES};
 
 /// Largest JSON body accepted by the send endpoint (4000 characters of text fit easily).
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
+/// History, newest first; with only `after`, the messages right after that cursor,
+/// oldest first.
+#[utoipa::path(
+    get,
+    path = "/chat/conversations/{id}/messages",
+    operation_id = "list_messages",
+    tag = "messages",
+    params(("id" = ConversationId, Path, description = "Conversation id"), PageQuery),
+    responses(
+        (status = 200, description = "One page of messages", body = Page<Message>),
+        (status = 400, description = "`invalid_id`, `invalid_cursor`, `invalid_limit` or `invalid_query`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation, or the caller does not take part in it", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (get messages)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     me: AuthUser,
@@ -61,8 +77,54 @@ fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-/// 201 with the stored message; 200 with the original when `temp_id` was seen before.
-/// JSON for text; multipart/form-data for media (`file` fields, `content`, `temp_id`).
+/// `multipart/form-data` body of a media send.
+// Documentation only: the handler reads the form as a stream, field by field.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SendMediaForm {
+    /// One to ten images (jpeg, png, gif, webp; 10 MB each), or one video (mp4, quicktime,
+    /// webm; 100 MB), or one file (pdf, doc, docx, xls, xlsx, zip, txt; 50 MB). The type
+    /// is sniffed from the bytes. `files`, `files[]`, `media` and `media[]` are accepted
+    /// as field names too.
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 10)]
+    file: Vec<Vec<u8>>,
+    /// Optional caption, same rules as text (`caption` is accepted as a name too).
+    #[schema(max_length = 4000)]
+    content: Option<String>,
+    /// Idempotency key, as for text.
+    #[schema(min_length = 1, max_length = 128)]
+    temp_id: Option<String>,
+}
+
+/// Send a message: JSON for text, `multipart/form-data` for media. 201 with the stored
+/// message; 200 with the original when this sender's `temp_id` was seen before.
+#[utoipa::path(
+    post,
+    path = "/chat/conversations/{id}/messages",
+    operation_id = "send_message",
+    tag = "messages",
+    params(("id" = ConversationId, Path, description = "Conversation id")),
+    request_body(
+        description = "Text as JSON, or media as a form",
+        content(
+            (SendMessageRequest = "application/json"),
+            (SendMediaForm = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Replay: the message stored earlier with this `temp_id`", body = Message),
+        (status = 201, description = "The stored message", body = Message),
+        (status = 400, description = "`validation_failed` (content, temp_id, form fields, too many files), `invalid_json` or `invalid_id`", body = ErrorBody),
+        (status = 403, description = "`blocked`: either user blocked the other", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation, or the caller does not take part in it", body = ErrorBody),
+        (status = 409, description = "`conflict`: the `temp_id` was used for a message in another conversation", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: JSON over 64 KiB, or an upload over its limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: neither JSON nor multipart, or a refused file type", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (send message; shared with WebSocket sends)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn send(
     State(state): State<AppState>,
     me: AuthUser,
@@ -159,7 +221,28 @@ async fn text_field(mut field: Field<'_>) -> Result<String> {
     String::from_utf8(buf).map_err(|_| Error::Validation("form fields must be UTF-8 text".into()))
 }
 
-/// Body optional: empty (or `{}`) marks everything read.
+/// Mark the caller's messages read: all of them (empty body or `{}`), or up to one
+/// message. Emits read events.
+#[utoipa::path(
+    post,
+    path = "/chat/conversations/{id}/read",
+    operation_id = "mark_read",
+    tag = "messages",
+    params(("id" = ConversationId, Path, description = "Conversation id")),
+    request_body(
+        // Optional: see `OPTIONAL_BODIES` in openapi.rs.
+        description = "Optional: an empty body, or `{}`, marks everything read",
+        content((MarkReadRequest = "application/json")),
+    ),
+    responses(
+        (status = 200, description = "What was marked", body = MarkReadResponse),
+        (status = 400, description = "`invalid_json` or `invalid_id`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation (or not the caller's), or `up_to_message_id` is not a message of it", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (mark as read)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn mark_read(
     State(state): State<AppState>,
     me: AuthUser,
@@ -180,6 +263,21 @@ pub async fn mark_read(
     ))
 }
 
+/// One message the caller sent or received.
+#[utoipa::path(
+    get,
+    path = "/chat/messages/{id}",
+    operation_id = "get_message",
+    tag = "messages",
+    params(("id" = MessageId, Path, description = "Message id")),
+    responses(
+        (status = 200, description = "The message", body = Message),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such message, or not the caller's", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (get messages)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(state): State<AppState>,
     me: AuthUser,
@@ -188,9 +286,14 @@ pub async fn get(
     Ok(Json(state.service.message(&me, id).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContextQuery {
+    /// Messages before the target, 0 to 50 (default 10).
+    #[param(value_type = u32, required = false, maximum = 50)]
     before: Option<String>,
+    /// Messages after the target, 0 to 50 (default 10).
+    #[param(value_type = u32, required = false, maximum = 50)]
     after: Option<String>,
 }
 
@@ -198,6 +301,21 @@ pub struct ContextQuery {
 const CONTEXT_DEFAULT: u32 = 10;
 const CONTEXT_MAX: u32 = 50;
 
+/// A window of messages around one message, oldest first (jump to message).
+#[utoipa::path(
+    get,
+    path = "/chat/messages/{id}/context",
+    operation_id = "message_context",
+    tag = "messages",
+    params(("id" = MessageId, Path, description = "Message id"), ContextQuery),
+    responses(
+        (status = 200, description = "The window, with cursors to read on", body = MessageContext),
+        (status = 400, description = "`invalid_id`, `invalid_limit` or `invalid_query`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such message, or not the caller's", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (get messages)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn context(
     State(state): State<AppState>,
     me: AuthUser,
@@ -209,6 +327,21 @@ pub async fn context(
     Ok(Json(state.service.context(&me, id, before, after).await?))
 }
 
+/// Image and video messages, newest first.
+#[utoipa::path(
+    get,
+    path = "/chat/conversations/{id}/media",
+    operation_id = "media_gallery",
+    tag = "messages",
+    params(("id" = ConversationId, Path, description = "Conversation id"), BackwardPageQuery),
+    responses(
+        (status = 200, description = "One page", body = Page<Message>),
+        (status = 400, description = "`invalid_id`, `invalid_cursor`, `invalid_limit` or `invalid_query` (`after` is not accepted here)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation, or the caller does not take part in it", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (get messages)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn media(
     State(state): State<AppState>,
     me: AuthUser,
@@ -225,6 +358,21 @@ pub async fn media(
     ))
 }
 
+/// File (document) messages, newest first.
+#[utoipa::path(
+    get,
+    path = "/chat/conversations/{id}/files",
+    operation_id = "file_gallery",
+    tag = "messages",
+    params(("id" = ConversationId, Path, description = "Conversation id"), BackwardPageQuery),
+    responses(
+        (status = 200, description = "One page", body = Page<Message>),
+        (status = 400, description = "`invalid_id`, `invalid_cursor`, `invalid_limit` or `invalid_query` (`after` is not accepted here)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation, or the caller does not take part in it", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (get messages)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn files(
     State(state): State<AppState>,
     me: AuthUser,
@@ -241,6 +389,21 @@ pub async fn files(
     ))
 }
 
+/// URLs found in text messages and captions, newest first.
+#[utoipa::path(
+    get,
+    path = "/chat/conversations/{id}/links",
+    operation_id = "list_links",
+    tag = "messages",
+    params(("id" = ConversationId, Path, description = "Conversation id"), BackwardPageQuery),
+    responses(
+        (status = 200, description = "One page", body = Page<LinkItem>),
+        (status = 400, description = "`invalid_id`, `invalid_cursor`, `invalid_limit` or `invalid_query` (`after` is not accepted here)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation, or the caller does not take part in it", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (get messages)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn links(
     State(state): State<AppState>,
     me: AuthUser,

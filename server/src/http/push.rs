@@ -3,14 +3,30 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chat_protocol::rest::{Page, PushSubscription, PushSubscriptionRequest};
+use chat_protocol::rest::{Page, PushSubscription, PushSubscriptionRequest, VapidPublicKey};
+use chat_protocol::ErrorBody;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::Result;
 use crate::http::extract::{ApiJson, ApiPath};
 
-/// 201 with the subscription; registering the same target again refreshes it.
+/// Register a push target: 201 with the subscription; registering the same target again
+/// refreshes it.
+#[utoipa::path(
+    post,
+    path = "/chat/push/subscriptions",
+    operation_id = "add_push_subscription",
+    tag = "push",
+    request_body = PushSubscriptionRequest,
+    responses(
+        (status = 201, description = "The subscription", body = PushSubscription),
+        (status = 400, description = "`invalid_json` or `validation_failed` (token, endpoint or keys)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn add(
     State(state): State<AppState>,
     me: AuthUser,
@@ -21,6 +37,16 @@ pub async fn add(
 }
 
 /// Every subscription of the caller (a handful per user: one page, never a cursor).
+#[utoipa::path(
+    get,
+    path = "/chat/push/subscriptions",
+    operation_id = "list_push_subscriptions",
+    tag = "push",
+    responses(
+        (status = 200, description = "All of the caller's subscriptions", body = Page<PushSubscription>),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     me: AuthUser,
@@ -32,6 +58,20 @@ pub async fn list(
     }))
 }
 
+/// Remove one of the caller's push subscriptions.
+#[utoipa::path(
+    delete,
+    path = "/chat/push/subscriptions/{id}",
+    operation_id = "remove_push_subscription",
+    tag = "push",
+    params(("id" = uuid::Uuid, Path, description = "Subscription id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such subscription of the caller", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn remove(
     State(state): State<AppState>,
     me: AuthUser,
@@ -42,12 +82,25 @@ pub async fn remove(
 }
 
 /// `{"public_key": "..."}` for `pushManager.subscribe`; 404 when Web Push is not configured.
+#[utoipa::path(
+    get,
+    path = "/chat/push/vapid-public-key",
+    operation_id = "vapid_public_key",
+    tag = "push",
+    responses(
+        (status = 200, description = "The VAPID public key", body = VapidPublicKey),
+        (status = 404, description = "`not_found`: Web Push is not configured on this server", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn vapid_public_key(
     State(state): State<AppState>,
     _me: AuthUser,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<VapidPublicKey>> {
     match &state.vapid_public_key {
-        Some(k) => Ok(Json(serde_json::json!({ "public_key": k }))),
+        Some(k) => Ok(Json(VapidPublicKey {
+            public_key: k.clone(),
+        })),
         None => Err(crate::error::Error::NotFound("web push configuration")),
     }
 }
