@@ -80,6 +80,7 @@ pub async fn connect_ws(
     hostport: &str,
     token: &str,
     source: Option<IpAddr>,
+    since: Option<u64>,
 ) -> Result<WebSocketStream<TcpStream>> {
     let socket = if server.is_ipv4() {
         TcpSocket::new_v4()?
@@ -95,7 +96,8 @@ pub async fn connect_ws(
     }
     let stream = socket.connect(server).await.context("tcp connect")?;
     stream.set_nodelay(true)?;
-    let mut req = format!("ws://{hostport}/chat/ws").into_client_request()?;
+    let resume = since.map(|s| format!("?since={s}")).unwrap_or_default();
+    let mut req = format!("ws://{hostport}/chat/ws{resume}").into_client_request()?;
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
     // Small buffers: tungstenite's 128 KiB defaults would cost ~256 KiB per socket.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chat_protocol::rest::{BlockStatus, Conversation, MarkReadRequest};
 use chat_protocol::units;
-use chat_protocol::ws::{ClientEvent, ServerEvent};
+use chat_protocol::ws::{ClientEvent, Envelope, SeqTracker, ServerEvent};
 use chat_protocol::{ConversationId, UserId};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
@@ -98,6 +98,13 @@ pub struct RunArgs {
     /// Requests in flight during provisioning and pairing.
     #[arg(long, default_value_t = 64)]
     pub setup_concurrency: usize,
+    /// Reconnect storm: this long into the send phase every socket is dropped at once
+    /// and reconnects with resume (`/chat/ws?since=`), resending what was not
+    /// acknowledged. Reported: `resume` (drop until `sync.complete`, per socket; its max
+    /// is the time until all are caught up) and `delivery_storm` (delivery of messages
+    /// due from the drop until the last socket caught up).
+    #[arg(long, value_parser = parse_duration)]
+    pub storm_at: Option<Duration>,
     /// Hide the live progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -226,6 +233,7 @@ enum Command {
 #[derive(Default)]
 struct Histograms {
     connect: Option<Histogram<u64>>,
+    resume: Option<Histogram<u64>>,
     send_ack: Option<Histogram<u64>>,
     delivery: Option<Histogram<u64>>,
     rest: BTreeMap<&'static str, Histogram<u64>>,
@@ -252,6 +260,13 @@ struct Shared {
     /// Per message: deliveries at the receiver's first socket, acks, and outcome flags.
     deliveries: Vec<AtomicU8>,
     acks: Vec<AtomicU8>,
+    /// Per message: delivery latency in µs (0 = not delivered), for the storm window.
+    delivery_us: Vec<AtomicU64>,
+    /// When the storm dropped every socket, and how many have caught up since.
+    storm_started: Mutex<Option<Instant>>,
+    caught_up: AtomicU64,
+    /// Nanoseconds from the drop to the last socket's `sync.complete`.
+    last_caught_up_ns: AtomicU64,
     /// 1 = written to the socket, 2 = refused or never written (an error was counted).
     state: Vec<AtomicU8>,
     hists: Mutex<Histograms>,
@@ -357,6 +372,10 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         content_pad: "x".repeat(args.message_bytes.saturating_sub(20).max(1)),
         deliveries: (0..total_msgs).map(|_| AtomicU8::new(0)).collect(),
         acks: (0..total_msgs).map(|_| AtomicU8::new(0)).collect(),
+        delivery_us: (0..total_msgs).map(|_| AtomicU64::new(0)).collect(),
+        storm_started: Mutex::new(None),
+        caught_up: AtomicU64::new(0),
+        last_caught_up_ns: AtomicU64::new(0),
         state: (0..total_msgs).map(|_| AtomicU8::new(0)).collect(),
         hists: Mutex::new(Histograms::default()),
         errors: Mutex::new(BTreeMap::new()),
@@ -476,13 +495,14 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         let source = net::source_for(addr, j);
         connects.spawn(async move {
             tokio::time::sleep_until(due.into()).await;
-            let r = connect(addr, &hostport, &token, source).await;
+            let r = connect(addr, &hostport, &token, source, None).await;
             // Measured here, not when the collecting loop gets to it.
             let took_us = elapsed_us(due);
             (ui, si, took_us, r)
         });
     }
     let mut live = tokio::task::JoinSet::new();
+    let (storm_tx, storm_rx) = tokio::sync::watch::channel(false);
     while let Some(done) = connects.join_next().await {
         let (ui, si, took_us, r) = done?;
         progress.inc(1);
@@ -499,7 +519,22 @@ pub async fn run(args: RunArgs) -> Result<bool> {
                 let (tx, rx) = mpsc::unbounded_channel();
                 senders[ui][si] = Some(tx);
                 let me = users[ui].id;
-                live.spawn(socket_task(ws, me, si, rx, shared.clone()));
+                let (_, addr, hostport) = servers[users[ui].server].clone();
+                let dial = Dial {
+                    addr,
+                    hostport,
+                    token: users[ui].token.clone(),
+                    source: net::source_for(addr, ui + si * users.len()),
+                };
+                live.spawn(socket_task(
+                    ws,
+                    dial,
+                    me,
+                    si,
+                    rx,
+                    storm_rx.clone(),
+                    shared.clone(),
+                ));
             }
             Err(e) => {
                 shared.connect_failures.fetch_add(1, Ordering::Relaxed);
@@ -590,6 +625,14 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         })
     };
 
+    let storm_task = args.storm_at.map(|at| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until((start + at).into()).await;
+            *shared.storm_started.lock().expect("storm lock") = Some(Instant::now());
+            let _ = storm_tx.send(true);
+        })
+    });
     let mut ticks = pacer(start, shared.period, total_msgs);
     while let Some(k) = ticks.recv().await {
         let ui = active[(k as usize) % active.len()];
@@ -605,7 +648,7 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         }
     }
     tokio::time::sleep_until(end.into()).await;
-    for t in [rest_task, media_task].into_iter().flatten() {
+    for t in [rest_task, media_task, storm_task].into_iter().flatten() {
         t.await?;
     }
 
@@ -617,7 +660,10 @@ pub async fn run(args: RunArgs) -> Result<bool> {
             + shared.refused.load(Ordering::Relaxed)
             >= total_msgs
             && shared.acked.load(Ordering::Relaxed) + shared.refused.load(Ordering::Relaxed)
-                >= total_msgs;
+                >= total_msgs
+            && (args.storm_at.is_none()
+                || shared.caught_up.load(Ordering::Relaxed)
+                    >= shared.connected.load(Ordering::Relaxed));
         if settled {
             break;
         }
@@ -660,6 +706,9 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         }
     };
     add("connect", hists.connect.as_ref());
+    add("resume", hists.resume.as_ref());
+    let storm_hist = storm_window(&shared);
+    add("delivery_storm", storm_hist.as_ref());
     add("send_ack", hists.send_ack.as_ref());
     add("delivery", hists.delivery.as_ref());
     for (name, h) in &hists.rest {
@@ -835,9 +884,10 @@ async fn connect(
     hostport: &str,
     token: &str,
     source: Option<std::net::IpAddr>,
+    since: Option<u64>,
 ) -> Result<Ws> {
     let fut = async {
-        let mut ws = net::connect_ws(addr, hostport, token, source).await?;
+        let mut ws = net::connect_ws(addr, hostport, token, source, since).await?;
         while let Some(msg) = ws.next().await {
             if let WsMessage::Text(t) = msg? {
                 if let Ok(ServerEvent::ConnectionSuccess { .. }) =
@@ -854,85 +904,195 @@ async fn connect(
         .context("no connection.success within 30 s")?
 }
 
-/// One socket: write the sends it is told to, read and account for every event.
+/// Where a socket task reconnects to.
+struct Dial {
+    addr: SocketAddr,
+    hostport: String,
+    token: String,
+    source: Option<std::net::IpAddr>,
+}
+
+/// One socket: write the sends it is told to, read and account for every event. When the
+/// storm comes it drops its connection, reconnects resuming from its last position, and
+/// resends what was written but not acknowledged (same temp_id), as a real client does.
+#[allow(clippy::too_many_arguments)]
 async fn socket_task(
     ws: Ws,
+    dial: Dial,
     me: UserId,
     socket_index: usize,
     mut rx: mpsc::UnboundedReceiver<Command>,
+    mut storm: tokio::sync::watch::Receiver<bool>,
     shared: Arc<Shared>,
 ) {
-    let (mut sink, mut stream) = ws.split();
+    let mut tracker = SeqTracker::default();
+    let mut pending: BTreeMap<u64, ConversationId> = BTreeMap::new();
+    let mut resuming = false;
+    let mut ws = Some(ws);
+    let write = |k: u64, conversation_id| {
+        let frame = ClientEvent::MessageSend {
+            conversation_id,
+            content: format!("load message {k} {}", shared.content_pad),
+            temp_id: Some(shared.temp_id(k)),
+        };
+        WsMessage::Text(serde_json::to_string(&frame).unwrap_or_default().into())
+    };
     loop {
-        tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(Command::Send { k, conversation_id }) => {
-                    let frame = ClientEvent::MessageSend {
-                        conversation_id,
-                        content: format!("load message {k} {}", shared.content_pad),
-                        temp_id: Some(shared.temp_id(k)),
-                    };
-                    let text = serde_json::to_string(&frame).unwrap_or_default();
-                    shared.state[k as usize].store(WRITTEN, Ordering::Release);
-                    if let Err(e) = sink.send(WsMessage::Text(text.into())).await {
-                        shared.error(format!("ws write: {e}"));
-                        shared.refuse(k);
-                        break;
+        let Some(socket) = ws.take() else { return };
+        let (mut sink, mut stream) = socket.split();
+        for (&k, &conv) in &pending {
+            if sink.send(write(k, conv)).await.is_err() {
+                break;
+            }
+        }
+        let dropped = loop {
+            tokio::select! {
+                changed = storm.changed(), if !resuming => {
+                    if changed.is_ok() && *storm.borrow() {
+                        break true; // drop the connection without a goodbye
                     }
                 }
-                None => break,
-            },
-            msg = stream.next() => match msg {
-                Some(Ok(WsMessage::Text(t))) => on_event(&t, me, socket_index, &shared),
-                Some(Ok(WsMessage::Close(frame))) => {
-                    let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-                    shared.error(format!("ws closed by server: {code}"));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    shared.error(format!("ws read: {}", e.to_string().chars().take(60).collect::<String>()));
-                    break;
-                }
-                None => {
-                    shared.error("ws closed without a close frame");
-                    break;
-                }
-            },
+                cmd = rx.recv() => match cmd {
+                    Some(Command::Send { k, conversation_id }) => {
+                        shared.state[k as usize].store(WRITTEN, Ordering::Release);
+                        pending.insert(k, conversation_id);
+                        if let Err(e) = sink.send(write(k, conversation_id)).await {
+                            shared.error(format!("ws write: {e}"));
+                            shared.refuse(k);
+                            break false;
+                        }
+                    }
+                    None => break false,
+                },
+                msg = stream.next() => match msg {
+                    Some(Ok(WsMessage::Text(t))) => {
+                        match on_event(&t, me, socket_index, &shared, &mut tracker) {
+                            Some(Seen::Acked(k)) => {
+                                pending.remove(&k);
+                            }
+                            Some(Seen::CaughtUp) if resuming => {
+                                resuming = false;
+                                caught_up(&shared);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+                        shared.error(format!("ws closed by server: {code}"));
+                        break false;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        shared.error(format!("ws read: {}", e.to_string().chars().take(60).collect::<String>()));
+                        break false;
+                    }
+                    None => {
+                        shared.error("ws closed without a close frame");
+                        break false;
+                    }
+                },
+            }
+        };
+        if !dropped {
+            return;
+        }
+        drop((sink, stream));
+        resuming = true;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ws.is_none() && Instant::now() < deadline {
+            match connect(
+                dial.addr,
+                &dial.hostport,
+                &dial.token,
+                dial.source,
+                tracker.position(),
+            )
+            .await
+            {
+                Ok(s) => ws = Some(s),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        if ws.is_none() {
+            shared.error("storm: could not reconnect within 60 s");
         }
     }
 }
 
-fn on_event(text: &str, me: UserId, socket_index: usize, shared: &Shared) {
-    let event = match serde_json::from_str::<ServerEvent>(text) {
+fn caught_up(shared: &Shared) {
+    shared.caught_up.fetch_add(1, Ordering::Relaxed);
+    let Some(t0) = *shared.storm_started.lock().expect("storm lock") else {
+        return;
+    };
+    record(&mut shared.hists.lock().expect("hists lock").resume, t0);
+    shared
+        .last_caught_up_ns
+        .fetch_max(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// Delivery of the messages due from the storm's drop until the last socket caught up.
+fn storm_window(shared: &Shared) -> Option<Histogram<u64>> {
+    let t0 = (*shared.storm_started.lock().expect("storm lock"))?;
+    let t1 = t0 + Duration::from_nanos(shared.last_caught_up_ns.load(Ordering::Relaxed));
+    let mut h = report::histogram();
+    for k in 0..shared.delivery_us.len() as u64 {
+        let us = shared.delivery_us[k as usize].load(Ordering::Relaxed);
+        if us > 0 && shared.due(k).is_some_and(|d| d >= t0 && d <= t1) {
+            h.saturating_record(us);
+        }
+    }
+    (!h.is_empty()).then_some(h)
+}
+
+/// What a frame meant to its socket task.
+enum Seen {
+    Acked(u64),
+    CaughtUp,
+}
+
+fn on_event(
+    text: &str,
+    me: UserId,
+    socket_index: usize,
+    shared: &Shared,
+    tracker: &mut SeqTracker,
+) -> Option<Seen> {
+    let env = match serde_json::from_str::<Envelope>(text) {
         Ok(e) => e,
         Err(_) => {
             shared.error("ws: unparseable server event");
-            return;
+            return None;
         }
     };
-    match event {
+    // A position seen already (live beyond a hole, then replayed): a client drops it.
+    if env.seq.is_some_and(|s| tracker.seen(s))
+        && !matches!(env.event, ServerEvent::MessageSent { .. })
+    {
+        return None;
+    }
+    tracker.observe(&env);
+    match env.event {
+        ServerEvent::SyncComplete { .. } => return Some(Seen::CaughtUp),
         ServerEvent::MessageSent { temp_id, .. } => {
-            let Some(k) = shared.k_of(temp_id.as_deref()) else {
-                return;
-            };
+            let k = shared.k_of(temp_id.as_deref())?;
             if shared.acks[k as usize].fetch_add(1, Ordering::AcqRel) == 0 {
                 shared.acked.fetch_add(1, Ordering::Relaxed);
                 if let Some(due) = shared.due(k) {
                     record(&mut shared.hists.lock().expect("hists lock").send_ack, due);
                 }
             }
+            return Some(Seen::Acked(k));
         }
         ServerEvent::MessageNew { message } => {
             if message.sender_id == me || socket_index != 0 {
-                return; // another device of the sender, or a receiver's second socket
+                return None; // another device of the sender, or a receiver's second socket
             }
-            let Some(k) = shared.k_of(message.temp_id.as_deref()) else {
-                return;
-            };
+            let k = shared.k_of(message.temp_id.as_deref())?;
             if shared.deliveries[k as usize].fetch_add(1, Ordering::AcqRel) == 0 {
                 shared.delivered.fetch_add(1, Ordering::Relaxed);
                 if let Some(due) = shared.due(k) {
+                    shared.delivery_us[k as usize].store(elapsed_us(due), Ordering::Relaxed);
                     record(&mut shared.hists.lock().expect("hists lock").delivery, due);
                 }
             } else {
@@ -947,6 +1107,7 @@ fn on_event(text: &str, me: UserId, socket_index: usize, shared: &Shared) {
         }
         _ => {}
     }
+    None
 }
 
 /// Tick `i` (for `i` in `0..count`) at `start + i * period`, from an OS thread.

@@ -149,6 +149,28 @@ pub async fn build_state(
 
 /// Serve chatd on `listener` until `shutdown` resolves, then drain in-flight requests
 /// for at most the configured grace period.
+/// Pending connections the kernel may queue for `accept` (capped by
+/// `net.core.somaxconn`). tokio's `TcpListener::bind` asks for 1,024; in a reconnect
+/// storm (every client of a restarted instance or a network blip at once) the overflow
+/// is dropped SYNs, which clients retry only after 1 s, then 3 s, 7 s
+/// (docs/benchmarks.md, "Reconnect storm").
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// Bind the listening socket with [`LISTEN_BACKLOG`].
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std and tokio do on unix: a restarted chatd can bind while old connections of
+    // the previous process sit in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 pub async fn serve(
     config: Config,
     listener: TcpListener,

@@ -9,8 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     chat_server::telemetry::init(&config.common);
     raise_nofile();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = chat_server::app::listen(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
