@@ -167,20 +167,42 @@ pub struct SendSeqs {
     pub receiver: u64,
 }
 
-/// Shared by both backends: $1 user, $2 after, $3 through, $4 limit. Read events of a
-/// deleted conversation are skipped (message events go with their messages).
-pub(crate) fn events_sql(message_cols: &str) -> String {
+/// Shared by both backends: $1 user, $2 after, $3 through, $4 limit. The messages of a
+/// user's log: those they sent (at `sender_seq`) and received (at `receiver_seq`), each
+/// side read in position order from its own index.
+pub(crate) fn logged_messages_sql(message_cols: &str) -> String {
     format!(
-        "SELECT e.seq AS e_seq, e.kind AS e_kind, e.conversation_id AS e_conversation_id,
-                e.reader_id AS e_reader_id, e.up_to_message_id AS e_up_to, e.read_at AS e_read_at,
-                {message_cols}
-         FROM user_events e LEFT JOIN messages m ON m.id = e.message_id
-         WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3
-           AND (e.kind <> 'message' OR m.id IS NOT NULL)
-           AND EXISTS (SELECT 1 FROM conversations c WHERE c.id = e.conversation_id)
-         ORDER BY e.seq
-         LIMIT $4"
+        "SELECT * FROM (SELECT m.sender_seq AS e_seq, {message_cols} FROM messages m
+                        WHERE m.sender_id = $1 AND m.sender_seq > $2 AND m.sender_seq <= $3
+                        ORDER BY m.sender_seq LIMIT $4) s
+         UNION ALL
+         SELECT * FROM (SELECT m.receiver_seq AS e_seq, {message_cols} FROM messages m
+                        WHERE m.receiver_id = $1 AND m.receiver_seq > $2 AND m.receiver_seq <= $3
+                        ORDER BY m.receiver_seq LIMIT $4) r"
     )
+}
+
+/// Shared by both backends, same parameters: the read events of a user's log. Those of a
+/// deleted conversation are skipped (its messages are gone with it).
+pub(crate) const LOGGED_READS_SQL: &str = "
+    SELECT e.seq AS e_seq, e.kind AS e_kind, e.conversation_id AS e_conversation_id,
+           e.reader_id AS e_reader_id, e.up_to_message_id AS e_up_to, e.read_at AS e_read_at
+    FROM read_events e
+    WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3
+      AND EXISTS (SELECT 1 FROM conversations c WHERE c.id = e.conversation_id)
+    ORDER BY e.seq
+    LIMIT $4";
+
+/// The first `limit` events of two position-ordered sources, in position order.
+pub(crate) fn first_events(
+    mut a: Vec<LoggedEvent>,
+    b: Vec<LoggedEvent>,
+    limit: u32,
+) -> Vec<LoggedEvent> {
+    a.extend(b);
+    a.sort_by_key(|e| e.seq);
+    a.truncate(limit as usize);
+    a
 }
 
 /// A stored event position (positive), checked.
@@ -420,7 +442,8 @@ pub trait Store: Send + Sync + 'static {
     /// below it is committed, so a replay up to it has no hole.
     async fn event_head(&self, user: UserId) -> StoreResult<u64>;
     /// `user`'s events with `after < seq <= through`, oldest first, at most `limit`.
-    /// Events of purged messages and deleted conversations are gone.
+    /// Events of purged messages and deleted conversations are gone (positions are not
+    /// reused, so the log has holes there).
     async fn events(
         &self,
         user: UserId,

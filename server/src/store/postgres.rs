@@ -363,18 +363,31 @@ impl Store for PostgresStore {
     async fn insert_message(&self, new: &NewMessage) -> StoreResult<InsertOutcome> {
         let m = &new.message;
         let link_ids: Vec<Uuid> = new.links.iter().map(|_| Uuid::now_v7()).collect();
-        // One statement (one round trip, atomic on its own): the message, the
-        // conversation's last message/activity/unread counter and the links. The erased
-        // check sits inside the INSERT so an erasure racing this send cannot be missed.
+        // One statement (one round trip, atomic on its own): both participants' event-log
+        // positions, the message, the conversation's last message/activity/unread counter
+        // and the links. Locks: the two counters first, in user-id order, then the
+        // conversation row (mark_read takes them in the same order). The erased check sits
+        // in the statement so an erasure racing this send cannot be missed; an earlier
+        // message with this temp_id takes no positions (a concurrent duplicate can still
+        // burn one, leaving a hole that clients step over at their next sync.complete).
         // Instances may disagree slightly on the clock: last message only moves forward.
         let row = sqlx::query(
-            "WITH ins AS (
-                 INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
-                     media, temp_id, is_read, read_at, created_at, updated_at)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, FALSE, NULL, $9, $9
+            "WITH seq AS (
+                 INSERT INTO event_heads (user_id, seq)
+                 SELECT u, 1 FROM unnest(ARRAY[$3, $4]::uuid[]) AS u
                  WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $3 AND deleted_at IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM messages WHERE sender_id = $3 AND temp_id = $8)
+                 ORDER BY u
+                 ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq + 1
+                 RETURNING user_id, seq
+             ), ins AS (
+                 INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
+                     media, temp_id, is_read, read_at, created_at, updated_at, sender_seq, receiver_seq)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, FALSE, NULL, $9, $9,
+                        (SELECT seq FROM seq WHERE user_id = $3), (SELECT seq FROM seq WHERE user_id = $4)
+                 WHERE EXISTS (SELECT 1 FROM seq)
                  ON CONFLICT DO NOTHING
-                 RETURNING id
+                 RETURNING id, sender_seq, receiver_seq
              ), upd AS (
                  UPDATE conversations SET
                      last_message_id = CASE WHEN last_message_at IS NULL OR $9 >= last_message_at
@@ -386,26 +399,14 @@ impl Store for PostgresStore {
                      updated_at = $9
                  WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)
                  RETURNING 1
-             ), seq AS (
-                 -- After the conversation row lock (upd), both counters in user-id order:
-                 -- the same order mark_read takes, so the two never deadlock.
-                 INSERT INTO event_heads (user_id, seq)
-                 SELECT u, 1 FROM unnest(ARRAY[$3, $4]::uuid[]) AS u
-                 WHERE EXISTS (SELECT 1 FROM upd)
-                 ORDER BY u
-                 ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq + 1
-                 RETURNING user_id, seq
-             ), ev AS (
-                 INSERT INTO user_events (user_id, seq, kind, conversation_id, message_id, created_at)
-                 SELECT user_id, seq, 'message', $2, $1, $9 FROM seq
              ), lnk AS (
                  INSERT INTO message_links (id, message_id, conversation_id, sender_id, url, created_at)
                  SELECT l.id, $1, $2, $3, l.url, $9 FROM UNNEST($10::uuid[], $11::text[]) AS l(id, url)
                  WHERE EXISTS (SELECT 1 FROM ins)
              )
              SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM upd) AS updated,
-                    (SELECT seq FROM seq WHERE user_id = $3) AS sender_seq,
-                    (SELECT seq FROM seq WHERE user_id = $4) AS receiver_seq",
+                    (SELECT sender_seq FROM ins) AS sender_seq,
+                    (SELECT receiver_seq FROM ins) AS receiver_seq",
         )
         .bind(m.id.0)
         .bind(m.conversation_id.0)
@@ -521,15 +522,27 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> StoreResult<MarkReadOutcome> {
         let mut tx = self.pool.begin().await?;
-        // Lock the conversation row: a concurrent send updates it too, so the recount
-        // below can never overwrite an increment it did not see.
-        let (user1, user2): (Uuid, Uuid) = sqlx::query_as(
-            "SELECT user1_id, user2_id FROM conversations WHERE id = $1 FOR NO KEY UPDATE",
+        let (user1, user2): (Uuid, Uuid) =
+            sqlx::query_as("SELECT user1_id, user2_id FROM conversations WHERE id = $1")
+                .bind(conv.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        let other = if user1 == reader.0 { user2 } else { user1 };
+        // The order a send takes its locks: both event-log counters (user-id order), then
+        // the conversation row. A concurrent send updates the row too, so the recount below
+        // can never overwrite an increment it did not see.
+        sqlx::query(
+            "SELECT user_id FROM event_heads WHERE user_id = ANY($1) ORDER BY user_id FOR NO KEY UPDATE",
         )
-        .bind(conv.0)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        .bind([reader.0, other])
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(conv.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let mut sql = String::from(
             "UPDATE messages SET is_read = TRUE, read_at = $3, updated_at = $3
              WHERE conversation_id = $1 AND receiver_id = $2 AND NOT is_read",
@@ -571,9 +584,8 @@ impl Store for PostgresStore {
         .await?;
         let mut seqs = None;
         if let Some((_, up_to_id)) = newest {
-            let other = if user1 == reader.0 { user2 } else { user1 };
-            // The conversation row is locked above; the counters follow in user-id order
-            // (the order a send takes them).
+            // Counters already locked above; a reader of received messages and their
+            // sender both have one.
             let heads: Vec<(Uuid, i64)> = sqlx::query_as(
                 "WITH seq AS (
                      INSERT INTO event_heads (user_id, seq)
@@ -581,11 +593,11 @@ impl Store for PostgresStore {
                      ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq + 1
                      RETURNING user_id, seq
                  ), ev AS (
-                     INSERT INTO user_events (user_id, seq, kind, conversation_id, reader_id,
-                         up_to_message_id, read_at, created_at)
+                     INSERT INTO read_events (user_id, seq, kind, conversation_id, reader_id,
+                         up_to_message_id, read_at)
                      SELECT user_id, seq,
                             CASE WHEN user_id = $1 THEN 'read_ack' ELSE 'read_update' END,
-                            $3, $1, $4, $5, $5
+                            $3, $1, $4, $5
                      FROM seq
                  )
                  SELECT user_id, seq FROM seq",
@@ -627,57 +639,77 @@ impl Store for PostgresStore {
         through: u64,
         limit: u32,
     ) -> StoreResult<Vec<LoggedEvent>> {
-        let rows = sqlx::query(&events_sql(MESSAGE_COLS))
+        let bounds = (
+            i64::try_from(after).unwrap_or(i64::MAX),
+            i64::try_from(through).unwrap_or(i64::MAX),
+            i64::from(limit),
+        );
+        let messages = sqlx::query(&logged_messages_sql(MESSAGE_COLS))
             .bind(user.0)
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .bind(i64::try_from(through).unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .bind(bounds.2)
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
+            .await?
+            .iter()
             .map(|r| {
-                let seq = seq_of(r.try_get("e_seq")?)?;
-                let kind: String = r.try_get("e_kind")?;
-                let conversation_id = ConversationId(r.try_get("e_conversation_id")?);
-                let up_to_message_id = r.try_get::<Option<Uuid>, _>("e_up_to")?.map(MessageId);
-                let read_at = || -> StoreResult<DateTime<Utc>> {
-                    r.try_get::<Option<DateTime<Utc>>, _>("e_read_at")?
-                        .ok_or_else(|| StoreError::Other("read event without read_at".into()))
-                };
-                let kind = match kind.as_str() {
-                    "message" => LoggedKind::Message(message_from_row(r)?),
-                    "read_ack" => LoggedKind::ReadAck {
-                        conversation_id,
-                        up_to_message_id,
-                        read_at: read_at()?,
-                    },
-                    _ => LoggedKind::ReadUpdate {
-                        conversation_id,
-                        reader_id: UserId(
-                            r.try_get::<Option<Uuid>, _>("e_reader_id")?
-                                .ok_or_else(|| {
-                                    StoreError::Other("read event without reader".into())
-                                })?,
-                        ),
-                        up_to_message_id,
-                        read_at: read_at()?,
-                    },
-                };
-                Ok(LoggedEvent { seq, kind })
+                Ok(LoggedEvent {
+                    seq: seq_of(r.try_get("e_seq")?)?,
+                    kind: LoggedKind::Message(message_from_row(r)?),
+                })
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        let reads = sqlx::query(LOGGED_READS_SQL)
+            .bind(user.0)
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .bind(bounds.2)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let conversation_id = ConversationId(r.try_get("e_conversation_id")?);
+                let up_to_message_id = Some(MessageId(r.try_get("e_up_to")?));
+                let read_at: DateTime<Utc> = r.try_get("e_read_at")?;
+                let kind: String = r.try_get("e_kind")?;
+                let kind = if kind == "read_ack" {
+                    LoggedKind::ReadAck {
+                        conversation_id,
+                        up_to_message_id,
+                        read_at,
+                    }
+                } else {
+                    LoggedKind::ReadUpdate {
+                        conversation_id,
+                        reader_id: UserId(r.try_get("e_reader_id")?),
+                        up_to_message_id,
+                        read_at,
+                    }
+                };
+                Ok(LoggedEvent {
+                    seq: seq_of(r.try_get("e_seq")?)?,
+                    kind,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(first_events(messages, reads, limit))
     }
 
     async fn message_seqs(&self, id: MessageId) -> StoreResult<Vec<(UserId, u64)>> {
-        let rows: Vec<(Uuid, i64)> =
-            sqlx::query_as("SELECT user_id, seq FROM user_events WHERE message_id = $1")
-                .bind(id.0)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(u, s)| (UserId(u), count(s)))
-            .collect())
+        let row: Option<(Uuid, Option<i64>, Uuid, Option<i64>)> = sqlx::query_as(
+            "SELECT sender_id, sender_seq, receiver_id, receiver_seq FROM messages WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|(s, ss, r, rs)| {
+                [(s, ss), (r, rs)]
+                    .into_iter()
+                    .filter_map(|(u, seq)| seq.map(|q| (UserId(u), count(q))))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn list_links(
@@ -980,12 +1012,12 @@ impl Store for PostgresStore {
         conversations.sort_unstable();
         conversations.dedup();
         if let PurgeScope::OlderThan { .. } = scope {
-            // Retention covers the read events of the event log too (message events go
-            // with their messages).
+            // Retention covers the read events of the event log too (message events are
+            // the messages).
             let q = format!(
-                "WITH d AS (DELETE FROM user_events m WHERE m.message_id IS NULL AND {} RETURNING 1)
+                "WITH d AS (DELETE FROM read_events m WHERE {} RETURNING 1)
                  SELECT count(*) FROM d",
-                scope_clause(scope)
+                scope_clause(scope).replace("m.created_at", "m.read_at")
             );
             let _: (i64,) = bind_scope(sqlx::query_as(&q), scope)
                 .fetch_one(&mut *tx)
@@ -1048,7 +1080,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("DELETE FROM user_events WHERE user_id = $1")
+        sqlx::query("DELETE FROM read_events WHERE user_id = $1")
             .bind(id.0)
             .execute(&mut *tx)
             .await?;

@@ -512,10 +512,14 @@ impl Store for SqliteStore {
         let media =
             serde_json::to_string(&m.media).map_err(|e| StoreError::Other(e.to_string()))?;
         let mut tx = self.write.begin().await?;
+        // Positions first (one writer: they commit in order); a send that stores nothing
+        // rolls them back.
+        let sender = bump_seq(&mut tx, m.sender_id).await?;
+        let receiver = bump_seq(&mut tx, m.receiver_id).await?;
         let inserted = sqlx::query(
             "INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
-                 media, temp_id, is_read, read_at, created_at, updated_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, $9, $9
+                 media, temp_id, is_read, read_at, created_at, updated_at, sender_seq, receiver_seq)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, $9, $9, $10, $11
              WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $3 AND deleted_at IS NOT NULL)
              ON CONFLICT DO NOTHING",
         )
@@ -528,6 +532,8 @@ impl Store for SqliteStore {
         .bind(media)
         .bind(m.temp_id.as_deref())
         .bind(ts(m.created_at))
+        .bind(sender as i64)
+        .bind(receiver as i64)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -580,21 +586,6 @@ impl Store for SqliteStore {
             .bind(m.conversation_id.to_string())
             .bind(m.sender_id.to_string())
             .bind(url)
-            .bind(ts(m.created_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let sender = bump_seq(&mut tx, m.sender_id).await?;
-        let receiver = bump_seq(&mut tx, m.receiver_id).await?;
-        for (user, seq) in [(m.sender_id, sender), (m.receiver_id, receiver)] {
-            sqlx::query(
-                "INSERT INTO user_events (user_id, seq, kind, conversation_id, message_id, created_at)
-                 VALUES ($1, $2, 'message', $3, $4, $5)",
-            )
-            .bind(user.to_string())
-            .bind(seq as i64)
-            .bind(m.conversation_id.to_string())
-            .bind(m.id.to_string())
             .bind(ts(m.created_at))
             .execute(&mut *tx)
             .await?;
@@ -740,9 +731,9 @@ impl Store for SqliteStore {
                 (other, other_seq, "read_update"),
             ] {
                 sqlx::query(
-                    "INSERT INTO user_events (user_id, seq, kind, conversation_id, reader_id,
-                         up_to_message_id, read_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                    "INSERT INTO read_events (user_id, seq, kind, conversation_id, reader_id,
+                         up_to_message_id, read_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(user.to_string())
                 .bind(seq as i64)
@@ -783,66 +774,84 @@ impl Store for SqliteStore {
         through: u64,
         limit: u32,
     ) -> StoreResult<Vec<LoggedEvent>> {
-        let rows = sqlx::query(&events_sql(MESSAGE_COLS))
+        let bounds = (
+            i64::try_from(after).unwrap_or(i64::MAX),
+            i64::try_from(through).unwrap_or(i64::MAX),
+            i64::from(limit),
+        );
+        let messages = sqlx::query(&logged_messages_sql(MESSAGE_COLS))
             .bind(user.to_string())
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .bind(i64::try_from(through).unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .bind(bounds.2)
             .fetch_all(&self.read)
-            .await?;
-        let uuid = |v: Option<String>, what: &str| -> StoreResult<Option<Uuid>> {
-            v.map(|s| Uuid::parse_str(&s))
-                .transpose()
-                .map_err(|e| StoreError::Other(format!("bad {what}: {e}")))
-        };
-        rows.iter()
+            .await?
+            .iter()
             .map(|r| {
-                let seq = seq_of(r.try_get("e_seq")?)?;
-                let kind: String = r.try_get("e_kind")?;
-                let conversation_id = ConversationId(
-                    uuid(r.try_get("e_conversation_id")?, "conversation id")?
-                        .ok_or(StoreError::NotFound)?,
-                );
-                let up_to_message_id = uuid(r.try_get("e_up_to")?, "message id")?.map(MessageId);
-                let read_at = || -> StoreResult<DateTime<Utc>> {
-                    let at: Option<i64> = r.try_get("e_read_at")?;
-                    to_ts(at.ok_or_else(|| StoreError::Other("read event without read_at".into()))?)
-                };
-                let kind = match kind.as_str() {
-                    "message" => LoggedKind::Message(message_from_row(r)?),
-                    "read_ack" => LoggedKind::ReadAck {
-                        conversation_id,
-                        up_to_message_id,
-                        read_at: read_at()?,
-                    },
-                    _ => LoggedKind::ReadUpdate {
-                        conversation_id,
-                        reader_id: UserId(
-                            uuid(r.try_get("e_reader_id")?, "reader id")?.ok_or_else(|| {
-                                StoreError::Other("read event without reader".into())
-                            })?,
-                        ),
-                        up_to_message_id,
-                        read_at: read_at()?,
-                    },
-                };
-                Ok(LoggedEvent { seq, kind })
+                Ok(LoggedEvent {
+                    seq: seq_of(r.try_get("e_seq")?)?,
+                    kind: LoggedKind::Message(message_from_row(r)?),
+                })
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        let uuid = |s: String| -> StoreResult<Uuid> {
+            Uuid::parse_str(&s)
+                .map_err(|e| StoreError::Other(format!("bad id in read_events: {e}")))
+        };
+        let reads = sqlx::query(LOGGED_READS_SQL)
+            .bind(user.to_string())
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .bind(bounds.2)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| {
+                let conversation_id = ConversationId(uuid(r.try_get("e_conversation_id")?)?);
+                let up_to_message_id = Some(MessageId(uuid(r.try_get("e_up_to")?)?));
+                let read_at = to_ts(r.try_get("e_read_at")?)?;
+                let kind: String = r.try_get("e_kind")?;
+                let kind = if kind == "read_ack" {
+                    LoggedKind::ReadAck {
+                        conversation_id,
+                        up_to_message_id,
+                        read_at,
+                    }
+                } else {
+                    LoggedKind::ReadUpdate {
+                        conversation_id,
+                        reader_id: UserId(uuid(r.try_get("e_reader_id")?)?),
+                        up_to_message_id,
+                        read_at,
+                    }
+                };
+                Ok(LoggedEvent {
+                    seq: seq_of(r.try_get("e_seq")?)?,
+                    kind,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(first_events(messages, reads, limit))
     }
 
     async fn message_seqs(&self, id: MessageId) -> StoreResult<Vec<(UserId, u64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT user_id, seq FROM user_events WHERE message_id = $1")
-                .bind(id.to_string())
-                .fetch_all(&self.read)
-                .await?;
-        rows.into_iter()
-            .map(|(u, s)| {
+        let row: Option<(String, Option<i64>, String, Option<i64>)> = sqlx::query_as(
+            "SELECT sender_id, sender_seq, receiver_id, receiver_seq FROM messages WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some((s, ss, r, rs)) = row else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (u, seq) in [(s, ss), (r, rs)] {
+            if let Some(seq) = seq {
                 let u = Uuid::parse_str(&u).map_err(|e| StoreError::Other(e.to_string()))?;
-                Ok((UserId(u), s.max(0) as u64))
-            })
-            .collect()
+                out.push((UserId(u), seq.max(0) as u64));
+            }
+        }
+        Ok(out)
     }
 
     async fn list_links(
@@ -1141,11 +1150,13 @@ impl Store for SqliteStore {
         conversations.sort_unstable();
         conversations.dedup();
         if let PurgeScope::OlderThan { .. } = scope {
-            // Retention covers the read events of the event log too (message events go
-            // with their messages).
+            // Retention covers the read events of the event log too (message events are
+            // the messages).
             let q = format!(
-                "DELETE FROM user_events WHERE message_id IS NULL AND {} RETURNING 1",
-                scope_clause(scope).replace("m.", "")
+                "DELETE FROM read_events WHERE {} RETURNING 1",
+                scope_clause(scope)
+                    .replace("m.created_at", "read_at")
+                    .replace("m.", "")
             );
             let _: Vec<(i64,)> = bind_scope(sqlx::query_as(&q), scope)
                 .fetch_all(&mut *tx)
@@ -1209,7 +1220,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("DELETE FROM user_events WHERE user_id = $1")
+        sqlx::query("DELETE FROM read_events WHERE user_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
