@@ -30,10 +30,9 @@ impl WsClient {
         format!("{}/chat/ws", server.base.replacen("http://", "ws://", 1))
     }
 
-    /// Connect with the token in the Authorization header; read `connection.success` and
-    /// wait for `status.bulk`.
-    pub async fn connect(server: &TestServer, user: &TestUser) -> WsClient {
-        let mut req = Self::ws_url(server).into_client_request().unwrap();
+    /// Upgrade `url` with the user's token in the Authorization header.
+    async fn open(url: String, user: &TestUser) -> WsClient {
+        let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert(
             "authorization",
             format!("Bearer {}", user.token).parse().unwrap(),
@@ -41,10 +40,16 @@ impl WsClient {
         let (stream, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("websocket connect");
-        let mut c = WsClient {
+        WsClient {
             stream,
             backlog: Vec::new(),
-        };
+        }
+    }
+
+    /// Connect with the token in the Authorization header; read `connection.success` and
+    /// wait for `status.bulk`.
+    pub async fn connect(server: &TestServer, user: &TestUser) -> WsClient {
+        let mut c = Self::open(Self::ws_url(server), user).await;
         let hello = c.next_of("connection.success").await;
         assert_eq!(hello["data"]["user_id"], user.id.to_string());
         // `status.bulk` follows once the socket's presence is recorded and announced, so
@@ -59,18 +64,7 @@ impl WsClient {
     /// return the socket with nothing else read yet (the replay comes next).
     pub async fn connect_since(server: &TestServer, user: &TestUser, since: u64) -> WsClient {
         let url = format!("{}?since={since}", Self::ws_url(server));
-        let mut req = url.into_client_request().unwrap();
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", user.token).parse().unwrap(),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("websocket connect");
-        let mut c = WsClient {
-            stream,
-            backlog: Vec::new(),
-        };
+        let mut c = Self::open(url, user).await;
         let hello = c
             .read_event(Duration::from_secs(10))
             .await
