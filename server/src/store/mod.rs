@@ -250,6 +250,33 @@ pub struct ReadSeqs {
     pub other: u64,
 }
 
+impl LoggedKind {
+    /// A `read_events` row (`kind` is `read_ack` or `read_update`), in both backends.
+    pub(crate) fn read(
+        kind: &str,
+        conversation_id: ConversationId,
+        reader_id: UserId,
+        up_to_message_id: MessageId,
+        read_at: DateTime<Utc>,
+    ) -> Self {
+        let up_to_message_id = Some(up_to_message_id);
+        if kind == "read_ack" {
+            LoggedKind::ReadAck {
+                conversation_id,
+                up_to_message_id,
+                read_at,
+            }
+        } else {
+            LoggedKind::ReadUpdate {
+                conversation_id,
+                reader_id,
+                up_to_message_id,
+                read_at,
+            }
+        }
+    }
+}
+
 /// One entry of a user's event log (see `/chat/ws?since=`), as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedEvent {

@@ -668,24 +668,14 @@ impl Store for PostgresStore {
             .await?
             .iter()
             .map(|r| {
-                let conversation_id = ConversationId(r.try_get("e_conversation_id")?);
-                let up_to_message_id = Some(MessageId(r.try_get("e_up_to")?));
-                let read_at: DateTime<Utc> = r.try_get("e_read_at")?;
                 let kind: String = r.try_get("e_kind")?;
-                let kind = if kind == "read_ack" {
-                    LoggedKind::ReadAck {
-                        conversation_id,
-                        up_to_message_id,
-                        read_at,
-                    }
-                } else {
-                    LoggedKind::ReadUpdate {
-                        conversation_id,
-                        reader_id: UserId(r.try_get("e_reader_id")?),
-                        up_to_message_id,
-                        read_at,
-                    }
-                };
+                let kind = LoggedKind::read(
+                    &kind,
+                    ConversationId(r.try_get("e_conversation_id")?),
+                    UserId(r.try_get("e_reader_id")?),
+                    MessageId(r.try_get("e_up_to")?),
+                    r.try_get("e_read_at")?,
+                );
                 Ok(LoggedEvent {
                     seq: seq_of(r.try_get("e_seq")?)?,
                     kind,
