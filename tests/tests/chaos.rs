@@ -71,7 +71,9 @@ async fn client(
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut tracker = SeqTracker::default();
     'connect: while Instant::now() < deadline {
-        let since = tracker.position();
+        // A new user has loaded no state, so even the first socket replays from 0: a
+        // partner may send before this socket is up (the client has no REST catch-up).
+        let since = Some(tracker.position().unwrap_or(0));
         let mut sock = match Socket::connect_since(&servers[at], &user.token, since).await {
             Ok(s) => s,
             Err(_) => {
@@ -82,7 +84,7 @@ async fn client(
             }
         };
         // What went by while away is replayed before `sync.complete`.
-        let mut replaying = since.is_some();
+        let mut replaying = true;
         out.resent += pending.len();
         for (temp, content) in &pending {
             let resend = ClientEvent::MessageSend {
