@@ -9,6 +9,7 @@ mod media;
 mod net;
 mod report;
 mod run;
+mod selfcheck;
 
 use std::process::ExitCode;
 

@@ -63,6 +63,9 @@ pub struct RunResult {
     /// Server resident memory around the ramp, when `--server-pid` was given.
     #[serde(default)]
     pub server_memory: Vec<crate::run::ServerMemory>,
+    /// The generator's own CPU and lateness, and whether it was the limit.
+    #[serde(default)]
+    pub generator: Option<crate::selfcheck::GeneratorHealth>,
     pub pass: bool,
 }
 
@@ -119,7 +122,18 @@ impl RunResult {
                 .collect();
             println!("errors: {}", errs.join(" "));
         }
-        println!("verdict: {}", if self.pass { "PASS" } else { "FAIL" });
+        if let Some(g) = &self.generator {
+            g.print();
+        }
+        let verdict = match (
+            self.pass,
+            self.generator.as_ref().is_some_and(|g| g.limited()),
+        ) {
+            (_, true) => "FAIL (generator-limited)",
+            (true, false) => "PASS",
+            (false, false) => "FAIL",
+        };
+        println!("verdict: {verdict}");
     }
 }
 
@@ -153,6 +167,17 @@ pub fn compare(a: &str, b: &str) -> Result<()> {
     println!(
         "lost {} -> {}, duplicates {} -> {}",
         ra.lost, rb.lost, ra.duplicates, rb.duplicates
+    );
+    let cpu = |r: &RunResult| {
+        r.generator
+            .as_ref()
+            .and_then(|g| g.cpu_ms_per_1000_messages)
+            .map_or("-".to_string(), |v| format!("{v:.1}"))
+    };
+    println!(
+        "generator CPU ms per 1,000 messages {} -> {}",
+        cpu(&ra),
+        cpu(&rb)
     );
     Ok(())
 }

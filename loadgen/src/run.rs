@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::net;
 use crate::report::{self, MetricSummary, RunResult};
+use crate::selfcheck::{self, GeneratorHealth};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -105,6 +106,14 @@ pub struct RunArgs {
     /// due from the drop until the last socket caught up).
     #[arg(long, value_parser = parse_duration)]
     pub storm_at: Option<Duration>,
+    /// Self-check: a pacer lateness p99 (due time to frame written) above this many ms
+    /// marks the run generator-limited (never PASS).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_lateness_ms: f64,
+    /// Self-check: a generator CPU average above this many cores during the send phase
+    /// marks the run generator-limited (never PASS).
+    #[arg(long, default_value_t = 0.9)]
+    pub max_generator_cpu: f64,
     /// Hide the live progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -236,6 +245,8 @@ struct Histograms {
     resume: Option<Histogram<u64>>,
     send_ack: Option<Histogram<u64>>,
     delivery: Option<Histogram<u64>>,
+    /// The generator's own lateness: due time to the frame being written.
+    lateness: Option<Histogram<u64>>,
     rest: BTreeMap<&'static str, Histogram<u64>>,
 }
 
@@ -633,21 +644,36 @@ pub async fn run(args: RunArgs) -> Result<bool> {
             let _ = storm_tx.send(true);
         })
     });
-    let mut ticks = pacer(start, shared.period, total_msgs);
-    while let Some(k) = ticks.recv().await {
-        let ui = active[(k as usize) % active.len()];
-        let (conversation_id, _) = users[ui].pair.expect("active users are paired");
-        let si = (k as usize / active.len()) % args.sockets_per_user;
-        let tx = senders[ui][si]
-            .as_ref()
-            .expect("active users are connected");
-        shared.sent.fetch_add(1, Ordering::Relaxed);
-        if tx.send(Command::Send { k, conversation_id }).is_err() {
-            shared.error("send: socket already closed");
-            shared.refuse(k);
+    let stopwatch = selfcheck::Stopwatch::start();
+    // The pacer thread hands each message straight to its socket task: one wake-up between
+    // the due time and the write, not two (a hop through this task cost ~0.2 ms each).
+    let senders = Arc::new(senders);
+    let dispatch = {
+        let (senders, users, shared, active) = (
+            senders.clone(),
+            users.clone(),
+            shared.clone(),
+            active.clone(),
+        );
+        let sockets_per_user = args.sockets_per_user;
+        move |k: u64| {
+            let ui = active[(k as usize) % active.len()];
+            let (conversation_id, _) = users[ui].pair.expect("active users are paired");
+            let si = (k as usize / active.len()) % sockets_per_user;
+            let tx = senders[ui][si]
+                .as_ref()
+                .expect("active users are connected");
+            shared.sent.fetch_add(1, Ordering::Relaxed);
+            if tx.send(Command::Send { k, conversation_id }).is_err() {
+                shared.error("send: socket already closed");
+                shared.refuse(k);
+            }
         }
-    }
+    };
+    let period = shared.period;
+    tokio::task::spawn_blocking(move || pace(start, period, total_msgs, dispatch)).await?;
     tokio::time::sleep_until(end.into()).await;
+    let (send_cpu, send_wall) = stopwatch.read();
     for t in [rest_task, media_task, storm_task].into_iter().flatten() {
         t.await?;
     }
@@ -723,7 +749,18 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         .zip(rss_before.iter().zip(rss_after.iter()))
         .map(|(pid, (b, a))| ServerMemory::new(*pid, *b, *a, sockets_total, args.server_pid.len()))
         .collect();
+    let generator = GeneratorHealth::judge(
+        send_cpu,
+        send_wall,
+        shared.sent.load(Ordering::Relaxed),
+        hists.lateness.as_ref(),
+        selfcheck::Limits {
+            max_lateness_p99_ms: args.max_lateness_ms,
+            max_cpu_cores: args.max_generator_cpu,
+        },
+    );
     let pass = metrics.values().all(|m| m.pass)
+        && !generator.limited()
         && lost == 0
         && duplicates == 0
         && connect_failures == 0
@@ -745,6 +782,7 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         errors,
         metrics,
         server_memory,
+        generator: Some(generator),
         pass,
     };
     result.print_table();
@@ -928,6 +966,9 @@ async fn socket_task(
     let mut tracker = SeqTracker::default();
     let mut pending: BTreeMap<u64, ConversationId> = BTreeMap::new();
     let mut resuming = false;
+    // Without a storm the sender is gone and `changed()` is ready at once, forever: the
+    // branch is switched off then, or every socket task would spin.
+    let mut storm_open = true;
     let mut ws = Some(ws);
     let write = |k: u64, conversation_id| {
         let frame = ClientEvent::MessageSend {
@@ -947,13 +988,16 @@ async fn socket_task(
         }
         let dropped = loop {
             tokio::select! {
-                changed = storm.changed(), if !resuming => {
-                    if changed.is_ok() && *storm.borrow() {
-                        break true; // drop the connection without a goodbye
-                    }
-                }
+                changed = storm.changed(), if storm_open && !resuming => match changed {
+                    Ok(()) if *storm.borrow() => break true, // drop without a goodbye
+                    Ok(()) => {}
+                    Err(_) => storm_open = false,
+                },
                 cmd = rx.recv() => match cmd {
                     Some(Command::Send { k, conversation_id }) => {
+                        if let Some(due) = shared.due(k) {
+                            record(&mut shared.hists.lock().expect("hists lock").lateness, due);
+                        }
                         shared.state[k as usize].store(WRITTEN, Ordering::Release);
                         pending.insert(k, conversation_id);
                         if let Err(e) = sink.send(write(k, conversation_id)).await {
@@ -1120,18 +1164,23 @@ fn on_event(
 fn pacer(start: Instant, period: Duration, count: u64) -> mpsc::UnboundedReceiver<u64> {
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
-        for i in 0..count {
-            let due = start + period.mul_f64(i as f64);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if tx.send(i).is_err() {
-                return;
-            }
-        }
+        pace(start, period, count, |i| {
+            let _ = tx.send(i);
+        })
     });
     rx
+}
+
+/// Call `tick(i)` at `start + i * period` for `i` in `0..count`, on this (OS) thread.
+fn pace(start: Instant, period: Duration, count: u64, mut tick: impl FnMut(u64)) {
+    for i in 0..count {
+        let due = start + period.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        tick(i);
+    }
 }
 
 /// Open-loop REST readers: call `i` is due at `start + i / rate`.

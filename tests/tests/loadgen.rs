@@ -7,26 +7,37 @@ use std::process::Output;
 use chat_e2e::server::{binary, Backend, TestServer};
 use serde_json::Value;
 
-async fn loadgen(server: &TestServer, extra: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new(binary("chat-loadgen"));
-    cmd.arg("run")
-        .args(["--server", &server.base])
-        .args(["--users", "30", "--rate", "20/s", "--duration", "3s"])
-        .args([
-            "--ramp",
-            "1s",
-            "--drain",
-            "5s",
-            "--rest-rate",
-            "20/s",
-            "--quiet",
-        ])
+/// One test of this file at a time: the starvation test pins busy loops on a core, and the
+/// honest-run test judges the generator's own lateness, which a neighbour would spoil.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `chat-loadgen run` against `server` with `args`, started through `wrapper` (say,
+/// `taskset -c 0`), within 120 s.
+async fn run_loadgen(wrapper: &[&str], server: &TestServer, args: &[&str]) -> Output {
+    let bin = binary("chat-loadgen");
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = tokio::process::Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => tokio::process::Command::new(bin),
+    };
+    cmd.args(["run", "--server", &server.base, "--quiet"])
         .env("CHAT_JWT_SECRET", &server.secret)
-        .args(extra);
+        .args(args);
     tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
         .await
         .expect("chat-loadgen finished within 120 s")
         .expect("run chat-loadgen")
+}
+
+/// The short standard run: 30 users, 20 msg/s and 20 REST calls/s for 3 s.
+async fn loadgen(server: &TestServer, extra: &[&str]) -> Output {
+    let mut args = vec!["--users", "30", "--rate", "20/s", "--duration", "3s"];
+    args.extend(["--ramp", "1s", "--drain", "5s", "--rest-rate", "20/s"]);
+    args.extend(extra);
+    run_loadgen(&[], server, &args).await
 }
 
 fn read_json(path: &Path) -> Value {
@@ -48,6 +59,7 @@ fn check_metric(result: &Value, name: &str, count: u64) {
 }
 
 async fn short_run_loses_nothing(backend: Backend) {
+    let _serial = SERIAL.lock().await;
     let Some(server) = TestServer::start(backend).await else {
         return;
     };
@@ -59,6 +71,7 @@ async fn short_run_loses_nothing(backend: Backend) {
     for slo in &slos {
         args.extend(["--slo", slo.as_str()]);
     }
+    args.extend(LOOSE_SELF_CHECK);
     let out = loadgen(&server, &args).await;
     let stdout = chat_e2e::exited_zero(&out);
     assert!(stdout.contains("verdict: PASS"), "{stdout}");
@@ -116,6 +129,7 @@ async fn short_run_loses_nothing_postgres() {
 /// image message, and its `message.new` is not mistaken for a text delivery.
 #[tokio::test]
 async fn media_uploads_mix_into_a_run() {
+    let _serial = SERIAL.lock().await;
     let Some(server) = TestServer::start(Backend::Sqlite).await else {
         return;
     };
@@ -136,6 +150,7 @@ async fn media_uploads_mix_into_a_run() {
     for slo in &slos {
         args.extend(["--slo", slo.as_str()]);
     }
+    args.extend(LOOSE_SELF_CHECK);
     let out = loadgen(&server, &args).await;
     chat_e2e::exited_zero(&out);
     let r = read_json(&out_file);
@@ -179,8 +194,93 @@ async fn wrong_secret_cannot_run() {
     server.stop().await;
 }
 
+/// A generator that gets a few percent of one core (pinned with three busy loops, at a
+/// lower priority) reports itself as the limit and never prints PASS, even with targets
+/// no server misses.
+#[tokio::test]
+async fn a_starved_generator_says_so_and_never_passes() {
+    let _serial = SERIAL.lock().await;
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let burners: Vec<tokio::process::Child> = (0..3)
+        .map(|_| {
+            tokio::process::Command::new("taskset")
+                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                .kill_on_drop(true)
+                .spawn()
+                .expect("taskset (util-linux) runs a busy loop")
+        })
+        .collect();
+    let file = server.data_dir.join("starved.json");
+    let slos = loose_slos();
+    let mut args = vec!["--users", "20", "--rate", "300/s", "--duration", "2s"];
+    args.extend(["--ramp", "0s", "--drain", "10s", "--rest-rate", "0/s"]);
+    args.extend(["--json", file.to_str().unwrap()]);
+    args.extend(slos.iter().flat_map(|s| ["--slo", s.as_str()]));
+    let out = run_loadgen(&["taskset", "-c", "0", "nice", "-n", "10"], &server, &args).await;
+    drop(burners);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("GENERATOR-LIMITED"), "{stdout}");
+    assert!(
+        stdout.contains("verdict: FAIL (generator-limited)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("PASS"), "{stdout}");
+    let r = read_json(&file);
+    let g = &r["generator"];
+    assert!(!g["limited_by"].as_array().unwrap().is_empty(), "{g}");
+    assert!(g["lateness"]["p99_ms"].as_f64().unwrap() > 1.0, "{g}");
+    assert_eq!(r["pass"], false);
+    server.stop().await;
+}
+
+/// With the default self-check limits, a light run on an otherwise idle generator is not
+/// flagged: it reports its CPU per 1,000 messages and a sub-millisecond lateness. Up to
+/// three attempts, since a neighbour (another test binary's leftovers, the OS) can truly
+/// starve it for a moment; every flagged attempt must name its cause.
+#[tokio::test]
+async fn an_honest_run_is_not_flagged() {
+    let _serial = SERIAL.lock().await;
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let file = server.data_dir.join("honest.json");
+    let mut flagged = Vec::new();
+    for _ in 0..3 {
+        // 300 messages, so that p99 is not simply the one slowest.
+        let _ = std::fs::remove_file(&file);
+        let slos = loose_slos();
+        let mut args = vec!["--users", "30", "--rate", "100/s", "--duration", "3s"];
+        args.extend(["--ramp", "1s", "--drain", "5s", "--rest-rate", "0/s"]);
+        args.extend(["--json", file.to_str().unwrap()]);
+        args.extend(slos.iter().flat_map(|s| ["--slo", s.as_str()]));
+        let out = run_loadgen(&[], &server, &args).await;
+        assert!(file.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r = read_json(&file);
+        let g = &r["generator"];
+        assert!(g["cpu_ms_per_1000_messages"].as_f64().unwrap() > 0.0, "{g}");
+        let reasons = g["limited_by"].as_array().unwrap();
+        if reasons.is_empty() {
+            let stdout = chat_e2e::exited_zero(&out);
+            assert!(stdout.contains("verdict: PASS"), "{stdout}");
+            assert!(stdout.contains("generator: CPU"), "{stdout}");
+            assert!(g["lateness"]["p99_ms"].as_f64().unwrap() <= 1.0, "{g}");
+            server.stop().await;
+            return;
+        }
+        assert!(reasons[0].as_str().unwrap().contains('>'), "{g}");
+        flagged.push(g.to_string());
+    }
+    panic!("an idle light run was flagged three times: {flagged:?}");
+}
+
 /// These tests are about loss and the shape of the report, not speed (benchmarks judge
-/// speed): targets of 10 s keep a busy CI machine from failing them.
+/// speed): targets of 10 s keep a busy CI machine from failing them, and so does the
+/// generator self-check set as loose (its own tests above use the real limits).
+const LOOSE_SELF_CHECK: [&str; 4] = ["--max-lateness-ms", "10000", "--max-generator-cpu", "64"];
+
 fn loose_slos() -> Vec<String> {
     [
         "connect",
