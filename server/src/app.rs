@@ -128,10 +128,16 @@ pub async fn build_state(
         providers.push(Arc::new(web));
     }
     let pusher = Pusher::new(providers).with_store(store.clone());
+    let mut send_batching = store::BatchSettings::for_backend(store.backend());
+    send_batching.max_batch = config.send_batch_max.max(1);
+    if let Some(w) = config.send_writers {
+        send_batching.writers = w.max(1);
+    }
     let media = Arc::new(Media::from_config(&config.common, keys.media_key())?);
     let state = AppState {
         service: Arc::new(
             ChatService::new(store, bus, presence, limits)
+                .with_send_batching(send_batching)
                 .with_pusher(pusher)
                 .with_media(media),
         ),

@@ -137,6 +137,15 @@ pub struct Config {
     #[arg(long, env = "CHAT_WS_IDLE_SECS", default_value_t = 60)]
     pub ws_idle_secs: u64,
 
+    /// Group commit: most sends written in one transaction.
+    #[arg(long, env = "CHAT_SEND_BATCH_MAX", default_value_t = 256)]
+    pub send_batch_max: usize,
+
+    /// Group commit: batches of sends in flight at once (default: 1 on SQLite, 4 on
+    /// PostgreSQL).
+    #[arg(long, env = "CHAT_SEND_WRITERS")]
+    pub send_writers: Option<usize>,
+
     /// Outbound frames queued per socket before it counts as a slow consumer and is closed.
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,

@@ -126,6 +126,9 @@ impl From<StoreError> for Error {
             StoreError::NotFound => Error::NotFound("resource"),
             StoreError::Erased => Error::Unauthorized("this account has been erased".into()),
             StoreError::Conflict(msg) => Error::Conflict(msg),
+            StoreError::Blocked => {
+                Error::Blocked("a block stands between you and this user".into())
+            }
             StoreError::Unavailable(msg) => Error::Unavailable(msg),
             StoreError::Other(msg) => Error::Internal(msg),
         }

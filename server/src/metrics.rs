@@ -66,6 +66,7 @@ pub struct Metrics {
     pub rate_limited: Family<ActionLabel, Counter>,
     pub ws_closed: Family<CloseLabel, Counter>,
     pub bus_lag: Histogram,
+    pub send_batch: Histogram,
     pub ws_sockets: Gauge,
     pub ws_users: Gauge,
     pub db_pool: Family<PoolLabels, Gauge>,
@@ -85,6 +86,7 @@ impl Metrics {
             rate_limited: Family::default(),
             ws_closed: Family::default(),
             bus_lag: latency_histogram(),
+            send_batch: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             ws_sockets: Gauge::default(),
             ws_users: Gauge::default(),
             db_pool: Family::default(),
@@ -135,6 +137,11 @@ impl Metrics {
             m.bus_lag.clone(),
         );
         registry.register(
+            "send_batch_size",
+            "Sends written per group commit (one transaction) on this instance",
+            m.send_batch.clone(),
+        );
+        registry.register(
             "ws_sockets",
             "Live WebSocket sessions on this instance",
             m.ws_sockets.clone(),
@@ -170,6 +177,10 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc();
+    }
+
+    pub fn send_batch(&self, sends: usize) {
+        self.send_batch.observe(sends as f64);
     }
 
     pub fn rate_limited(&self, action: &str) {

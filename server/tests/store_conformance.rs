@@ -8,8 +8,9 @@ use chat_protocol::rest::{MediaItem, Message, MessageType, PushKind};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chat_server::domain::types::{now, Cursor};
 use chat_server::store::{
-    self, Conversation, DynStore, InsertOutcome, LoggedEvent, LoggedKind, MessageQuery, NewMessage,
-    PurgeCount, PurgeScope, RateLimitSetting, ReadSeqs, SendSeqs, StoreError,
+    self, BatchSettings, Conversation, DynStore, GroupCommit, InsertOutcome, LoggedEvent,
+    LoggedKind, MessageQuery, NewMessage, PurgeCount, PurgeScope, RateLimitSetting, ReadSeqs,
+    SendSeqs, StoreError,
 };
 use chrono::{DateTime, Duration, Utc};
 
@@ -111,6 +112,10 @@ conformance!(
     sends_and_reads_are_logged_per_user_in_order,
     concurrent_sends_both_ways_number_each_log_without_holes,
     purges_and_erasure_take_their_events_along,
+    a_batch_gives_each_send_its_own_outcome,
+    a_vanished_conversation_fails_only_its_send_in_a_batch,
+    concurrent_batches_number_each_log_without_holes,
+    group_commit_gathers_concurrent_sends_and_replays,
 );
 
 // ---- fixtures ---------------------------------------------------------------------------
@@ -1345,4 +1350,282 @@ async fn purges_and_erasure_take_their_events_along(store: DynStore) {
     // Deleting the conversation leaves nothing to replay for a.
     store.delete_conversation(conv.id).await.unwrap();
     assert!(store.events(a, 0, 10, 100).await.unwrap().is_empty());
+}
+
+// ---- group commit ----------------------------------------------------------------------
+
+fn with_temp(mut m: Message, temp_id: &str) -> Message {
+    m.temp_id = Some(temp_id.to_string());
+    m
+}
+
+fn plain(m: Message) -> NewMessage {
+    NewMessage {
+        message: m,
+        links: vec![],
+    }
+}
+
+fn created(r: &Result<InsertOutcome, StoreError>) -> (MessageId, SendSeqs) {
+    match r {
+        Ok(InsertOutcome::Created(m, seqs)) => (m.id, *seqs),
+        other => panic!("expected a stored send, got {other:?}"),
+    }
+}
+
+/// Every position of `u`'s log from 1 to its head is taken exactly once.
+async fn assert_no_holes(store: &DynStore, u: UserId) -> u64 {
+    let head = store.event_head(u).await.unwrap();
+    let log = store.events(u, 0, head, 10_000).await.unwrap();
+    let seqs: Vec<u64> = log.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "log of {u} has holes");
+    head
+}
+
+async fn a_batch_gives_each_send_its_own_outcome(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let c = user(&store, "c").await;
+    let d = user(&store, "d").await;
+    let e = user(&store, "e").await;
+    let ab = conversation(&store, a, b).await;
+    let ac = conversation(&store, a, c).await;
+    let de = conversation(&store, d, e).await;
+    let t0 = now() - Duration::seconds(10);
+    let at = |ms: i64| t0 + Duration::milliseconds(ms);
+    let earlier = send(&store, with_temp(text(ab.id, a, b, "earlier", at(0)), "t0")).await;
+    store.block(c, a, now()).await.unwrap();
+    store.erase_user(e, now()).await.unwrap();
+
+    let mut clash = text(ab.id, a, b, "same id", at(6));
+    clash.id = earlier.id;
+    let batch = vec![
+        NewMessage {
+            message: with_temp(text(ab.id, a, b, "x1 https://example.com/1", at(1)), "t1"),
+            links: vec!["https://example.com/1".into()],
+        },
+        plain(text(ab.id, b, a, "x2", at(2))),
+        plain(with_temp(
+            text(ab.id, a, b, "retry of earlier", at(3)),
+            "t0",
+        )),
+        plain(with_temp(
+            text(ab.id, a, b, "retry inside the batch", at(4)),
+            "t1",
+        )),
+        plain(text(ac.id, a, c, "to someone who blocked me", at(5))),
+        plain(text(de.id, e, d, "from an erased user", at(5))),
+        plain(clash),
+        plain(text(ab.id, a, b, "x3", at(7))),
+    ];
+    let out = store.insert_messages(&batch).await;
+    assert_eq!(out.len(), batch.len());
+    let (x1, s1) = created(&out[0]);
+    let (x2, s2) = created(&out[1]);
+    let (x3, s3) = created(&out[7]);
+    // a and b each had position 1 (the earlier send); the batch continues both in order.
+    assert_eq!(
+        s1,
+        SendSeqs {
+            sender: 2,
+            receiver: 2
+        }
+    );
+    assert_eq!(
+        s2,
+        SendSeqs {
+            sender: 3,
+            receiver: 3
+        }
+    );
+    assert_eq!(
+        s3,
+        SendSeqs {
+            sender: 4,
+            receiver: 4
+        }
+    );
+    assert!(
+        matches!(&out[2], Ok(InsertOutcome::Existing(m)) if m.id == earlier.id),
+        "{:?}",
+        out[2]
+    );
+    assert!(
+        matches!(&out[3], Ok(InsertOutcome::Existing(m)) if m.id == x1),
+        "{:?}",
+        out[3]
+    );
+    assert!(matches!(out[4], Err(StoreError::Blocked)), "{:?}", out[4]);
+    assert!(matches!(out[5], Err(StoreError::Erased)), "{:?}", out[5]);
+    assert!(
+        matches!(out[6], Err(StoreError::Conflict(_))),
+        "{:?}",
+        out[6]
+    );
+
+    // Nothing refused took a position or left a row behind.
+    assert_eq!(assert_no_holes(&store, a).await, 4);
+    assert_eq!(assert_no_holes(&store, b).await, 4);
+    assert_eq!(store.event_head(c).await.unwrap(), 0);
+    assert_eq!(store.event_head(d).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .message(earlier.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .content
+            .as_deref(),
+        Some("earlier")
+    );
+    let conv = store.conversation(ab.id).await.unwrap().unwrap();
+    assert_eq!(conv.last_message_id, Some(x3));
+    assert_eq!(conv.unread_for(b), 3, "earlier, x1, x3");
+    assert_eq!(conv.unread_for(a), 1, "x2");
+    assert_eq!(store.message(x2).await.unwrap().unwrap().receiver_id, a);
+    let links = store.list_links(ab.id, None, 10).await.unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].0.url, "https://example.com/1");
+    let ac_now = store.conversation(ac.id).await.unwrap().unwrap();
+    assert_eq!((ac_now.last_message_id, ac_now.unread_for(c)), (None, 0));
+}
+
+async fn a_vanished_conversation_fails_only_its_send_in_a_batch(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let x = user(&store, "x").await;
+    let ab = conversation(&store, a, b).await;
+    let ax = conversation(&store, a, x).await;
+    store.delete_conversation(ax.id).await.unwrap();
+    let batch = vec![
+        plain(text(ab.id, a, b, "1", now())),
+        NewMessage {
+            message: text(ax.id, a, x, "into the void https://example.com", now()),
+            links: vec!["https://example.com".into()],
+        },
+        plain(text(ab.id, b, a, "2", now())),
+    ];
+    let out = store.insert_messages(&batch).await;
+    created(&out[0]);
+    created(&out[2]);
+    assert!(matches!(out[1], Err(StoreError::NotFound)), "{:?}", out[1]);
+    assert_eq!(store.message(batch[1].message.id).await.unwrap(), None);
+    assert_eq!(assert_no_holes(&store, a).await, 2);
+    assert_eq!(store.event_head(x).await.unwrap(), 0);
+}
+
+async fn concurrent_batches_number_each_log_without_holes(store: DynStore) {
+    let users = [
+        user(&store, "a").await,
+        user(&store, "b").await,
+        user(&store, "c").await,
+        user(&store, "d").await,
+    ];
+    let mut convs = Vec::new();
+    for (i, j) in [(0, 1), (1, 2), (2, 3), (0, 3), (1, 3)] {
+        convs.push(conversation(&store, users[i], users[j]).await);
+    }
+    let convs = Arc::new(convs);
+    let mut tasks = Vec::new();
+    // Eight batches at once, each touching every conversation in both directions, with
+    // reads in between: positions handed out once each, no deadlock, exact unread.
+    for t in 0..8 {
+        let (store, convs) = (store.clone(), convs.clone());
+        tasks.push(tokio::spawn(async move {
+            let batch: Vec<NewMessage> = (0..20)
+                .map(|i| {
+                    let c = &convs[(t + i) % convs.len()];
+                    let (from, to) = if (t + i) % 2 == 0 {
+                        (c.user1_id, c.user2_id)
+                    } else {
+                        (c.user2_id, c.user1_id)
+                    };
+                    plain(text(c.id, from, to, &format!("{t}-{i}"), now()))
+                })
+                .collect();
+            for r in store.insert_messages(&batch).await {
+                created(&r);
+            }
+            let c = &convs[t % convs.len()];
+            store
+                .mark_read(c.id, c.user1_id, None, now())
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut total = 0;
+    for u in users {
+        let head = assert_no_holes(&store, u).await;
+        total += store
+            .events(u, 0, head, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e.kind, LoggedKind::Message(_)))
+            .count();
+    }
+    assert_eq!(total, 2 * 160, "each send is in two logs");
+    for c in convs.iter() {
+        let conv = store.conversation(c.id).await.unwrap().unwrap();
+        for u in [c.user1_id, c.user2_id] {
+            let q = MessageQuery {
+                limit: 1000,
+                ..Default::default()
+            };
+            let unread = store
+                .list_messages(c.id, &q)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|m| m.receiver_id == u && !m.is_read)
+                .count() as u64;
+            assert_eq!(conv.unread_for(u), unread, "unread of {u} in {}", c.id);
+        }
+    }
+}
+
+async fn group_commit_gathers_concurrent_sends_and_replays(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let ab = Arc::new(conversation(&store, a, b).await);
+    let sends = GroupCommit::start(
+        store.clone(),
+        BatchSettings {
+            max_batch: 16,
+            writers: 2,
+        },
+    );
+    let mut tasks = Vec::new();
+    // 100 sends at once, each sent twice with its temp_id (a client's retry): one stored
+    // message per temp_id, the retry answered with it.
+    for i in 0..100 {
+        let (sends, ab) = (sends.clone(), ab.clone());
+        tasks.push(tokio::spawn(async move {
+            let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
+            let m = with_temp(
+                text(ab.id, from, to, &format!("m{i}"), now()),
+                &format!("g{i}"),
+            );
+            let first = sends.insert(plain(m.clone())).await.unwrap();
+            let mut again = m;
+            again.id = MessageId::new();
+            let second = sends.insert(plain(again)).await.unwrap();
+            match (first, second) {
+                (InsertOutcome::Created(m, _), InsertOutcome::Existing(e)) => {
+                    assert_eq!(m.id, e.id)
+                }
+                other => panic!("{other:?}"),
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(assert_no_holes(&store, a).await, 100);
+    assert_eq!(assert_no_holes(&store, b).await, 100);
+    let conv = store.conversation(ab.id).await.unwrap().unwrap();
+    assert_eq!((conv.unread_for(a), conv.unread_for(b)), (50, 50));
 }

@@ -23,8 +23,8 @@ use crate::media::{Media, Upload, MAX_IMAGES};
 use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{
-    Conversation, ConversationView, DynStore, InsertOutcome, LoggedKind, MessageQuery, NewMessage,
-    StoreError, User,
+    BatchSettings, Conversation, ConversationView, DynStore, GroupCommit, InsertOutcome,
+    LoggedKind, MessageQuery, NewMessage, StoreError, User,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -53,6 +53,7 @@ pub struct ChatService {
     seen: Mutex<HashMap<UserId, (String, Instant)>>,
     media: Option<Arc<Media>>,
     last_seen: LastSeenWriter,
+    sends: GroupCommit,
 }
 
 /// One user's `last_seen_at`, and who waits for it to be written.
@@ -140,7 +141,14 @@ impl ChatService {
             seen: Mutex::new(HashMap::new()),
             media: None,
             last_seen: LastSeenWriter::start(store.clone()),
+            sends: GroupCommit::start(store.clone(), BatchSettings::for_backend(store.backend())),
         }
+    }
+
+    /// Batch sends as `settings` say (the default suits the backend).
+    pub fn with_send_batching(mut self, settings: BatchSettings) -> Self {
+        self.sends = GroupCommit::start(self.store.clone(), settings);
+        self
     }
 
     pub fn with_media(mut self, media: Arc<Media>) -> Self {
@@ -573,11 +581,7 @@ impl ChatService {
     ) -> Result<Sent> {
         let conv = message.conversation_id;
         let receiver = message.receiver_id;
-        match self
-            .store
-            .insert_message(&NewMessage { message, links })
-            .await?
-        {
+        match self.sends.insert(NewMessage { message, links }).await? {
             InsertOutcome::Created(message, seqs) => {
                 crate::metrics::METRICS.message_sent(message.kind.as_str());
                 let message = self.present(message).await;

@@ -3,6 +3,7 @@
 //! Row types stay private to each implementation; the trait speaks in domain values.
 //! The same conformance suite (`server/tests/store_conformance.rs`) runs against both.
 
+mod group_commit;
 mod postgres;
 mod sqlite;
 
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::types::Cursor;
 
+pub use group_commit::{BatchSettings, GroupCommit};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -29,6 +31,9 @@ pub enum StoreError {
     Erased,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A block between sender and receiver was stored before the send committed.
+    #[error("blocked")]
+    Blocked,
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error: {0}")]
@@ -210,6 +215,36 @@ pub(crate) fn seq_of(v: Option<i64>) -> StoreResult<u64> {
     v.filter(|s| *s > 0)
         .map(|s| s as u64)
         .ok_or_else(|| StoreError::Other("event position missing".into()))
+}
+
+/// Shared by both backends: $1 sender, $2 receiver. Why a send stored nothing: the sender
+/// was erased, or a block stands between the two.
+pub(crate) const UNSTORED_SQL: &str = "
+    SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NOT NULL) AS erased,
+           EXISTS (SELECT 1 FROM blocks b
+                   WHERE (b.blocker_id = $1 AND b.blocked_id = $2)
+                      OR (b.blocker_id = $2 AND b.blocked_id = $1)) AS blocked";
+
+/// The outcome of a send that stored nothing, from [`UNSTORED_SQL`]'s answer: erased,
+/// blocked, a replay of the message stored earlier under its temp_id, or a conflict.
+pub(crate) async fn unstored_outcome<S: Store + ?Sized>(
+    store: &S,
+    m: &Message,
+    erased: bool,
+    blocked: bool,
+) -> StoreResult<InsertOutcome> {
+    if erased {
+        return Err(StoreError::Erased);
+    }
+    if let Some(t) = &m.temp_id {
+        if let Some(existing) = store.message_by_temp_id(m.sender_id, t).await? {
+            return Ok(InsertOutcome::Existing(existing));
+        }
+    }
+    if blocked {
+        return Err(StoreError::Blocked);
+    }
+    Err(StoreError::Conflict("message id already exists".into()))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -444,7 +479,18 @@ pub trait Store: Send + Sync + 'static {
     // messages
     /// In one transaction: insert, bump last message and the receiver's unread count,
     /// record links. Same sender + temp_id returns the stored message untouched.
-    async fn insert_message(&self, new: &NewMessage) -> StoreResult<InsertOutcome>;
+    async fn insert_message(&self, new: &NewMessage) -> StoreResult<InsertOutcome> {
+        self.insert_messages(std::slice::from_ref(new))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Other("empty batch result".into())))
+    }
+    /// Group commit: every send of `batch` as [`Store::insert_message`] would store it,
+    /// in one durable commit, with one outcome per send in the same order. Each send keeps
+    /// its own result: a replay (same sender + temp_id, also twice inside the batch), an
+    /// erased sender, a block or a vanished conversation fails or replays that send alone.
+    /// Event-log positions are taken per user in batch order, without holes.
+    async fn insert_messages(&self, batch: &[NewMessage]) -> Vec<StoreResult<InsertOutcome>>;
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
     async fn message_by_temp_id(
         &self,

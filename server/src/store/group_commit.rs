@@ -1,0 +1,101 @@
+//! Group commit for sends: concurrent [`Store::insert_message`] calls are gathered and
+//! written by one [`Store::insert_messages`] (one transaction, one durable commit), each
+//! caller still getting its own outcome.
+//!
+//! No send waits for company: a writer takes what is queued the moment it is free (up to
+//! `max_batch`), so at light load a batch is one send and costs what a single insert did,
+//! and under load the sends that queued while a commit was in flight go out together.
+//! `writers` batches may be in flight at once (PostgreSQL overlaps their commits; SQLite
+//! has one writer connection, so one is enough there).
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::{DynStore, InsertOutcome, NewMessage, StoreError, StoreResult};
+
+/// Sends queued beyond this make callers wait for room (backpressure, not memory growth).
+const QUEUE: usize = 8192;
+
+type Job = (NewMessage, oneshot::Sender<StoreResult<InsertOutcome>>);
+
+/// Handle to the writer tasks; dropping every handle stops them once the queue is empty.
+#[derive(Clone)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Job>,
+}
+
+/// How sends are batched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Most sends in one commit.
+    pub max_batch: usize,
+    /// Batches in flight at once.
+    pub writers: usize,
+}
+
+impl BatchSettings {
+    /// What suits the backend: one writer for SQLite (one write connection), four for
+    /// PostgreSQL.
+    pub fn for_backend(backend: &str) -> Self {
+        BatchSettings {
+            max_batch: 256,
+            writers: if backend == "sqlite" { 1 } else { 4 },
+        }
+    }
+}
+
+impl GroupCommit {
+    pub fn start(store: DynStore, settings: BatchSettings) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let max_batch = settings.max_batch.max(1);
+        for _ in 0..settings.writers.max(1) {
+            let (store, rx) = (store.clone(), rx.clone());
+            tokio::spawn(async move {
+                while let Some(batch) = next_batch(&rx, max_batch).await {
+                    let (sends, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
+                    let outcomes = store.insert_messages(&sends).await;
+                    crate::metrics::METRICS.send_batch(sends.len());
+                    let mut outcomes = outcomes.into_iter();
+                    for reply in replies {
+                        let r = outcomes.next().unwrap_or_else(|| {
+                            Err(StoreError::Other("send missing from its batch".into()))
+                        });
+                        let _ = reply.send(r);
+                    }
+                }
+            });
+        }
+        GroupCommit { tx }
+    }
+
+    /// Store one send with whatever else is being sent right now.
+    pub async fn insert(&self, new: NewMessage) -> StoreResult<InsertOutcome> {
+        let (reply, outcome) = oneshot::channel();
+        self.tx
+            .send((new, reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("send writer stopped".into()))?;
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("send writer stopped".into())))
+    }
+}
+
+/// The first queued send (waiting for one), and every other one queued now, up to `max`.
+/// The lock is held only while collecting, so another writer collects the next batch
+/// while this one is written.
+async fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>, max: usize) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut batch = Vec::with_capacity(max.min(64));
+    batch.push(first);
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
