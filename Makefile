@@ -7,7 +7,7 @@ export CHAT_TEST_S3_URL ?= http://127.0.0.1:5000
 
 CARGO ?= cargo
 
-.PHONY: fuzz bench media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs schemathesis
+.PHONY: fuzz bench bench-compare bench-capacity media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs schemathesis
 
 ## Run chatd on the embedded backend (SQLite file + local media under ./data).
 run:
@@ -50,6 +50,17 @@ media-bench:
 
 bench:
 	@bash scripts/bench.sh
+
+## Before/after: builds BASE and the working tree, alternates them on one scenario over a
+## ladder of rates and prints both with the ratio (COMPARE_RATES, COMPARE_ROUNDS,
+## COMPARE_SCENARIO, COMPARE_LOADGEN; see scripts/bench-compare.sh).
+bench-compare:
+	@BASE=$(BASE) bash scripts/bench-compare.sh
+
+## Sustained send rate (delivery p99 < 100 ms) on PostgreSQL + Redis against pgbench's
+## one-row durable INSERT on the same host, with the ratio (scripts/bench-capacity.sh).
+bench-capacity:
+	@bash scripts/bench-capacity.sh
 
 ## Fuzz WS frame decoding, cursors, JWTs and media sniffing/processing with cargo-fuzz
 ## (nightly toolchain; cargo-fuzz is installed if missing). FUZZ_SECONDS per target.

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make bench-capacity`: how close a chat send comes to a bare durable insert on this host.
+#
+# 1. pgbench: a one-row durable INSERT into a small table, 8 and 32 clients, on the same
+#    PostgreSQL, in the same sitting (the physical reference of this machine).
+# 2. chat-loadgen against a release chatd on PostgreSQL + Redis (bench.sh's `postgres`
+#    scenario), up a ladder of rates; the sustained rate is the highest whose delivery p99
+#    is under CAPACITY_P99_MS (100) with nothing lost and the generator not the limit.
+# 3. The ratio sustained / pgbench (issue 15 asks for at least 0.5).
+#
+# Tunables: CAPACITY_RATES ("1000/s 2000/s 3000/s 4000/s 5000/s"), CAPACITY_P99_MS (100),
+# CAPACITY_SECONDS (10, pgbench run length), BENCH_USERS, BENCH_DURATION (default here
+# 15s), BENCH_RAMP (5s), BENCH_BIN_DIR. Results: target/bench-capacity/.
+# Run it on an idle machine: no build, no other benchmark, no helper.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATES=${CAPACITY_RATES:-1000/s 2000/s 3000/s 4000/s 5000/s}
+P99=${CAPACITY_P99_MS:-100}
+SECS=${CAPACITY_SECONDS:-10}
+PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+OUT=target/bench-capacity
+export BENCH_DURATION=${BENCH_DURATION:-15s} BENCH_RAMP=${BENCH_RAMP:-5s}
+
+[ -n "${BENCH_BIN_DIR:-}" ] || cargo build --release -p chat-server -p chat-loadgen -p chatctl --bins
+export BENCH_BIN_DIR=${BENCH_BIN_DIR:-target/release}
+bash scripts/ensure-services.sh
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_pgbench" >/dev/null
+psql "$PG/postgres" -qc "CREATE DATABASE chat_pgbench" >/dev/null
+psql "$PG/chat_pgbench" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, body text NOT NULL)" >/dev/null
+echo "INSERT INTO t (body) VALUES ('a message of about sixty-four bytes, like the load generator''s');" \
+  >"$OUT/insert.sql"
+best=0
+for clients in 8 32; do
+  tps=$(pgbench -n -h 127.0.0.1 -U postgres -f "$OUT/insert.sql" -c "$clients" -j 2 -T "$SECS" \
+    chat_pgbench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+  echo "pgbench one-row durable INSERT, $clients clients: ${tps%.*} tps"
+  [ "${tps%.*}" -gt "$best" ] && best=${tps%.*}
+done
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_pgbench" >/dev/null
+
+sustained=0
+for rate in $RATES; do
+  out="$OUT/${rate%/*}"
+  mkdir -p "$out"
+  BENCH_OUT=$out BENCH_RATE=$rate BENCH_SCENARIOS=postgres bash scripts/bench.sh >"$out/run.log" 2>&1 || true
+  r="$out/postgres.json"
+  if [ ! -f "$r" ]; then
+    echo "$rate: no result (see $out/run.log)"
+    break
+  fi
+  read -r p50 p99 lost dup limited cpu < <(jq -r '[.metrics.delivery.p50_ms, .metrics.delivery.p99_ms,
+      .lost, .duplicates, ((.generator.limited_by // []) | length),
+      (.generator.cpu_cores // 0)] | @tsv' "$r")
+  echo "$rate: delivery p50 $p50 ms, p99 $p99 ms, lost $lost, duplicates $dup, generator $cpu cores$([ "$limited" != 0 ] && echo ' (GENERATOR-LIMITED)')"
+  if awk -v p="$p99" -v t="$P99" 'BEGIN { exit !(p < t) }' && [ "$lost" = 0 ] && [ "$dup" = 0 ] && [ "$limited" = 0 ]; then
+    sustained=${rate%/*}
+  else
+    break
+  fi
+done
+
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
+echo "sustained at delivery p99 < $P99 ms: $sustained msg/s; pgbench best: $best tps"
+awk -v s="$sustained" -v b="$best" 'BEGIN { if (b > 0) printf "ratio sustained / pgbench: %.2f (target >= 0.50)\n", s / b }'
