@@ -110,6 +110,26 @@ pub async fn connect_ws(
     Ok(ws)
 }
 
+/// Whether the generator's threads ask for real-time scheduling (`run --no-realtime`
+/// turns it off, before the runtime starts).
+static REALTIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+pub fn set_realtime(on: bool) {
+    REALTIME.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn realtime_wanted() -> bool {
+    REALTIME.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Ask for SCHED_FIFO (priority 10) for the calling thread; false without the privilege
+/// (CAP_SYS_NICE or an RLIMIT_RTPRIO allowance).
+pub fn realtime_thread() -> bool {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: pthread_self() is the calling thread; param outlives the call.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+}
+
 #[cfg(test)]
 mod source_tests {
     use super::*;

@@ -77,6 +77,10 @@ pub struct GeneratorHealth {
     pub cpu_ms_per_1000_messages: Option<f64>,
     /// Due time to the frame being written, per message.
     pub lateness: Option<MetricSummary>,
+    /// Due time to the pacer thread handing the message to its socket task (the part of
+    /// `lateness` spent waiting for the OS to run the pacer thread).
+    #[serde(default)]
+    pub pacer_wake: Option<MetricSummary>,
     /// Why the generator was the limit; empty when it was not.
     pub limited_by: Vec<String>,
 }
@@ -87,6 +91,7 @@ impl GeneratorHealth {
         wall: Duration,
         sent: u64,
         lateness: Option<&Histogram<u64>>,
+        pacer_wake: Option<&Histogram<u64>>,
         limits: Limits,
     ) -> Self {
         let cpu_ms = cpu.as_secs_f64() * 1000.0;
@@ -116,6 +121,9 @@ impl GeneratorHealth {
             cpu_cores,
             cpu_ms_per_1000_messages: (sent > 0).then(|| cpu_ms * 1000.0 / sent as f64),
             lateness,
+            pacer_wake: pacer_wake
+                .filter(|h| !h.is_empty())
+                .map(|h| MetricSummary::from_hist(h, None)),
             limited_by,
         }
     }
@@ -134,8 +142,11 @@ impl GeneratorHealth {
                 l.p50_ms, l.p99_ms, l.max_ms
             )
         });
+        let wake = self.pacer_wake.as_ref().map_or(String::new(), |w| {
+            format!(" (pacer thread wake p99 {:.3} ms)", w.p99_ms)
+        });
         println!(
-            "generator: CPU {:.0} ms ({:.2} cores, {per} per 1,000 messages) | pacer lateness {late}",
+            "generator: CPU {:.0} ms ({:.2} cores, {per} per 1,000 messages) | pacer lateness {late}{wake}",
             self.cpu_ms, self.cpu_cores
         );
         if self.limited() {
@@ -167,6 +178,7 @@ mod tests {
             Duration::from_secs(3),
             3000,
             Some(&h),
+            None,
             Limits::default(),
         );
         assert!(!g.limited(), "{g:?}");
@@ -182,6 +194,7 @@ mod tests {
             Duration::from_secs(1),
             100,
             Some(&late),
+            None,
             Limits::default(),
         );
         assert_eq!(g.limited_by.len(), 1, "{g:?}");
@@ -192,6 +205,7 @@ mod tests {
             Duration::from_secs(1),
             100,
             Some(&hist([100])),
+            None,
             Limits::default(),
         );
         assert!(busy.limited_by[0].contains("CPU"), "{busy:?}");
