@@ -131,7 +131,7 @@ pub async fn build_state(
     let mut send_batching = store::BatchSettings::for_backend(store.backend());
     send_batching.max_batch = config.send_batch_max.max(1);
     if let Some(w) = config.send_writers {
-        send_batching.writers = w.max(1);
+        send_batching.writers = w;
     }
     let media = Arc::new(Media::from_config(&config.common, keys.media_key())?);
     let state = AppState {

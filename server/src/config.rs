@@ -142,7 +142,7 @@ pub struct Config {
     pub send_batch_max: usize,
 
     /// Group commit: batches of sends in flight at once (default: 1 on SQLite, 4 on
-    /// PostgreSQL).
+    /// PostgreSQL); 0 turns group commit off (each send its own transaction).
     #[arg(long, env = "CHAT_SEND_WRITERS")]
     pub send_writers: Option<usize>,
 

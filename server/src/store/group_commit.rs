@@ -22,7 +22,9 @@ type Job = (NewMessage, oneshot::Sender<StoreResult<InsertOutcome>>);
 /// Handle to the writer tasks; dropping every handle stops them once the queue is empty.
 #[derive(Clone)]
 pub struct GroupCommit {
-    tx: mpsc::Sender<Job>,
+    /// `None` with `writers: 0`: every send is stored on its own by its caller.
+    tx: Option<mpsc::Sender<Job>>,
+    store: DynStore,
 }
 
 /// How sends are batched.
@@ -30,7 +32,8 @@ pub struct GroupCommit {
 pub struct BatchSettings {
     /// Most sends in one commit.
     pub max_batch: usize,
-    /// Batches in flight at once.
+    /// Batches in flight at once; 0 turns group commit off (each send its own
+    /// transaction, stored by the caller's task).
     pub writers: usize,
 }
 
@@ -47,10 +50,13 @@ impl BatchSettings {
 
 impl GroupCommit {
     pub fn start(store: DynStore, settings: BatchSettings) -> Self {
+        if settings.writers == 0 {
+            return GroupCommit { tx: None, store };
+        }
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         let max_batch = settings.max_batch.max(1);
-        for _ in 0..settings.writers.max(1) {
+        for _ in 0..settings.writers {
             let (store, rx) = (store.clone(), rx.clone());
             tokio::spawn(async move {
                 while let Some(batch) = next_batch(&rx, max_batch).await {
@@ -67,14 +73,19 @@ impl GroupCommit {
                 }
             });
         }
-        GroupCommit { tx }
+        GroupCommit {
+            tx: Some(tx),
+            store,
+        }
     }
 
     /// Store one send with whatever else is being sent right now.
     pub async fn insert(&self, new: NewMessage) -> StoreResult<InsertOutcome> {
+        let Some(tx) = &self.tx else {
+            return self.store.insert_message(&new).await;
+        };
         let (reply, outcome) = oneshot::channel();
-        self.tx
-            .send((new, reply))
+        tx.send((new, reply))
             .await
             .map_err(|_| StoreError::Unavailable("send writer stopped".into()))?;
         outcome
