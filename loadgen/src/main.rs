@@ -56,7 +56,7 @@ fn main() -> ExitCode {
                 // a share for everyone else even if they spun.
                 .on_thread_start(|| {
                     if net::realtime_wanted() {
-                        net::realtime_thread();
+                        net::realtime_thread(net::WORKER_PRIORITY);
                     }
                 })
                 .enable_all()

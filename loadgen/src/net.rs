@@ -114,6 +114,10 @@ pub async fn connect_ws(
 /// turns it off, before the runtime starts).
 static REALTIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
+/// SCHED_FIFO priorities: the pacer above the workers.
+pub const PACER_PRIORITY: i32 = 20;
+pub const WORKER_PRIORITY: i32 = 10;
+
 pub fn set_realtime(on: bool) {
     REALTIME.store(on, std::sync::atomic::Ordering::Relaxed);
 }
@@ -122,10 +126,13 @@ pub fn realtime_wanted() -> bool {
     REALTIME.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Ask for SCHED_FIFO (priority 10) for the calling thread; false without the privilege
-/// (CAP_SYS_NICE or an RLIMIT_RTPRIO allowance).
-pub fn realtime_thread() -> bool {
-    let param = libc::sched_param { sched_priority: 10 };
+/// Ask for SCHED_FIFO at `priority` for the calling thread; false without the privilege
+/// (CAP_SYS_NICE or an RLIMIT_RTPRIO allowance). The pacer runs above the workers, so that
+/// workers busy with a reconnect storm cannot hold it back.
+pub fn realtime_thread(priority: i32) -> bool {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
     // SAFETY: pthread_self() is the calling thread; param outlives the call.
     unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
 }

@@ -1194,7 +1194,7 @@ fn pacer(start: Instant, period: Duration, count: u64) -> mpsc::UnboundedReceive
 /// that wait is lateness. Without the privilege it stays an ordinary thread.
 fn pace(start: Instant, period: Duration, count: u64, mut tick: impl FnMut(u64)) {
     if net::realtime_wanted() {
-        net::realtime_thread();
+        net::realtime_thread(net::PACER_PRIORITY);
     }
     for i in 0..count {
         let due = start + period.mul_f64(i as f64);
