@@ -22,7 +22,7 @@ pub use group_commit::{BatchSettings, GroupCommit};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
@@ -215,6 +215,11 @@ pub(crate) fn seq_of(v: Option<i64>) -> StoreResult<u64> {
     v.filter(|s| *s > 0)
         .map(|s| s as u64)
         .ok_or_else(|| StoreError::Other("event position missing".into()))
+}
+
+/// The same error for every send of a batch that failed as a whole.
+pub(crate) fn fail_all(e: &StoreError, sends: usize) -> Vec<StoreResult<InsertOutcome>> {
+    (0..sends).map(|_| Err(e.clone())).collect()
 }
 
 /// Shared by both backends: $1 sender, $2 receiver. Why a send stored nothing: the sender

@@ -518,6 +518,9 @@ impl Store for PostgresStore {
     async fn insert_messages(&self, batch: &[NewMessage]) -> Vec<StoreResult<InsertOutcome>> {
         match self.insert_batch(batch).await {
             Ok(out) => out,
+            // The database is away: every send fails now, none is retried (each retry
+            // would wait out the pool's acquire timeout again).
+            Err(e @ StoreError::Unavailable(_)) => fail_all(&e, batch.len()),
             // One send can fail the statement for all (a conversation purged meanwhile: a
             // foreign key): each send is retried alone, so only that one fails.
             Err(_) if batch.len() > 1 => {

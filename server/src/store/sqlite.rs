@@ -623,20 +623,8 @@ impl Store for SqliteStore {
     async fn insert_messages(&self, batch: &[NewMessage]) -> Vec<StoreResult<InsertOutcome>> {
         let stored = match self.insert_batch(batch).await {
             Ok(stored) => stored,
-            Err(e) => {
-                let msg = e.to_string();
-                let unavailable = matches!(e, StoreError::Unavailable(_));
-                return batch
-                    .iter()
-                    .map(|_| {
-                        Err(if unavailable {
-                            StoreError::Unavailable(msg.clone())
-                        } else {
-                            StoreError::Other(msg.clone())
-                        })
-                    })
-                    .collect();
-            }
+            // Nothing of the batch was committed.
+            Err(e) => return fail_all(&e, batch.len()),
         };
         let mut out = Vec::with_capacity(batch.len());
         for (n, r) in batch.iter().zip(stored) {
