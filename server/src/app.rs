@@ -136,8 +136,7 @@ pub async fn build_state(
     let media = Arc::new(Media::from_config(&config.common, keys.media_key())?);
     let state = AppState {
         service: Arc::new(
-            ChatService::new(store, bus, presence, limits)
-                .with_send_batching(send_batching)
+            ChatService::new(store, bus, presence, limits, send_batching)
                 .with_pusher(pusher)
                 .with_media(media),
         ),

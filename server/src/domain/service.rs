@@ -131,6 +131,7 @@ impl ChatService {
         bus: DynBus,
         presence: Arc<dyn Presence>,
         limits: RateLimiter,
+        send_batching: BatchSettings,
     ) -> Self {
         ChatService {
             store: store.clone(),
@@ -141,14 +142,8 @@ impl ChatService {
             seen: Mutex::new(HashMap::new()),
             media: None,
             last_seen: LastSeenWriter::start(store.clone()),
-            sends: GroupCommit::start(store.clone(), BatchSettings::for_backend(store.backend())),
+            sends: GroupCommit::start(store.clone(), send_batching),
         }
-    }
-
-    /// Batch sends as `settings` say (the default suits the backend).
-    pub fn with_send_batching(mut self, settings: BatchSettings) -> Self {
-        self.sends = GroupCommit::start(self.store.clone(), settings);
-        self
     }
 
     pub fn with_media(mut self, media: Arc<Media>) -> Self {
