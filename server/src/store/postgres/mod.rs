@@ -1,6 +1,8 @@
 //! PostgreSQL implementation of [`Store`]: the production backend and source of truth
 //! when several chatd instances run side by side.
 
+mod send;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -109,161 +111,6 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-}
-
-/// One statement (one round trip, one durable commit) for a batch of sends: the event-log
-/// positions of everyone in it, the messages, each conversation's last message, activity
-/// and unread counters, and the links.
-///
-/// Locks: every counter of the batch first, in user-id order, then the conversations
-/// (mark_read takes the same two steps). Two batches that touch one conversation share
-/// its two counters, so they queue on those before either reaches the conversation row:
-/// no deadlock between batches, instances or mark_read. A user's positions are taken in
-/// batch order. A send that would store nothing (erased sender, block, id or temp_id stored
-/// earlier or earlier in this batch) takes no positions; one that loses a race with a
-/// concurrent duplicate (ON CONFLICT) leaves a hole that clients step over at their next
-/// sync.complete. Instances may disagree slightly on the clock: last message only moves
-/// forward.
-const INSERT_BATCH_SQL: &str = "
-    WITH input AS (
-        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
-                             $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-            WITH ORDINALITY AS t(id, conversation_id, sender_id, receiver_id, type, content,
-                                 media, temp_id, created_at, ord)
-    ), ok AS (
-        SELECT i.* FROM input i
-        WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.sender_id AND u.deleted_at IS NOT NULL)
-          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.sender_id = i.sender_id AND m.temp_id = i.temp_id)
-          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = i.id)
-          AND NOT EXISTS (SELECT 1 FROM input j
-                          WHERE j.ord < i.ord
-                            AND (j.id = i.id OR (j.sender_id = i.sender_id AND j.temp_id = i.temp_id)))
-          AND NOT EXISTS (SELECT 1 FROM blocks b
-                          WHERE (b.blocker_id = i.sender_id AND b.blocked_id = i.receiver_id)
-                             OR (b.blocker_id = i.receiver_id AND b.blocked_id = i.sender_id))
-    ), ev AS (
-        SELECT ord, sender_id AS user_id FROM ok
-        UNION ALL
-        SELECT ord, receiver_id FROM ok
-    ), cnt AS (
-        SELECT user_id, count(*) AS n FROM ev GROUP BY user_id
-    ), heads AS (
-        INSERT INTO event_heads (user_id, seq)
-        SELECT user_id, n FROM cnt ORDER BY user_id
-        ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq + EXCLUDED.seq
-        RETURNING user_id, seq
-    ), pos AS (
-        SELECT e.ord, e.user_id,
-               h.seq - c.n + row_number() OVER (PARTITION BY e.user_id ORDER BY e.ord) AS seq
-        FROM ev e JOIN heads h ON h.user_id = e.user_id JOIN cnt c ON c.user_id = e.user_id
-    ), ins AS (
-        INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
-            media, temp_id, is_read, read_at, created_at, updated_at, sender_seq, receiver_seq)
-        SELECT o.id, o.conversation_id, o.sender_id, o.receiver_id, o.type, o.content,
-               o.media::jsonb, o.temp_id, FALSE, NULL, o.created_at, o.created_at, ps.seq, pr.seq
-        FROM ok o
-        JOIN pos ps ON ps.ord = o.ord AND ps.user_id = o.sender_id
-        JOIN pos pr ON pr.ord = o.ord AND pr.user_id = o.receiver_id
-        ORDER BY o.ord
-        ON CONFLICT DO NOTHING
-        RETURNING id, conversation_id, sender_id, receiver_id, created_at, sender_seq, receiver_seq
-    ), latest AS (
-        SELECT DISTINCT ON (conversation_id) conversation_id, id, created_at
-        FROM ins ORDER BY conversation_id, created_at DESC, id DESC
-    ), upd AS (
-        UPDATE conversations c SET
-            last_message_id = CASE WHEN c.last_message_at IS NULL OR l.created_at >= c.last_message_at
-                                   THEN l.id ELSE c.last_message_id END,
-            last_message_at = GREATEST(COALESCE(c.last_message_at, l.created_at), l.created_at),
-            activity_at = GREATEST(c.activity_at, l.created_at),
-            user1_unread_count = c.user1_unread_count
-                + (SELECT count(*) FROM ins i WHERE i.conversation_id = c.id AND i.receiver_id = c.user1_id),
-            user2_unread_count = c.user2_unread_count
-                + (SELECT count(*) FROM ins i WHERE i.conversation_id = c.id AND i.receiver_id = c.user2_id),
-            updated_at = l.created_at
-        FROM latest l
-        WHERE c.id = l.conversation_id
-        RETURNING c.id
-    ), lnk AS (
-        INSERT INTO message_links (id, message_id, conversation_id, sender_id, url, created_at)
-        SELECT l.id, i.id, i.conversation_id, i.sender_id, l.url, i.created_at
-        FROM unnest($10::uuid[], $11::uuid[], $12::text[]) AS l(message_id, id, url)
-        JOIN ins i ON i.id = l.message_id
-    )
-    SELECT i.id, i.sender_seq, i.receiver_seq,
-           EXISTS (SELECT 1 FROM upd u WHERE u.id = i.conversation_id) AS updated
-    FROM ins i";
-
-impl PostgresStore {
-    /// [`INSERT_BATCH_SQL`], then the outcome of each send; an error fails the batch.
-    async fn insert_batch(
-        &self,
-        batch: &[NewMessage],
-    ) -> StoreResult<Vec<StoreResult<InsertOutcome>>> {
-        let msgs = || batch.iter().map(|n| &n.message);
-        let mut media = Vec::with_capacity(batch.len());
-        for m in msgs() {
-            media.push(
-                serde_json::to_string(&m.media).map_err(|e| StoreError::Other(e.to_string()))?,
-            );
-        }
-        let (mut link_msg, mut link_id, mut link_url) = (Vec::new(), Vec::new(), Vec::new());
-        for n in batch {
-            for url in &n.links {
-                link_msg.push(n.message.id.0);
-                link_id.push(Uuid::now_v7());
-                link_url.push(url.as_str());
-            }
-        }
-        let rows = sqlx::query(INSERT_BATCH_SQL)
-            .bind(msgs().map(|m| m.id.0).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.conversation_id.0).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.sender_id.0).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.receiver_id.0).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.kind.as_str()).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.content.as_deref()).collect::<Vec<_>>())
-            .bind(&media)
-            .bind(msgs().map(|m| m.temp_id.as_deref()).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.created_at).collect::<Vec<_>>())
-            .bind(&link_msg)
-            .bind(&link_id)
-            .bind(&link_url)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut stored = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let id: Uuid = row.try_get("id")?;
-            if !row.try_get::<bool, _>("updated")? {
-                // Unreachable while the foreign key holds; never report a half-applied send.
-                return Err(StoreError::Other(
-                    "message stored without its conversation".into(),
-                ));
-            }
-            let seqs = SendSeqs {
-                sender: seq_of(row.try_get("sender_seq")?)?,
-                receiver: seq_of(row.try_get("receiver_seq")?)?,
-            };
-            stored.insert(id, seqs);
-        }
-        let mut out = Vec::with_capacity(batch.len());
-        for m in msgs() {
-            out.push(match stored.get(&m.id.0) {
-                Some(seqs) => Ok(InsertOutcome::Created(m.clone(), *seqs)),
-                None => self.unstored(m).await,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Why `m` stored nothing (after the batch committed).
-    async fn unstored(&self, m: &Message) -> StoreResult<InsertOutcome> {
-        let row = sqlx::query(UNSTORED_SQL)
-            .bind(m.sender_id.0)
-            .bind(m.receiver_id.0)
-            .fetch_one(&self.pool)
-            .await?;
-        unstored_outcome(self, m, row.try_get("erased")?, row.try_get("blocked")?).await
     }
 }
 
@@ -516,25 +363,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_messages(&self, batch: &[NewMessage]) -> Vec<StoreResult<InsertOutcome>> {
-        match self.insert_batch(batch).await {
-            Ok(out) => out,
-            // The database is away: every send fails now, none is retried (each retry
-            // would wait out the pool's acquire timeout again).
-            Err(e @ StoreError::Unavailable(_)) => fail_all(&e, batch.len()),
-            // One send can fail the statement for all (a conversation purged meanwhile: a
-            // foreign key): each send is retried alone, so only that one fails.
-            Err(_) if batch.len() > 1 => {
-                let mut out = Vec::with_capacity(batch.len());
-                for one in batch {
-                    out.push(match self.insert_batch(std::slice::from_ref(one)).await {
-                        Ok(mut r) => r.pop().unwrap_or(Err(StoreError::NotFound)),
-                        Err(e) => Err(e),
-                    });
-                }
-                out
-            }
-            Err(e) => vec![Err(e)],
-        }
+        self.store_batch(batch).await
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
