@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Compare { a, b } => report::compare(&a, &b).map(|()| true),
         Command::Run(args) => {
-            net::set_realtime(!args.no_realtime);
+            let realtime = !args.no_realtime;
             tokio::runtime::Builder::new_multi_thread()
                 // The workers write what the pacer hands them: like the pacer thread they ask
                 // for real-time scheduling, or on a host whose cores the server keeps busy each
@@ -54,8 +54,8 @@ fn main() -> ExitCode {
                 // with only the pacer real-time). Their CPU is reported and judged (over 0.9
                 // cores the run is generator-limited), and the kernel's RT throttling keeps
                 // a share for everyone else even if they spun.
-                .on_thread_start(|| {
-                    if net::realtime_wanted() {
+                .on_thread_start(move || {
+                    if realtime {
                         net::realtime_thread(net::WORKER_PRIORITY);
                     }
                 })

@@ -110,21 +110,9 @@ pub async fn connect_ws(
     Ok(ws)
 }
 
-/// Whether the generator's threads ask for real-time scheduling (`run --no-realtime`
-/// turns it off, before the runtime starts).
-static REALTIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
 /// SCHED_FIFO priorities: the pacer above the workers.
 pub const PACER_PRIORITY: i32 = 20;
 pub const WORKER_PRIORITY: i32 = 10;
-
-pub fn set_realtime(on: bool) {
-    REALTIME.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-pub fn realtime_wanted() -> bool {
-    REALTIME.load(std::sync::atomic::Ordering::Relaxed)
-}
 
 /// Ask for SCHED_FIFO at `priority` for the calling thread; false without the privilege
 /// (CAP_SYS_NICE or an RLIMIT_RTPRIO allowance). The pacer runs above the workers, so that

@@ -674,14 +674,15 @@ pub async fn run(args: RunArgs) -> Result<bool> {
             }
         }
     };
-    let period = shared.period;
+    let (period, realtime) = (shared.period, !args.no_realtime);
     // The pacer thread's own wake-up (due time to hand-off), apart from the hop to the
     // socket task: tells an OS that kept the thread off a CPU from a busy runtime.
     let wake = tokio::task::spawn_blocking(move || {
         let mut wake = report::histogram();
-        pace(start, period, total_msgs, |k| {
+        pace(start, period, total_msgs, realtime, |k| {
             wake.saturating_record(elapsed_us(start + period.mul_f64(k as f64)));
             dispatch(k);
+            true
         });
         wake
     })
@@ -1176,24 +1177,32 @@ fn on_event(
 /// own lateness would read as server latency (at light load it was most of it). A thread
 /// in `nanosleep` wakes within tens of microseconds. Late ticks queue up and are fired at
 /// once, still measured from their due time.
-fn pacer(start: Instant, period: Duration, count: u64) -> mpsc::UnboundedReceiver<u64> {
+fn pacer(
+    start: Instant,
+    period: Duration,
+    count: u64,
+    realtime: bool,
+) -> mpsc::UnboundedReceiver<u64> {
     let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        pace(start, period, count, |i| {
-            let _ = tx.send(i);
-        })
-    });
+    std::thread::spawn(move || pace(start, period, count, realtime, |i| tx.send(i).is_ok()));
     rx
 }
 
-/// Call `tick(i)` at `start + i * period` for `i` in `0..count`, on this (OS) thread.
+/// Call `tick(i)` at `start + i * period` for `i` in `0..count`, on this (OS) thread,
+/// until it returns false.
 ///
 /// The thread asks for real-time scheduling (SCHED_FIFO) first: it sleeps nearly all the
 /// time, but on a host whose cores the server keeps busy an ordinary thread waits
 /// milliseconds for a CPU after its sleep ends (p99 2.2 ms at 700 msg/s, measured), and
 /// that wait is lateness. Without the privilege it stays an ordinary thread.
-fn pace(start: Instant, period: Duration, count: u64, mut tick: impl FnMut(u64)) {
-    if net::realtime_wanted() {
+fn pace(
+    start: Instant,
+    period: Duration,
+    count: u64,
+    realtime: bool,
+    mut tick: impl FnMut(u64) -> bool,
+) {
+    if realtime {
         net::realtime_thread(net::PACER_PRIORITY);
     }
     for i in 0..count {
@@ -1202,7 +1211,9 @@ fn pace(start: Instant, period: Duration, count: u64, mut tick: impl FnMut(u64))
         if due > now {
             std::thread::sleep(due - now);
         }
-        tick(i);
+        if !tick(i) {
+            return;
+        }
     }
 }
 
@@ -1224,7 +1235,8 @@ async fn rest_loop(
     let inflight = Arc::new(Semaphore::new(4096));
     let mut tasks = tokio::task::JoinSet::new();
     let calls = ((end - start).as_secs_f64() * rate).ceil() as u64;
-    let mut ticks = pacer(start, period, calls);
+    // REST lateness is not judged: an ordinary thread does.
+    let mut ticks = pacer(start, period, calls, false);
     while let Some(i) = ticks.recv().await {
         let due = start + period.mul_f64(i as f64);
         if due >= end {
