@@ -31,8 +31,9 @@ pub enum ClientEvent {
     TypingStart { conversation_id: ConversationId },
     #[serde(rename = "typing.stop")]
     TypingStop { conversation_id: ConversationId },
+    /// `data` is `{}` (SPEC: always an object).
     #[serde(rename = "ping")]
-    Ping,
+    Ping {},
     #[serde(rename = "block.add")]
     BlockAdd { username: String },
     #[serde(rename = "block.remove")]
@@ -96,7 +97,7 @@ pub enum ServerEvent {
     #[serde(rename = "status.bulk")]
     StatusBulk { users: Vec<PresenceEntry> },
     #[serde(rename = "pong")]
-    Pong,
+    Pong {},
     #[serde(rename = "block.updated")]
     BlockUpdated { username: String, blocked: bool },
     /// Sent once per socket, after `connection.success`: every event of the user's log up
@@ -189,7 +190,7 @@ mod tests {
     fn tracker_advances_over_contiguous_positions_only() {
         let mut t = SeqTracker::default();
         // Nothing is known before the first sync.complete.
-        t.observe(&env(Some(4), ServerEvent::Pong));
+        t.observe(&env(Some(4), ServerEvent::Pong {}));
         assert_eq!(t.position(), None);
         t.observe(&env(
             None,
@@ -199,14 +200,14 @@ mod tests {
             },
         ));
         assert_eq!(t.position(), Some(5));
-        t.observe(&env(Some(6), ServerEvent::Pong));
-        t.observe(&env(Some(8), ServerEvent::Pong)); // 7 not seen yet
-        t.observe(&env(Some(3), ServerEvent::Pong)); // old: ignored
+        t.observe(&env(Some(6), ServerEvent::Pong {}));
+        t.observe(&env(Some(8), ServerEvent::Pong {})); // 7 not seen yet
+        t.observe(&env(Some(3), ServerEvent::Pong {})); // old: ignored
         assert_eq!(t.position(), Some(6));
         assert!(t.seen(8) && t.seen(6) && !t.seen(7));
-        t.observe(&env(Some(7), ServerEvent::Pong));
+        t.observe(&env(Some(7), ServerEvent::Pong {}));
         assert_eq!(t.position(), Some(8));
-        t.observe(&env(Some(10), ServerEvent::Pong));
+        t.observe(&env(Some(10), ServerEvent::Pong {}));
         // A resume's sync.complete vouches for everything up to its seq.
         t.observe(&env(
             None,
@@ -224,9 +225,12 @@ mod tests {
         let e: Envelope = serde_json::from_str(raw).unwrap();
         assert_eq!(e.seq, Some(12));
         assert!(matches!(e.event, ServerEvent::UserOnline { .. }));
-        let plain: Envelope = serde_json::from_str(r#"{"type":"pong"}"#).unwrap();
-        assert_eq!(plain, env(None, ServerEvent::Pong));
-        assert_eq!(serde_json::to_string(&plain).unwrap(), r#"{"type":"pong"}"#);
+        let plain: Envelope = serde_json::from_str(r#"{"type":"pong","data":{}}"#).unwrap();
+        assert_eq!(plain, env(None, ServerEvent::Pong {}));
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"type":"pong","data":{}}"#
+        );
     }
 
     #[test]
@@ -234,8 +238,13 @@ mod tests {
         let raw = r#"{"type":"typing.start","data":{"conversation_id":"0190c7f4-8e3a-7b7e-9a4e-1a2b3c4d5e6f"}}"#;
         let ev: ClientEvent = serde_json::from_str(raw).unwrap();
         assert!(matches!(ev, ClientEvent::TypingStart { .. }));
-        let ping: ClientEvent = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
-        assert_eq!(ping, ClientEvent::Ping);
+        // SPEC: `data` is always an object, `{}` for ping and pong too.
+        let ping: ClientEvent = serde_json::from_str(r#"{"type":"ping","data":{}}"#).unwrap();
+        assert_eq!(ping, ClientEvent::Ping {});
+        assert_eq!(
+            serde_json::to_string(&ClientEvent::Ping {}).unwrap(),
+            r#"{"type":"ping","data":{}}"#
+        );
     }
 
     #[test]

@@ -144,6 +144,7 @@ pub async fn build_state(
         ws: WsSettings {
             ping: Duration::from_secs(config.ws_ping_secs.max(1)),
             idle: Duration::from_secs(config.ws_idle_secs.max(1)),
+            max_sockets_per_user: config.ws_max_sockets_per_user.max(1),
         },
         keys: Arc::new(keys),
         vapid_public_key,

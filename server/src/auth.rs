@@ -26,6 +26,9 @@ pub struct Claims {
     pub iat: Option<i64>,
 }
 
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: u64 = 30;
+
 /// Who is calling, after the token was checked and the user provisioned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser {
@@ -54,6 +57,8 @@ pub struct JwtKeys {
     /// Key for signing local media URLs, derived from the HS256 secret so every instance
     /// sharing the secret accepts every instance's links.
     media_key: Vec<u8>,
+    /// `CHAT_JWT_MAX_LIFETIME`: the longest `exp - iat` accepted.
+    max_lifetime: Option<std::time::Duration>,
 }
 
 impl JwtKeys {
@@ -76,7 +81,14 @@ impl JwtKeys {
                 mac.update(b"chatd media url signing v1");
                 mac.finalize().into_bytes().to_vec()
             },
+            max_lifetime: None,
         })
+    }
+
+    /// Refuse tokens whose `exp - iat` is longer than `max` (and tokens without `iat`).
+    pub fn with_max_lifetime(mut self, max: Option<std::time::Duration>) -> Self {
+        self.max_lifetime = max;
+        self
     }
 
     /// Secret from the configuration, else from `<data dir>/jwt_secret`, created once.
@@ -88,7 +100,7 @@ impl JwtKeys {
         if secret.len() < 32 {
             tracing::warn!("CHAT_JWT_SECRET is shorter than 32 bytes; use a longer random secret");
         }
-        let mut keys = JwtKeys::from_secret(&secret)?;
+        let mut keys = JwtKeys::from_secret(&secret)?.with_max_lifetime(cfg.jwt_max_lifetime);
         if let Some(path) = &cfg.jwt_public_key {
             keys.public = Some(load_public_key(path)?);
         }
@@ -108,15 +120,33 @@ impl JwtKeys {
         };
         let mut validation = Validation::new(header.alg);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
+        // A token valid from tomorrow is not valid today.
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
                 ErrorKind::ExpiredSignature => bad("expired"),
+                ErrorKind::ImmatureSignature => bad("not valid yet (nbf)"),
                 ErrorKind::InvalidSignature => bad("bad signature"),
                 _ => bad("malformed"),
             }
         })?;
+        if let Some(max) = self.max_lifetime {
+            let Some(iat) = data.claims.iat else {
+                return Err(bad("no iat (CHAT_JWT_MAX_LIFETIME is set)"));
+            };
+            if iat > chrono::Utc::now().timestamp() + LEEWAY_SECS as i64 {
+                return Err(bad("issued in the future (iat)"));
+            }
+            let lifetime = data.claims.exp.saturating_sub(iat);
+            if lifetime > max.as_secs() as i64 {
+                return Err(bad(&format!(
+                    "lifetime {lifetime}s exceeds the {}s allowed",
+                    max.as_secs()
+                )));
+            }
+        }
         Ok(data.claims)
     }
 

@@ -36,6 +36,11 @@ pub struct CommonConfig {
     #[arg(long, env = "CHAT_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
 
+    /// Longest token lifetime accepted (`exp - iat`), e.g. `3600`, `90m`, `24h`, `7d`.
+    /// Absent: any lifetime. When set, tokens must carry `iat`.
+    #[arg(long, env = "CHAT_JWT_MAX_LIFETIME", value_parser = parse_duration)]
+    pub jwt_max_lifetime: Option<Duration>,
+
     /// Where media objects go: `local`, `s3://bucket/prefix` or `bunny://zone`.
     #[arg(long, env = "CHAT_MEDIA_STORE", default_value = "local")]
     pub media_store: String,
@@ -100,6 +105,29 @@ pub struct CommonConfig {
     pub log: String,
 }
 
+/// Seconds, or a number with one unit: `s`, `m`, `h`, `d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 3600, 90m, 24h, 7d)"))?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}; use s, m, h or d")),
+    };
+    n.checked_mul(unit_secs)
+        .filter(|&secs| secs > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} must be a positive duration"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -145,6 +173,11 @@ pub struct Config {
     /// PostgreSQL); 0 turns group commit off (each send its own transaction).
     #[arg(long, env = "CHAT_SEND_WRITERS")]
     pub send_writers: Option<usize>,
+
+    /// Most WebSockets one user may hold open on one instance; one more is refused with
+    /// 429 `rate_limited`.
+    #[arg(long, env = "CHAT_WS_MAX_SOCKETS_PER_USER", default_value_t = 16)]
+    pub ws_max_sockets_per_user: usize,
 
     /// Outbound frames queued per socket before it counts as a slow consumer and is closed.
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 256)]
@@ -219,6 +252,17 @@ mod tests {
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
         assert!(cfg.common.effective_database_url().starts_with("sqlite://"));
         assert_eq!(cfg.common.media_store, "local");
+    }
+
+    #[test]
+    fn durations_take_one_unit() {
+        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in ["", "0", "h", "1w", "-5", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

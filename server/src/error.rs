@@ -44,6 +44,10 @@ pub enum Error {
     UnsupportedMediaType(String),
     #[error("rate limit exceeded; retry in {}s", retry_after_secs(*.retry_after))]
     RateLimited { retry_after: Duration },
+    /// A standing cap (sockets per user, push subscriptions, …) is reached: retrying soon
+    /// will not help until something is released.
+    #[error("{0}")]
+    Capped(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -76,7 +80,7 @@ impl Error {
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
-            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::RateLimited { .. } | Error::Capped(_) => ErrorCode::RateLimited,
             Error::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Error::Internal(_) => ErrorCode::Internal,
         }

@@ -31,6 +31,25 @@ pub struct ActionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// Every `reason` of `chat_refused_total` (standing caps and abuse defences, as opposed
+/// to per-user rate limits).
+pub const REFUSALS: [&str; 4] = [
+    "ws_sockets_per_user",
+    "push_per_user",
+    "push_backlog",
+    "push_subscriptions_cap",
+];
+
+/// Message kinds of `chat_messages_sent_total`.
+pub const MESSAGE_KINDS: [&str; 4] = ["text", "image", "video", "file"];
+/// Providers of `chat_push_attempts_total` / `chat_push_failures_total`.
+pub const PUSH_PROVIDERS: [&str; 2] = ["webhook", "webpush"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabel {
     pub provider: String,
 }
@@ -64,6 +83,7 @@ pub struct Metrics {
     pub push_attempts: Family<ProviderLabel, Counter>,
     pub push_failures: Family<ProviderLabel, Counter>,
     pub rate_limited: Family<ActionLabel, Counter>,
+    pub refused: Family<ReasonLabel, Counter>,
     pub ws_closed: Family<CloseLabel, Counter>,
     pub bus_lag: Histogram,
     pub send_batch: Histogram,
@@ -84,6 +104,7 @@ impl Metrics {
             push_attempts: Family::default(),
             push_failures: Family::default(),
             rate_limited: Family::default(),
+            refused: Family::default(),
             ws_closed: Family::default(),
             bus_lag: latency_histogram(),
             send_batch: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
@@ -127,6 +148,11 @@ impl Metrics {
             m.rate_limited.clone(),
         );
         registry.register(
+            "refused",
+            "Requests refused by a standing cap or abuse defence, by reason",
+            m.refused.clone(),
+        );
+        registry.register(
             "ws_server_closes",
             "Sockets closed by the server, by close code (4000 idle, 4008 slow consumer, 1008 abuse, 1012 restart)",
             m.ws_closed.clone(),
@@ -156,7 +182,42 @@ impl Metrics {
             "Database pool connections by pool and state (idle, in_use, max)",
             m.db_pool.clone(),
         );
+        // Every known label value starts at 0, so `rate()` alerts see the series from
+        // the first scrape rather than from the first event.
+        for kind in MESSAGE_KINDS {
+            let _ = m
+                .messages_sent
+                .get_or_create(&KindLabel { kind: kind.into() });
+        }
+        let actions = crate::ratelimit::Action::ALL.map(crate::ratelimit::Action::as_str);
+        for action in actions.into_iter().chain(["ws_frames"]) {
+            let _ = m.rate_limited.get_or_create(&ActionLabel {
+                action: action.into(),
+            });
+        }
+        for reason in REFUSALS {
+            let _ = m.refused.get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            });
+        }
+        for provider in PUSH_PROVIDERS {
+            let label = ProviderLabel {
+                provider: provider.into(),
+            };
+            let _ = m.push_attempts.get_or_create(&label);
+            let _ = m.push_failures.get_or_create(&label);
+        }
         Metrics { registry, ..m }
+    }
+
+    /// A request refused by a standing cap or abuse defence (one of [`REFUSALS`]).
+    pub fn refused(&self, reason: &'static str) {
+        debug_assert!(REFUSALS.contains(&reason), "unlisted refusal {reason}");
+        self.refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     pub fn http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
@@ -239,6 +300,25 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labelled_counters_start_at_zero_for_every_known_value() {
+        let text = Metrics::new().render();
+        for want in [
+            r#"chat_messages_sent_total{kind="video"} 0"#,
+            r#"chat_rate_limited_total{action="send_message"} 0"#,
+            r#"chat_rate_limited_total{action="lookup"} 0"#,
+            r#"chat_rate_limited_total{action="ws_frames"} 0"#,
+            r#"chat_refused_total{reason="ws_sockets_per_user"} 0"#,
+            r#"chat_push_failures_total{provider="webpush"} 0"#,
+        ] {
+            assert!(
+                text.contains(want),
+                "missing {want}:
+{text}"
+            );
+        }
+    }
 
     #[test]
     fn renders_every_family_with_the_chat_prefix() {

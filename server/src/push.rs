@@ -8,9 +8,18 @@
 //! `"{timestamp}.{body}"` (headers `X-Chat-Timestamp`, `X-Chat-Signature: sha256=<hex>`),
 //! retrying transient failures. Delivery runs in background tasks, bounded in number, so a
 //! slow push service never slows a send.
+//!
+//! Fairness (issue 16): one receiver holds at most [`MAX_IN_FLIGHT_PER_USER`] of the
+//! [`MAX_IN_FLIGHT`] slots, so a user whose endpoints hang cannot starve everyone else;
+//! requests time out quickly ([`CONNECT_TIMEOUT`], [`REQUEST_TIMEOUT`]); an endpoint that
+//! fails is skipped for a growing while, and removed after [`MAX_ENDPOINT_FAILURES`]
+//! failures in a row.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat_protocol::UserId;
 
 use async_trait::async_trait;
 use chat_protocol::rest::{PushKind, PushNotification};
@@ -23,7 +32,35 @@ use crate::store::{DynStore, StoredPush};
 /// Attempts per notification (first try + retries).
 const ATTEMPTS: u32 = 3;
 /// Notifications in flight at once per instance; more are dropped (and logged).
-const MAX_IN_FLIGHT: usize = 64;
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Of those, at most this many for one receiver.
+pub const MAX_IN_FLIGHT_PER_USER: usize = 4;
+/// TCP (and TLS) connect timeout for push requests.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Whole-request timeout for push requests.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Failures in a row after which a subscription is removed.
+pub const MAX_ENDPOINT_FAILURES: u32 = 5;
+/// First pause after a failed endpoint; doubles per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// An HTTP client for push: short timeouts, and for user-supplied endpoints the
+/// public-only resolver and no redirects.
+fn push_client(public_only: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT);
+    if public_only {
+        // Host names are checked where they are resolved, at connect time (no window
+        // for DNS rebinding); IP literals never reach a resolver and are checked in
+        // `notify`.
+        b = b
+            .dns_resolver(Arc::new(PublicOnly))
+            .redirect(reqwest::redirect::Policy::none());
+    }
+    b.build().unwrap_or_default()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -35,10 +72,15 @@ pub enum PushError {
     WebPush(String),
 }
 
-/// What a provider reports back: subscriptions the push service says no longer exist.
+/// What a provider reports back, per subscription.
 #[derive(Debug, Default)]
 pub struct PushOutcome {
+    /// The push service says these no longer exist (404/410).
     pub gone: Vec<uuid::Uuid>,
+    /// These failed (timeouts, refused connections, 5xx after retries).
+    pub failed: Vec<uuid::Uuid>,
+    /// These took the notification.
+    pub delivered: Vec<uuid::Uuid>,
 }
 
 #[async_trait]
@@ -117,10 +159,7 @@ impl WebhookProvider {
             tracing::warn!("CHAT_PUSH_WEBHOOK_SECRET is not set: webhook calls are unsigned");
         }
         WebhookProvider {
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            client: push_client(false),
             url,
             secret: secret.map(String::into_bytes),
             backoff: Duration::from_millis(200),
@@ -183,17 +222,8 @@ impl WebPushProvider {
     pub fn new(private_key: &str, subject: String, allow_private: bool) -> Result<Self, PushError> {
         let key = web_push::VapidSignatureBuilder::from_base64_no_sub(private_key.trim())
             .map_err(|e| PushError::WebPush(format!("bad VAPID private key: {e}")))?;
-        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
-        if !allow_private {
-            // Host names are checked where they are resolved, at connect time (no window
-            // for DNS rebinding); IP literals never reach a resolver and are checked in
-            // `notify`.
-            client = client
-                .dns_resolver(Arc::new(PublicOnly))
-                .redirect(reqwest::redirect::Policy::none());
-        }
         Ok(WebPushProvider {
-            client: client.build().unwrap_or_default(),
+            client: push_client(!allow_private),
             allow_private,
             key,
             subject,
@@ -264,41 +294,123 @@ impl PushProvider for WebPushProvider {
             "preview": n.preview, "created_at": n.created_at,
         })
         .to_string();
-        let mut outcome = PushOutcome::default();
-        let mut failure = None;
-        for sub in subs
+        // Every endpoint at once: one that hangs does not hold up the others.
+        let payload = payload.as_bytes();
+        let sends = subs
             .iter()
             .filter(|s| s.subscription.kind == PushKind::Webpush)
-        {
-            let allowed = if self.allow_private {
-                Ok(())
-            } else {
-                check_literal(&sub.subscription.target)
-            };
-            let sent = match allowed.and_then(|()| self.request(sub, payload.as_bytes())) {
-                Ok(r) => {
-                    post_with_retries(&self.client, &r.url, &r.headers, &r.body, self.backoff).await
-                }
-                Err(e) => Err(e),
-            };
+            .map(|sub| async move {
+                let allowed = if self.allow_private {
+                    Ok(())
+                } else {
+                    check_literal(&sub.subscription.target)
+                };
+                let sent = match allowed.and_then(|()| self.request(sub, payload)) {
+                    Ok(r) => {
+                        post_with_retries(&self.client, &r.url, &r.headers, &r.body, self.backoff)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                (sub.subscription.id, sent)
+            });
+        // Per-subscription results, failures included: the caller backs off from (and
+        // eventually removes) the endpoints that failed.
+        let mut outcome = PushOutcome::default();
+        for (id, sent) in futures_util::future::join_all(sends).await {
             match sent {
-                Ok(()) => {}
-                Err(PushError::Status(404 | 410)) => outcome.gone.push(sub.subscription.id),
-                Err(e) => failure = Some(e),
+                Ok(()) => outcome.delivered.push(id),
+                Err(PushError::Status(404 | 410)) => outcome.gone.push(id),
+                Err(e) => {
+                    tracing::debug!(subscription = %id, error = %e, "web push failed");
+                    outcome.failed.push(id);
+                }
             }
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(outcome),
+        Ok(outcome)
+    }
+}
+
+/// Per-receiver slots and per-endpoint health, shared by every delivery task.
+#[derive(Default)]
+struct Fairness {
+    per_user: Mutex<HashMap<UserId, usize>>,
+    /// subscription -> (failures in a row, not before)
+    endpoints: Mutex<HashMap<uuid::Uuid, (u32, Instant)>>,
+}
+
+impl Fairness {
+    fn take(self: &Arc<Self>, user: UserId) -> Option<UserSlot> {
+        let mut map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(user).or_insert(0);
+        if *n >= MAX_IN_FLIGHT_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            fairness: self.clone(),
+            user,
+        })
+    }
+
+    /// Whether the endpoint may be tried now (not backing off after failures).
+    fn ready(&self, sub: uuid::Uuid, now: Instant) -> bool {
+        let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&sub)
+            .is_none_or(|(_, not_before)| *not_before <= now)
+    }
+
+    /// Record a failure; true when the endpoint has now failed too often to keep.
+    fn failed(&self, sub: uuid::Uuid, now: Instant) -> bool {
+        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(sub).or_insert((0, now));
+        entry.0 += 1;
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << (entry.0 - 1).min(16))
+            .min(MAX_BACKOFF);
+        entry.1 = now + backoff;
+        let drop_it = entry.0 >= MAX_ENDPOINT_FAILURES;
+        if drop_it {
+            map.remove(&sub);
+        }
+        drop_it
+    }
+
+    fn succeeded(&self, sub: uuid::Uuid) {
+        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&sub);
+    }
+}
+
+/// One receiver's share of the in-flight slots, given back on drop.
+struct UserSlot {
+    fairness: Arc<Fairness>,
+    user: UserId,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .fairness
+            .per_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
         }
     }
 }
 
 /// Fans a notification out to every configured provider, in the background.
+#[derive(Clone)]
 pub struct Pusher {
     providers: Vec<Arc<dyn PushProvider>>,
     in_flight: Arc<Semaphore>,
-    /// Where gone subscriptions are removed.
+    fairness: Arc<Fairness>,
+    /// Where gone and failing subscriptions are removed.
     store: Option<DynStore>,
 }
 
@@ -307,6 +419,7 @@ impl Pusher {
         Pusher {
             providers,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            fairness: Arc::default(),
             store: None,
         }
     }
@@ -324,36 +437,73 @@ impl Pusher {
         !self.providers.is_empty()
     }
 
-    /// Start delivery and return at once.
+    /// Start delivery and return at once. Dropped (logged, counted) when the receiver
+    /// already has its share of deliveries in flight, or the instance is at its limit.
     pub fn dispatch(&self, n: PushNotification, subs: Vec<StoredPush>) {
-        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            tracing::warn!("push backlog full; notification dropped");
+        let Some(slot) = self.fairness.take(n.user_id) else {
+            tracing::debug!(user = %n.user_id, "push share of this receiver in use; notification dropped");
+            crate::metrics::METRICS.refused("push_per_user");
             return;
         };
-        let providers = self.providers.clone();
-        let store = self.store.clone();
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            tracing::warn!("push backlog full; notification dropped");
+            crate::metrics::METRICS.refused("push_backlog");
+            return;
+        };
+        let now = Instant::now();
+        let subs: Vec<StoredPush> = subs
+            .into_iter()
+            .filter(|s| self.fairness.ready(s.subscription.id, now))
+            .collect();
+        let this = self.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            for p in providers {
+            let _slot = slot;
+            for p in &this.providers {
                 let result = p.notify(&n, &subs).await;
-                crate::metrics::METRICS.push(p.name(), result.is_ok());
+                let ok = result.as_ref().is_ok_and(|o| o.failed.is_empty());
+                crate::metrics::METRICS.push(p.name(), ok);
                 match result {
-                    Ok(outcome) => {
-                        for id in outcome.gone {
-                            tracing::info!(subscription = %id, "push subscription gone; removing");
-                            if let Some(store) = &store {
-                                let _ = store.delete_push_subscription(n.user_id, id).await;
-                            }
-                        }
-                    }
+                    Ok(outcome) => this.settle(n.user_id, outcome).await,
                     Err(e) => tracing::warn!(provider = p.name(), error = %e, "push failed"),
                 }
             }
         });
     }
+
+    /// Forget gone subscriptions, back off from failing ones and remove those that keep
+    /// failing.
+    async fn settle(&self, user: UserId, outcome: PushOutcome) {
+        let now = Instant::now();
+        let mut remove = outcome.gone;
+        for id in outcome.failed {
+            if self.fairness.failed(id, now) {
+                tracing::info!(subscription = %id, "push endpoint keeps failing; removing");
+                remove.push(id);
+            }
+        }
+        for id in outcome.delivered {
+            self.fairness.succeeded(id);
+        }
+        for id in remove {
+            tracing::info!(subscription = %id, "push subscription removed");
+            if let Some(store) = &self.store {
+                let _ = store.delete_push_subscription(user, id).await;
+            }
+        }
+    }
 }
 
 /// Whether chatd may send to this address on a user's behalf: public unicast only.
+///
+/// IPv6 is allow-listed rather than deny-listed: only global unicast (2000::/3) passes,
+/// minus the ranges inside it that are not plain public hosts or that embed an IPv4
+/// address chatd would then reach by translation (6to4 2002::/16, Teredo and the IETF
+/// special block 2001::/23, documentation 2001:db8::/32 and 3fff::/20, the old 6bone
+/// 3ffe::/16). Everything outside 2000::/3 is refused with it: NAT64 (64:ff9b::/96,
+/// 64:ff9b:1::/48), IPv4-compatible (::/96), discard (100::/64), unique-local, site-local
+/// (fec0::/10), link-local and multicast. IPv4-mapped addresses are judged as the IPv4
+/// address they carry.
 pub fn is_public(ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
     match ip {
@@ -369,6 +519,8 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
                 || o[0] == 0
                 || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10 carrier-grade NAT
                 || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15 benchmarking
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0/24 IETF assignments
+                || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 192.88.99/24 6to4 relays
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
@@ -376,12 +528,15 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let seg = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local
-                || (seg[0] & 0xffc0) == 0xfe80 // link local
-                || seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+            let global_unicast = (seg[0] & 0xe000) == 0x2000;
+            let special = match seg[0] {
+                // 2001::/23 (Teredo, benchmarking, ORCHID, …) and 2001:db8::/32
+                0x2001 => seg[1] < 0x0200 || seg[1] == 0x0db8,
+                0x2002 | 0x3ffe => true,   // 6to4, 6bone
+                0x3fff => seg[1] < 0x1000, // 3fff::/20 documentation
+                _ => false,
+            };
+            global_unicast && !special
         }
     }
 }
@@ -447,15 +602,85 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "224.0.0.1",
+            // Every other non-global form (issue 16): translation and tunnelling
+            // prefixes that embed an IPv4 address, and the rest outside 2000::/3.
+            "64:ff9b::7f00:1",    // NAT64 of 127.0.0.1
+            "64:ff9b::a9fe:a9fe", // NAT64 of 169.254.169.254
+            "64:ff9b:1::7f00:1",  // local-use NAT64
+            "2002:7f00:1::",      // 6to4 of 127.0.0.1
+            "2002:c0a8:101::1",   // 6to4 of 192.168.1.1
+            "::127.0.0.1",        // IPv4-compatible
+            "::10.0.0.1",         // IPv4-compatible
+            "::ffff:0:7f00:1",    // IPv4-translated (SIIT)
+            "fec0::1",            // site-local
+            "100::1",             // discard-only
+            "2001::1",            // Teredo
+            "2001:2::1",          // benchmarking
+            "2001:db8::1",        // documentation
+            "3fff::1",            // documentation (RFC 9637)
+            "3ffe::1",            // 6bone
+            "ff02::1",            // multicast
+            "::",                 // unspecified
+            "4000::1",            // outside global unicast
+            "192.0.0.8",          // IETF protocol assignments
+            "192.88.99.1",        // 6to4 relay anycast
+            "198.18.0.1",         // benchmarking
+            "255.255.255.255",    // broadcast
+            "240.0.0.1",          // reserved
+            "192.0.2.1",          // documentation
         ] {
             assert!(!is_public(bad.parse().expect("ip")), "{bad}");
         }
-        for good in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+        for good in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "2a00:1450:4001:80b::200a",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(good.parse().expect("ip")), "{good}");
         }
         assert!(check_literal("https://169.254.169.254/latest/meta-data").is_err());
         assert!(check_literal("http://[::1]:8080/push").is_err());
         assert!(check_literal("https://fcm.googleapis.com/fcm/send/abc").is_ok());
+    }
+
+    #[test]
+    fn one_receiver_gets_a_bounded_share_of_the_slots() {
+        let f = Arc::new(Fairness::default());
+        let (hog, other) = (UserId::new(), UserId::new());
+        let held: Vec<UserSlot> = (0..MAX_IN_FLIGHT_PER_USER)
+            .map(|_| f.take(hog).expect("within the share"))
+            .collect();
+        assert!(f.take(hog).is_none(), "over the share");
+        assert!(f.take(other).is_some(), "another receiver is unaffected");
+        drop(held);
+        assert!(f.take(hog).is_some(), "slots come back when deliveries end");
+        assert!(f.per_user.lock().unwrap().get(&other).is_none());
+    }
+
+    #[test]
+    fn failing_endpoints_back_off_then_are_removed() {
+        let f = Fairness::default();
+        let sub = uuid::Uuid::new_v4();
+        let t0 = Instant::now();
+        assert!(f.ready(sub, t0));
+        assert!(!f.failed(sub, t0));
+        assert!(!f.ready(sub, t0 + Duration::from_secs(29)));
+        assert!(f.ready(sub, t0 + FIRST_BACKOFF));
+        // The pause doubles per failure in a row; a success forgets them.
+        assert!(!f.failed(sub, t0));
+        assert!(!f.ready(sub, t0 + FIRST_BACKOFF));
+        assert!(f.ready(sub, t0 + FIRST_BACKOFF * 2));
+        f.succeeded(sub);
+        assert!(f.ready(sub, t0));
+        for i in 1..MAX_ENDPOINT_FAILURES {
+            assert!(!f.failed(sub, t0), "removed after only {i} failures");
+        }
+        assert!(
+            f.failed(sub, t0),
+            "kept after {MAX_ENDPOINT_FAILURES} failures"
+        );
     }
 
     #[test]

@@ -27,15 +27,25 @@ pub enum Action {
     MarkRead,
     GetConversations,
     GetMessages,
+    /// Reading about one user or one's own lists: block status, get-or-create a
+    /// conversation by username, the block list, push subscriptions.
+    Lookup,
+    /// Blocking and unblocking.
+    Block,
+    /// Adding and removing push subscriptions.
+    PushSubscribe,
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 8] = [
         Action::SendMessage,
         Action::CreateConversation,
         Action::MarkRead,
         Action::GetConversations,
         Action::GetMessages,
+        Action::Lookup,
+        Action::Block,
+        Action::PushSubscribe,
     ];
 
     /// Name in the `rate_limits` table and in `chatctl`.
@@ -46,6 +56,9 @@ impl Action {
             Action::MarkRead => "mark_read",
             Action::GetConversations => "get_conversations",
             Action::GetMessages => "get_messages",
+            Action::Lookup => "lookup",
+            Action::Block => "block",
+            Action::PushSubscribe => "push_subscribe",
         }
     }
 
@@ -55,16 +68,19 @@ impl Action {
 
     /// SPEC defaults, used until the table has been read.
     pub fn default_setting(self) -> RateLimitSetting {
-        let max_requests = match self {
-            Action::SendMessage => 30,
-            Action::CreateConversation => 10,
-            Action::MarkRead => 60,
-            Action::GetConversations => 60,
-            Action::GetMessages => 120,
+        let (max_requests, period_seconds) = match self {
+            Action::SendMessage => (30, 60),
+            Action::CreateConversation => (10, 60),
+            Action::MarkRead => (60, 60),
+            Action::GetConversations => (60, 60),
+            Action::GetMessages => (120, 60),
+            Action::Lookup => (60, 60),
+            Action::Block => (30, 60),
+            Action::PushSubscribe => (10, 3600),
         };
         RateLimitSetting {
             max_requests,
-            period_seconds: 60,
+            period_seconds,
         }
     }
 }

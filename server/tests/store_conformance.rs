@@ -94,6 +94,8 @@ conformance!(
     gallery_filters_by_type,
     mark_read_up_to_a_message_recounts_unread,
     conversation_list_orders_by_activity_and_hides_blocked,
+    blocked_among_sees_blocks_either_way,
+    read_receipts_are_not_logged_across_a_block,
     empty_conversation_is_listed_only_for_its_creator,
     unread_counts_skip_conversations_hidden_by_blocks,
     blocks_are_directional_and_idempotent,
@@ -794,14 +796,69 @@ async fn concurrent_sends_and_reads_keep_counts_exact(store: DynStore) {
     assert_eq!(totals.iter().map(|(_, n)| n).sum::<u64>(), unread);
 }
 
+async fn blocked_among_sees_blocks_either_way(store: DynStore) {
+    let me = user(&store, "me").await;
+    let (i_block, blocks_me, free) = (
+        user(&store, "x").await,
+        user(&store, "y").await,
+        user(&store, "z").await,
+    );
+    store.block(me, i_block, now()).await.unwrap();
+    store.block(blocks_me, me, now()).await.unwrap();
+    // Someone else's block is none of `me`'s business.
+    store.block(free, i_block, now()).await.unwrap();
+    let mut got = store
+        .blocked_among(me, &[i_block, blocks_me, free])
+        .await
+        .unwrap();
+    got.sort();
+    let mut want = vec![i_block, blocks_me];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(store.blocked_among(me, &[]).await.unwrap().is_empty());
+    assert!(store.blocked_among(free, &[me]).await.unwrap().is_empty());
+}
+
+async fn read_receipts_are_not_logged_across_a_block(store: DynStore) {
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
+    let conv = conversation(&store, a, b).await;
+    send_many(&store, &conv, b, 2).await;
+    send_many(&store, &conv, a, 1).await;
+    store.block(b, a, now()).await.unwrap();
+    let b_head = store.event_head(b).await.unwrap();
+    // a reads: a's own ack is logged, nothing reaches b's log.
+    let read = store.mark_read(conv.id, a, None, now()).await.unwrap();
+    assert_eq!(read.marked, 2);
+    let seqs = read.seqs.expect("a's ack is logged");
+    assert_eq!(seqs.other, None);
+    assert_eq!(store.event_head(b).await.unwrap(), b_head);
+    assert_eq!(store.event_head(a).await.unwrap(), seqs.reader);
+    // The other way round too (b is the blocker here).
+    let read = store.mark_read(conv.id, b, None, now()).await.unwrap();
+    assert_eq!(read.seqs.map(|s| s.other), Some(None));
+    store.unblock(b, a).await.unwrap();
+    send_many(&store, &conv, b, 1).await;
+    let read = store.mark_read(conv.id, a, None, now()).await.unwrap();
+    assert!(
+        read.seqs.is_some_and(|s| s.other.is_some()),
+        "no block: b hears of it"
+    );
+}
+
 async fn contacts_are_conversation_partners_without_blocks(store: DynStore) {
     let me = user(&store, "me").await;
     let a = user(&store, "a").await;
     let b = user(&store, "b").await;
     let stranger = user(&store, "stranger").await;
-    conversation(&store, me, a).await;
-    conversation(&store, b, me).await;
-    conversation(&store, a, stranger).await;
+    let silent = user(&store, "silent").await;
+    let ma = conversation(&store, me, a).await;
+    send_many(&store, &ma, me, 1).await;
+    let bm = conversation(&store, b, me).await;
+    send_many(&store, &bm, b, 1).await;
+    let ast = conversation(&store, a, stranger).await;
+    send_many(&store, &ast, a, 1).await;
+    // An empty conversation is no window on presence (SPEC "Privacy").
+    conversation(&store, silent, me).await;
     let mut ids: Vec<UserId> = store
         .contacts(me)
         .await
@@ -1223,7 +1280,7 @@ async fn sends_and_reads_are_logged_per_user_in_order(store: DynStore) {
         read.seqs,
         Some(ReadSeqs {
             reader: 4,
-            other: 3
+            other: Some(3)
         })
     );
     // Reading nothing new logs nothing.

@@ -179,6 +179,42 @@ pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
     dir
 }
 
+/// One test body (`async fn name(s: &TestServer)` in the calling file) run against a
+/// fresh chatd on SQLite (module `sqlite`) and on PostgreSQL (module `postgres`; skipped
+/// outside CI when PostgreSQL is not configured, a failure under CI). `env = [...]`
+/// passes extra environment to both servers.
+#[macro_export]
+macro_rules! on_both_backends {
+    (env = $env:expr; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let s = $crate::server::TestServer::start_with($crate::server::Backend::Sqlite, $env)
+                        .await
+                        .expect("sqlite server");
+                    super::$name(&s).await;
+                    s.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(s) = $crate::server::TestServer::start_with($crate::server::Backend::Postgres, $env).await
+                    else { return };
+                    super::$name(&s).await;
+                    s.stop().await;
+                }
+            )*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(env = &[]; $($name),*);
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

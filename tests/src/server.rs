@@ -236,6 +236,18 @@ impl TestServer {
         self.child.id().expect("chatd is running")
     }
 
+    /// Run `chatctl` on this server's configuration (database, data dir, secret).
+    pub fn chatctl(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(binary("chatctl"))
+            .env_clear()
+            .env("CHAT_DATA_DIR", &self.data_dir)
+            .env("CHAT_DATABASE_URL", &self.database_url)
+            .env("CHAT_JWT_SECRET", &self.secret)
+            .args(args)
+            .output()
+            .expect("run chatctl")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

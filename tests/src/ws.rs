@@ -121,6 +121,14 @@ impl WsClient {
         self.stream.send(msg).await.expect("send raw frame");
     }
 
+    /// Send a frame that the server may refuse by closing the connection.
+    pub async fn try_send_raw(
+        &mut self,
+        msg: Message,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.stream.send(msg).await
+    }
+
     /// The next JSON event, any type; panics after `timeout`.
     async fn read_event(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;

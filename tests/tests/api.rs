@@ -5,33 +5,7 @@ use chat_e2e::server::TestServer;
 use reqwest::Method;
 use serde_json::json;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let s = chat_e2e::server::TestServer::start(chat_e2e::server::Backend::Sqlite)
-                        .await
-                        .expect("sqlite server");
-                    super::$name(&s).await;
-                    s.stop().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(s) = chat_e2e::server::TestServer::start(chat_e2e::server::Backend::Postgres).await
-                    else { return };
-                    super::$name(&s).await;
-                    s.stop().await;
-                }
-            )*
-        }
-    };
-}
+use chat_e2e::on_both_backends;
 
 on_both_backends!(
     health_and_readiness_answer,

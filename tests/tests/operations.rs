@@ -11,14 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Run chatctl with the same configuration as the server `s`.
 fn chatctl(s: &TestServer, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(binary("chatctl"))
-        .env_clear()
-        .env("CHAT_DATA_DIR", &s.data_dir)
-        .env("CHAT_DATABASE_URL", &s.database_url)
-        .env("CHAT_JWT_SECRET", &s.secret)
-        .args(args)
-        .output()
-        .expect("run chatctl")
+    s.chatctl(args)
 }
 
 #[tokio::test]

@@ -357,3 +357,102 @@ async fn web_push_never_reaches_private_addresses_by_default() {
         .is_empty());
     s.stop().await;
 }
+
+/// A loopback port that accepts connections and never answers (a hung push service).
+async fn black_hole() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    url
+}
+
+/// One user whose push endpoints hang cannot starve anyone else's notifications (issue
+/// 16: 3 hanging endpoints and 66 messages took every delivery slot for ~90 s).
+#[tokio::test]
+async fn a_receiver_whose_endpoints_hang_cannot_starve_anyone_elses_push() {
+    let (vapid, _) = ece::generate_keypair_and_auth_secret().unwrap();
+    let vapid_private = b64(vapid.raw_components().unwrap().private_key());
+    let (r, url) = receiver(&[]).await;
+    let hole = black_hole().await;
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            ("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str()),
+            ("CHAT_PUSH_ALLOW_PRIVATE", "true"),
+        ],
+    )
+    .await
+    .unwrap();
+    let victim = s.registered_user("victim").await;
+    let hog = s.registered_user("hog").await;
+    let holes: Vec<String> = (0..3).map(|i| format!("{hole}/sub{i}")).collect();
+    let holes: Vec<&str> = holes.iter().map(String::as_str).collect();
+    subscribe_browser(&s, &hog, &holes).await;
+    subscribe_browser(&s, &victim, &[&url]).await;
+    // 66 messages to the hog from three senders (each within the send limit).
+    let mut senders = Vec::new();
+    for i in 0..3 {
+        let sender = s.registered_user(&format!("spam{i}")).await;
+        let conv = s.conversation(&sender, &hog).await;
+        senders.push((sender, conv));
+    }
+    for round in 0..22 {
+        for (sender, conv) in &senders {
+            s.send(sender, conv, &format!("flood {round}")).await;
+        }
+    }
+    // Then five messages to someone else: every one is pushed, promptly.
+    let friend = s.registered_user("friend").await;
+    let conv = s.conversation(&friend, &victim).await;
+    for i in 0..5 {
+        s.send(&friend, &conv, &format!("for you {i}")).await;
+    }
+    let calls = wait_calls(&r, 5, Duration::from_secs(5)).await;
+    assert_eq!(calls.len(), 5, "the other receiver's pushes were starved");
+    s.stop().await;
+}
+
+/// At most 10 subscriptions per user (the oldest makes room), registration is rate
+/// limited (`push_subscribe`, 10/hour), and the list stays small.
+#[tokio::test]
+async fn push_subscriptions_are_capped_and_their_registration_limited() {
+    let s = TestServer::start_with(Backend::Sqlite, &[("CHAT_RATELIMIT_RELOAD_SECS", "1")])
+        .await
+        .unwrap();
+    let bob = s.registered_user("bob").await;
+    let add = |i: usize| json!({"kind": "fcm", "token": format!("device-{i}")});
+    for i in 0..10 {
+        s.post(&bob, "/chat/push/subscriptions", &add(i))
+            .await
+            .expect(201);
+    }
+    s.post(&bob, "/chat/push/subscriptions", &add(10))
+        .await
+        .expect_error(429, "rate_limited");
+    // With the limit lifted, two more replace the two oldest.
+    let out = s.chatctl(&["ratelimit", "set", "push_subscribe", "100/min"]);
+    assert!(out.status.success(), "{out:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in 10..12 {
+        s.post(&bob, "/chat/push/subscriptions", &add(i))
+            .await
+            .expect(201);
+    }
+    let list = s.get(&bob, "/chat/push/subscriptions").await;
+    let targets: Vec<String> = list.expect(200)["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["target"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(targets.len(), 10, "{targets:?}");
+    assert!(!targets.contains(&"device-0".to_string()), "{targets:?}");
+    assert!(!targets.contains(&"device-1".to_string()), "{targets:?}");
+    assert!(targets.contains(&"device-11".to_string()), "{targets:?}");
+    s.stop().await;
+}

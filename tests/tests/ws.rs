@@ -8,33 +8,7 @@ use chat_e2e::ws::{Ended, WsClient};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let s = chat_e2e::server::TestServer::start(chat_e2e::server::Backend::Sqlite)
-                        .await
-                        .expect("sqlite server");
-                    super::$name(&s).await;
-                    s.stop().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(s) = chat_e2e::server::TestServer::start(chat_e2e::server::Backend::Postgres).await
-                    else { return };
-                    super::$name(&s).await;
-                    s.stop().await;
-                }
-            )*
-        }
-    };
-}
+use chat_e2e::on_both_backends;
 
 on_both_backends!(
     connect_greets_then_sends_status_bulk,

@@ -718,7 +718,7 @@ impl App {
                 }
                 Vec::new()
             }
-            ServerEvent::Pong => Vec::new(),
+            ServerEvent::Pong {} => Vec::new(),
             ServerEvent::BlockUpdated { username, blocked } => {
                 self.info(format!(
                     "{username} {}",

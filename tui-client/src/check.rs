@@ -609,8 +609,8 @@ async fn script(
         .await;
     }
     r.step("WS ping → pong", async {
-        a_ws.send(&ClientEvent::Ping).await.map_err(ws_err)?;
-        a_ws.wait_for(wait, |e| matches!(e, ServerEvent::Pong).then_some(()))
+        a_ws.send(&ClientEvent::Ping {}).await.map_err(ws_err)?;
+        a_ws.wait_for(wait, |e| matches!(e, ServerEvent::Pong {}).then_some(()))
             .await
             .map_err(ws_err)
     })
@@ -852,8 +852,8 @@ async fn script(
             })
             .await
             .map_err(ws_err)?;
-            a_ws.send(&ClientEvent::Ping).await.map_err(ws_err)?;
-            a_ws.wait_for(wait, |e| matches!(e, ServerEvent::Pong).then_some(()))
+            a_ws.send(&ClientEvent::Ping {}).await.map_err(ws_err)?;
+            a_ws.wait_for(wait, |e| matches!(e, ServerEvent::Pong {}).then_some(()))
                 .await
                 .map_err(ws_err)
         },

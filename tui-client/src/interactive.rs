@@ -345,7 +345,7 @@ async fn pump(
                 }
             }
             _ = ping.tick() => {
-                let text = serde_json::to_string(&ClientEvent::Ping).unwrap_or_default();
+                let text = serde_json::to_string(&ClientEvent::Ping {}).unwrap_or_default();
                 if let Err(e) = sink.send(Frame::Text(text.into())).await {
                     return Some(e.to_string());
                 }

@@ -24,12 +24,15 @@ use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{
     BatchSettings, Conversation, ConversationView, DynStore, GroupCommit, InsertOutcome,
-    LoggedKind, MessageQuery, NewMessage, StoreError, User,
+    LoggedKind, MessageQuery, NewMessage, StoreError, StoredPush, User,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
 
 /// How long a provisioned user is trusted without touching the database again.
+/// Push subscriptions kept per user; registering one more replaces the oldest.
+pub const MAX_PUSH_SUBSCRIPTIONS: usize = 10;
+
 const PROVISION_TTL: Duration = Duration::from_secs(60);
 /// Bound on the provisioning cache; it is cleared when full.
 const PROVISION_CACHE_MAX: usize = 100_000;
@@ -296,10 +299,30 @@ impl ChatService {
             .list_conversations(me.id, before, limit + 1)
             .await?;
         let p = page(rows, limit, |v| v.conversation.cursor());
-        let others: Vec<UserId> = p.data.iter().map(|v| v.other.id).collect();
-        let online = self.presence.online(&others).await;
+        // SPEC "Privacy": presence only across a conversation with a message in it and
+        // no block either way.
+        let others: Vec<UserId> = p
+            .data
+            .iter()
+            .filter(|v| v.conversation.last_message_id.is_some())
+            .map(|v| v.other.id)
+            .collect();
+        let blocked: HashSet<UserId> = self
+            .store
+            .blocked_among(me.id, &others)
+            .await?
+            .into_iter()
+            .collect();
+        let visible: Vec<UserId> = others
+            .into_iter()
+            .filter(|u| !blocked.contains(u))
+            .collect();
+        let online = self.presence.online(&visible).await;
         let mut data = Vec::with_capacity(p.data.len());
-        for v in p.data {
+        for mut v in p.data {
+            if !visible.contains(&v.other.id) {
+                v.other.last_seen_at = None;
+            }
             let mut c = Self::view(me.id, v, &online);
             if let Some(m) = c.last_message.take() {
                 c.last_message = Some(self.present(m).await);
@@ -319,6 +342,8 @@ impl ChatService {
         me: &AuthUser,
         username: &str,
     ) -> Result<(rest::Conversation, bool)> {
+        // Counted before the lookup: probing unknown names costs the same as known ones.
+        self.limits.check(Action::Lookup, me.id).await?;
         let other = self.user_named(username).await?;
         if other.id == me.id {
             return Err(Error::SelfAction(
@@ -361,7 +386,15 @@ impl ChatService {
             },
             None => None,
         };
-        let online = self.presence.online(&[other.id]).await;
+        // SPEC "Privacy": opening an empty conversation must not let anyone watch the
+        // other's presence (blocks were refused above).
+        let mut other = other;
+        let online = if conv.last_message_id.is_some() {
+            self.presence.online(&[other.id]).await
+        } else {
+            other.last_seen_at = None;
+            HashSet::new()
+        };
         let view = ConversationView {
             conversation: conv,
             other,
@@ -371,6 +404,7 @@ impl ChatService {
     }
 
     pub async fn unread_count(&self, me: &AuthUser) -> Result<UnreadCount> {
+        self.limits.check(Action::GetConversations, me.id).await?;
         let rows = self.store.unread_counts(me.id).await?;
         Ok(UnreadCount {
             total: rows.iter().map(|(_, n)| n).sum(),
@@ -482,6 +516,14 @@ impl ChatService {
         self.store_and_deliver(me, message, links, origin).await
     }
 
+    /// Before a single byte of an upload is read: `me` may send in `conv`, and the send
+    /// is charged to the send rate now (the upload is the cost, so a refused user never
+    /// streams to the spool; a retried upload with a known temp_id is charged too).
+    pub async fn charge_upload(&self, me: &AuthUser, conv: ConversationId) -> Result<()> {
+        self.sendable(me, conv).await?;
+        self.limits.check(Action::SendMessage, me.id).await
+    }
+
     /// The receiver of a send from `me` in `conv`: `me` takes part and neither side
     /// blocked the other. Checked before an upload is read, and again when it is stored.
     pub async fn sendable(&self, me: &AuthUser, conv: ConversationId) -> Result<UserId> {
@@ -516,7 +558,8 @@ impl ChatService {
     }
 
     /// Send a media message (images, a video or a file, already received and typed),
-    /// with an optional caption. Same checks, limits, idempotency and events as text.
+    /// with an optional caption. Same checks, idempotency and events as text; the send
+    /// rate was charged by [`ChatService::charge_upload`] before the upload was read.
     pub async fn send_media(
         &self,
         me: &AuthUser,
@@ -539,7 +582,6 @@ impl ChatService {
         if let Some(existing) = existing {
             return self.replay(conv, existing, None).await;
         }
-        self.limits.check(Action::SendMessage, me.id).await?;
         let stored = media.store_all(uploads).await?;
         let links = caption
             .as_ref()
@@ -592,7 +634,7 @@ impl ChatService {
                         .except(origin),
                     )
                     .await;
-                self.push_if_offline(me, &message).await;
+                self.push_if_offline(me, &message);
                 Ok(Sent {
                     message,
                     created: true,
@@ -603,45 +645,98 @@ impl ChatService {
         }
     }
 
-    /// Notify the receiver through the push providers when no socket of theirs is live
-    /// on any instance. Never for a receiver who blocked the sender.
-    async fn push_if_offline(&self, sender: &AuthUser, m: &Message) {
-        if !self.pusher.enabled() || !self.presence.online(&[m.receiver_id]).await.is_empty() {
+    /// Push to the receiver if offline ([`push_if_offline`]), in the background: the send
+    /// answers without waiting for any of it.
+    fn push_if_offline(&self, sender: &AuthUser, m: &Message) {
+        if !self.pusher.enabled() {
             return;
         }
-        match self.store.block_status(m.receiver_id, sender.id).await {
-            Ok((false, _)) => {}
-            Ok((true, _)) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "push skipped: block check failed");
-                return;
-            }
-        }
-        let subs = match self.store.push_subscriptions(m.receiver_id).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "push skipped: subscriptions unavailable");
-                return;
-            }
-        };
-        let notification = PushNotification {
-            event: "message.new".into(),
-            user_id: m.receiver_id,
-            conversation_id: m.conversation_id,
-            message_id: m.id,
-            sender_id: sender.id,
-            sender_username: sender.username.as_str().to_string(),
-            kind: m.kind,
-            preview: m.content.as_ref().map(|c| c.chars().take(120).collect()),
-            created_at: m.created_at,
-            subscriptions: subs.iter().map(|s| s.subscription.clone()).collect(),
-        };
-        self.pusher.dispatch(notification, subs);
+        let (presence, store, pusher) = (
+            self.presence.clone(),
+            self.store.clone(),
+            self.pusher.clone(),
+        );
+        let (sender, m) = (sender.clone(), m.clone());
+        tokio::spawn(async move { push_if_offline(&presence, &store, &pusher, &sender, &m).await });
     }
 
     // ---- push subscriptions -----------------------------------------------------------
 
     pub async fn add_push_subscription(
+        &self,
+        me: &AuthUser,
+        req: PushSubscriptionRequest,
+    ) -> Result<PushSubscription> {
+        self.limits.check(Action::PushSubscribe, me.id).await?;
+        let added = self.store_push_subscription(me, req).await?;
+        // At most `MAX_PUSH_SUBSCRIPTIONS`: the oldest others make room for the new one.
+        let all = self.store.push_subscriptions(me.id).await?;
+        let excess = all.len().saturating_sub(MAX_PUSH_SUBSCRIPTIONS);
+        let oldest = all
+            .iter()
+            .map(|s| s.subscription.id)
+            .filter(|id| *id != added.id)
+            .take(excess);
+        for id in oldest {
+            crate::metrics::METRICS.refused("push_subscriptions_cap");
+            self.store.delete_push_subscription(me.id, id).await?;
+        }
+        Ok(added)
+    }
+}
+
+/// The newest [`MAX_PUSH_SUBSCRIPTIONS`] of a receiver's subscriptions (older ones can
+/// only exist from before the cap).
+fn newest_subscriptions(mut subs: Vec<StoredPush>) -> Vec<StoredPush> {
+    let excess = subs.len().saturating_sub(MAX_PUSH_SUBSCRIPTIONS);
+    subs.drain(..excess);
+    subs
+}
+
+/// Notify the receiver through the push providers when no socket of theirs is live
+/// on any instance. Never for a receiver who blocked the sender.
+async fn push_if_offline(
+    presence: &Arc<dyn Presence>,
+    store: &DynStore,
+    pusher: &Pusher,
+    sender: &AuthUser,
+    m: &Message,
+) {
+    if !presence.online(&[m.receiver_id]).await.is_empty() {
+        return;
+    }
+    match store.block_status(m.receiver_id, sender.id).await {
+        Ok((false, _)) => {}
+        Ok((true, _)) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "push skipped: block check failed");
+            return;
+        }
+    }
+    let subs = match store.push_subscriptions(m.receiver_id).await {
+        Ok(s) => newest_subscriptions(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "push skipped: subscriptions unavailable");
+            return;
+        }
+    };
+    let notification = PushNotification {
+        event: "message.new".into(),
+        user_id: m.receiver_id,
+        conversation_id: m.conversation_id,
+        message_id: m.id,
+        sender_id: sender.id,
+        sender_username: sender.username.as_str().to_string(),
+        kind: m.kind,
+        preview: m.content.as_ref().map(|c| c.chars().take(120).collect()),
+        created_at: m.created_at,
+        subscriptions: subs.iter().map(|s| s.subscription.clone()).collect(),
+    };
+    pusher.dispatch(notification, subs);
+}
+
+impl ChatService {
+    async fn store_push_subscription(
         &self,
         me: &AuthUser,
         req: PushSubscriptionRequest,
@@ -693,17 +788,18 @@ impl ChatService {
             .await?)
     }
 
+    /// At most [`MAX_PUSH_SUBSCRIPTIONS`], so the list needs no paging.
     pub async fn push_subscriptions(&self, me: &AuthUser) -> Result<Vec<PushSubscription>> {
-        Ok(self
-            .store
-            .push_subscriptions(me.id)
-            .await?
+        self.limits.check(Action::Lookup, me.id).await?;
+        let subs = self.store.push_subscriptions(me.id).await?;
+        Ok(newest_subscriptions(subs)
             .into_iter()
             .map(|s| s.subscription)
             .collect())
     }
 
     pub async fn delete_push_subscription(&self, me: &AuthUser, id: uuid::Uuid) -> Result<()> {
+        self.limits.check(Action::PushSubscribe, me.id).await?;
         if self.store.delete_push_subscription(me.id, id).await? {
             Ok(())
         } else {
@@ -874,6 +970,8 @@ impl ChatService {
         conv: ConversationId,
         up_to: Option<MessageId>,
     ) -> Result<MarkReadResponse> {
+        // Before the lookup: a foreign or unknown id costs the same as one's own.
+        self.limits.check(Action::MarkRead, me.id).await?;
         let conversation = self.participant_conversation(me.id, conv).await?;
         let up_to_cursor = match up_to {
             Some(id) => match self.store.message(id).await? {
@@ -882,7 +980,6 @@ impl ChatService {
             },
             None => None,
         };
-        self.limits.check(Action::MarkRead, me.id).await?;
         let read_at = now();
         let out = self
             .store
@@ -904,7 +1001,9 @@ impl ChatService {
                 .with_seqs(out.seqs.map(|s| vec![s.reader]).unwrap_or_default()),
             )
             .await;
-        if let Some(seqs) = out.seqs {
+        // Nothing logged for the other side means a block stands between them: the
+        // receipt does not cross it (SPEC "Privacy").
+        if let Some(other_seq) = out.seqs.and_then(|s| s.other) {
             self.bus
                 .publish(
                     Delivery::to(
@@ -916,7 +1015,7 @@ impl ChatService {
                             read_at,
                         },
                     )
-                    .with_seqs(vec![seqs.other]),
+                    .with_seqs(vec![other_seq]),
                 )
                 .await;
         }
@@ -933,6 +1032,7 @@ impl ChatService {
 
     /// Block `username`; `true` when the block is new.
     pub async fn block(&self, me: &AuthUser, username: &str) -> Result<(BlockChange, bool)> {
+        self.limits.check(Action::Block, me.id).await?;
         let other = self.user_named(username).await?;
         if other.id == me.id {
             return Err(Error::SelfAction("you cannot block yourself".into()));
@@ -949,6 +1049,7 @@ impl ChatService {
     }
 
     pub async fn unblock(&self, me: &AuthUser, username: &str) -> Result<BlockChange> {
+        self.limits.check(Action::Block, me.id).await?;
         let other = self.user_named(username).await?;
         self.store.unblock(me.id, other.id).await?;
         self.publish_block(me, &other.username, false).await;
@@ -971,6 +1072,7 @@ impl ChatService {
     }
 
     pub async fn block_status(&self, me: &AuthUser, username: &str) -> Result<BlockStatus> {
+        self.limits.check(Action::Lookup, me.id).await?;
         let other = self.user_named(username).await?;
         let (blocked_by_me, blocked_me) = self.store.block_status(me.id, other.id).await?;
         Ok(BlockStatus {
@@ -985,6 +1087,7 @@ impl ChatService {
         before: Option<Cursor>,
         limit: u32,
     ) -> Result<Page<BlockedUser>> {
+        self.limits.check(Action::Lookup, me.id).await?;
         let rows = self.store.list_blocks(me.id, before, limit + 1).await?;
         let p = page(rows, limit, |(_, c)| *c);
         Ok(Page {

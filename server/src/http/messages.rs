@@ -174,7 +174,7 @@ async fn send_multipart(
         .cloned()
         .ok_or_else(|| Error::UnsupportedMediaType("media is not enabled".into()))?;
     // Refuse before a single byte of the upload is read.
-    state.service.sendable(me, conv).await?;
+    state.service.charge_upload(me, conv).await?;
     let mut form = Multipart::from_request(req, state)
         .await
         .map_err(|e| Error::Validation(e.body_text()))?;

@@ -287,8 +287,13 @@ pub struct MarkReadOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadSeqs {
     pub reader: u64,
-    pub other: u64,
+    /// `None` when a block stands between the two (nothing is logged for the other).
+    pub other: Option<u64>,
 }
+
+/// `$1` and `$2` have a block between them, either way (one boolean row, both backends).
+pub(crate) const BLOCKED_EITHER_WAY_SQL: &str = "SELECT EXISTS (SELECT 1 FROM blocks
+     WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1))";
 
 impl LoggedKind {
     /// A `read_events` row (`kind` is `read_ack` or `read_update`), in both backends.
@@ -460,9 +465,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, after_username: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
     /// Record `last_seen_at` for many users in one write (never moving one back).
     async fn touch_last_seen(&self, seen: &[(UserId, DateTime<Utc>)]) -> StoreResult<()>;
-    /// Users who share a conversation with `me` and with no block either way: the
-    /// audience of `me`'s presence. (id, last_seen_at)
+    /// Users who share a conversation with at least one message with `me`, and with no
+    /// block either way: the audience of `me`'s presence (SPEC "Privacy").
+    /// (id, last_seen_at)
     async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>>;
+    /// Those of `others` with a block between them and `me`, either way.
+    async fn blocked_among(&self, me: UserId, others: &[UserId]) -> StoreResult<Vec<UserId>>;
 
     // conversations
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;

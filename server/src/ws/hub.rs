@@ -196,6 +196,12 @@ impl Hub {
         self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Sockets `user` holds open on this instance.
+    pub fn sockets_of(&self, user: UserId) -> usize {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns.get(&user).map_or(0, Vec::len)
+    }
+
     pub fn is_connected_here(&self, user: UserId) -> bool {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         conns.contains_key(&user)
@@ -213,9 +219,12 @@ mod tests {
         let u = UserId::new();
         let mut a = hub.register(u);
         let mut b = hub.register(u);
-        hub.deliver(&Delivery::to(vec![u], ServerEvent::Pong).except(Some(a.key)));
+        hub.deliver(&Delivery::to(vec![u], ServerEvent::Pong {}).except(Some(a.key)));
         assert!(a.rx.try_recv().is_err());
-        assert_eq!(&*b.rx.try_recv().unwrap().text, r#"{"type":"pong"}"#);
+        assert_eq!(
+            &*b.rx.try_recv().unwrap().text,
+            r#"{"type":"pong","data":{}}"#
+        );
         assert!(!hub.unregister(u, a.key));
         assert!(hub.unregister(u, b.key));
         assert_eq!(hub.sessions(), 0);
@@ -227,13 +236,19 @@ mod tests {
         let (a, b) = (UserId::new(), UserId::new());
         let mut ra = hub.register(a);
         let mut rb = hub.register(b);
-        hub.deliver(&Delivery::to(vec![a, b], ServerEvent::Pong).with_seqs(vec![7, 3]));
+        hub.deliver(&Delivery::to(vec![a, b], ServerEvent::Pong {}).with_seqs(vec![7, 3]));
         let fa = ra.rx.try_recv().unwrap();
         let fb = rb.rx.try_recv().unwrap();
-        assert_eq!((fa.seq, &*fa.text), (7, r#"{"seq":7,"type":"pong"}"#));
-        assert_eq!((fb.seq, &*fb.text), (3, r#"{"seq":3,"type":"pong"}"#));
+        assert_eq!(
+            (fa.seq, &*fa.text),
+            (7, r#"{"seq":7,"type":"pong","data":{}}"#)
+        );
+        assert_eq!(
+            (fb.seq, &*fb.text),
+            (3, r#"{"seq":3,"type":"pong","data":{}}"#)
+        );
         let env: chat_protocol::ws::Envelope = serde_json::from_str(&fb.text).unwrap();
-        assert_eq!((env.seq, env.event), (Some(3), ServerEvent::Pong));
+        assert_eq!((env.seq, env.event), (Some(3), ServerEvent::Pong {}));
     }
 
     #[tokio::test]
@@ -244,7 +259,7 @@ mod tests {
         let s = hub.register(slow);
         let mut f = hub.register(fast);
         for _ in 0..3 {
-            hub.deliver(&Delivery::to(vec![slow, fast], ServerEvent::Pong));
+            hub.deliver(&Delivery::to(vec![slow, fast], ServerEvent::Pong {}));
             let _ = f.rx.try_recv();
         }
         assert_eq!(s.close.borrow().map(|r| r.code), Some(CLOSE_SLOW_CONSUMER));

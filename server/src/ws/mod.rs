@@ -51,6 +51,8 @@ const MAX_VIOLATIONS: u32 = 200;
 pub struct WsSettings {
     pub ping: Duration,
     pub idle: Duration,
+    /// Sockets one user may hold open on this instance (`CHAT_WS_MAX_SOCKETS_PER_USER`).
+    pub max_sockets_per_user: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +67,10 @@ const REPLAY_PAGE: u32 = 500;
 /// Close code when a resume could not be completed (the database failed): reconnect
 /// later with the same `since` (RFC 6455 1013 "try again later").
 pub const CLOSE_TRY_AGAIN: u16 = 1013;
+/// RFC 6455: a frame larger than the server will take.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// RFC 6455: the peer broke the protocol.
+pub const CLOSE_PROTOCOL: u16 = 1002;
 
 /// Authenticate (header or `?token=`), then upgrade. Auth failures are plain 401 JSON.
 pub async fn upgrade(
@@ -78,6 +84,14 @@ pub async fn upgrade(
         .or(q.token)
         .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
     let user = state.service.authenticate(&state.keys, &token).await?;
+    // Per instance: what this bounds is one process's memory and file descriptors.
+    if state.hub.sockets_of(user.id) >= state.ws.max_sockets_per_user {
+        crate::metrics::METRICS.refused("ws_sockets_per_user");
+        return Err(Error::Capped(format!(
+            "at most {} open sockets per user; close one first",
+            state.ws.max_sockets_per_user
+        )));
+    }
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -121,8 +135,14 @@ pub fn decode_frame(text: &str) -> Result<ClientEvent, BadFrame> {
         message,
         temp_id,
     };
-    let value: serde_json::Value = serde_json::from_str(text)
+    let mut value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| bad(ErrorCode::InvalidJson, format!("malformed JSON: {e}"), None))?;
+    // `data` is always an object (SPEC); a frame without one (`{"type":"ping"}`, as
+    // clients before that rule sent) reads as `{}`.
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("data")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
     let temp_id = value["data"]["temp_id"].as_str().map(str::to_string);
     let Some(kind) = value
         .get("type")
@@ -425,6 +445,35 @@ async fn write_loop(
     }
 }
 
+/// What the frame budget says about one inbound frame.
+enum Budget {
+    Ok,
+    /// Over budget: answered with a `rate_limited` error and otherwise ignored.
+    Refused,
+    /// Over budget too often: the socket is closed (1008).
+    Close(CloseReason),
+}
+
+/// A failed read: a frame over [`HARD_FRAME_LIMIT`] is answered with close 1009 (message
+/// too big), a protocol violation with 1002; anything else (a reset) just ends the socket.
+fn read_error(e: &axum::Error) -> Option<CloseReason> {
+    let text = e.to_string();
+    tracing::debug!(error = %text, "socket read error");
+    if text.contains("Space limit exceeded") || text.contains("too long") {
+        Some(CloseReason {
+            code: CLOSE_TOO_BIG,
+            reason: "frame too large",
+        })
+    } else if text.contains("protocol error") {
+        Some(CloseReason {
+            code: CLOSE_PROTOCOL,
+            reason: "protocol error",
+        })
+    } else {
+        None
+    }
+}
+
 struct Reader<'a> {
     state: &'a AppState,
     user: &'a AuthUser,
@@ -462,22 +511,23 @@ impl Reader<'_> {
             tokio::select! {
                 msg = stream.next() => {
                     last_inbound = Instant::now();
-                    match msg {
-                        Some(Ok(Message::Text(t))) => {
-                            if let Some(reason) = self.on_text(t.as_str()).await {
-                                return Some(reason);
-                            }
+                    // Every inbound frame spends the budget: text, binary, ping and pong.
+                    if matches!(msg, Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Pong(_)))) {
+                        match self.spend_frame() {
+                            Budget::Ok => {}
+                            Budget::Refused => continue,
+                            Budget::Close(reason) => return Some(reason),
                         }
+                    }
+                    match msg {
+                        Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
                         Some(Ok(Message::Binary(_))) => reply(
                             self.tx,
                             &error_event(ErrorCode::InvalidJson, "binary frames are not supported; send JSON text", None),
                         ),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Close(_))) | None => return None,
-                        Some(Err(e)) => {
-                            tracing::debug!(error = %e, "socket read error");
-                            return None;
-                        }
+                        Some(Err(e)) => return read_error(&e),
                     }
                 }
                 _ = tokio::time::sleep_until(last_inbound + idle) => {
@@ -489,22 +539,27 @@ impl Reader<'_> {
         }
     }
 
-    async fn on_text(&mut self, text: &str) -> Option<CloseReason> {
-        if self.limiter.check().is_err() {
-            crate::metrics::METRICS.rate_limited("ws_frames");
-            self.violations += 1;
-            if self.violations > MAX_VIOLATIONS {
-                return Some(CloseReason {
-                    code: CLOSE_POLICY,
-                    reason: "too many frames",
-                });
-            }
-            reply(
-                self.tx,
-                &error_event(ErrorCode::RateLimited, "too many frames; slow down", None),
-            );
-            return None;
+    /// Charge one inbound frame to the socket's budget.
+    fn spend_frame(&mut self) -> Budget {
+        if self.limiter.check().is_ok() {
+            return Budget::Ok;
         }
+        crate::metrics::METRICS.rate_limited("ws_frames");
+        self.violations += 1;
+        if self.violations > MAX_VIOLATIONS {
+            return Budget::Close(CloseReason {
+                code: CLOSE_POLICY,
+                reason: "too many frames",
+            });
+        }
+        reply(
+            self.tx,
+            &error_event(ErrorCode::RateLimited, "too many frames; slow down", None),
+        );
+        Budget::Refused
+    }
+
+    async fn on_text(&mut self, text: &str) {
         if text.len() > MAX_FRAME {
             reply(
                 self.tx,
@@ -514,23 +569,18 @@ impl Reader<'_> {
                     None,
                 ),
             );
-            return None;
+            return;
         }
-        let event = match decode_frame(text) {
-            Ok(ev) => ev,
-            Err(bad) => {
-                reply(self.tx, &error_event(bad.code, bad.message, bad.temp_id));
-                return None;
-            }
-        };
-        self.dispatch(event).await;
-        None
+        match decode_frame(text) {
+            Ok(event) => self.dispatch(event).await,
+            Err(bad) => reply(self.tx, &error_event(bad.code, bad.message, bad.temp_id)),
+        }
     }
 
     async fn dispatch(&mut self, event: ClientEvent) {
         let service = &self.state.service;
         match event {
-            ClientEvent::Ping => reply(self.tx, &ServerEvent::Pong),
+            ClientEvent::Ping {} => reply(self.tx, &ServerEvent::Pong {}),
             ClientEvent::MessageSend {
                 conversation_id,
                 content,
@@ -660,6 +710,14 @@ mod tests {
             ),
             (ErrorCode::ValidationFailed, Some("t2".into()))
         );
-        assert_eq!(decode_frame(r#"{"type":"ping"}"#), Ok(ClientEvent::Ping));
+        assert_eq!(decode_frame(r#"{"type":"ping"}"#), Ok(ClientEvent::Ping {}));
+        assert_eq!(
+            decode_frame(r#"{"type":"ping","data":{}}"#),
+            Ok(ClientEvent::Ping {})
+        );
+        assert_eq!(
+            code(r#"{"type":"ping","data":5}"#).0,
+            ErrorCode::ValidationFailed
+        );
     }
 }

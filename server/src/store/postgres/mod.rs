@@ -243,6 +243,7 @@ impl Store for PostgresStore {
              FROM conversations c
              JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
              WHERE (c.user1_id = $1 OR c.user2_id = $1)
+               AND c.last_message_id IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM blocks b
                    WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
                       OR (b.blocker_id = u.id AND b.blocked_id = $1))",
@@ -251,6 +252,23 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|(id, at)| (UserId(id), at)).collect())
+    }
+
+    async fn blocked_among(&self, me: UserId, others: &[UserId]) -> StoreResult<Vec<UserId>> {
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = others.iter().map(|u| u.0).collect();
+        let rows: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT blocked_id FROM blocks WHERE blocker_id = $1 AND blocked_id = ANY($2)
+             UNION
+             SELECT blocker_id FROM blocks WHERE blocked_id = $1 AND blocker_id = ANY($2)",
+        )
+        .bind(me.0)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(UserId).collect())
     }
 
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
@@ -497,12 +515,24 @@ impl Store for PostgresStore {
         .await?;
         let mut seqs = None;
         if let Some((_, up_to_id)) = newest {
+            // Read receipts never cross a block (SPEC "Privacy"): then only the reader's
+            // own ack is logged.
+            let blocked: bool = sqlx::query_scalar(BLOCKED_EITHER_WAY_SQL)
+                .bind(reader.0)
+                .bind(other)
+                .fetch_one(&mut *tx)
+                .await?;
+            let told: Vec<Uuid> = if blocked {
+                vec![reader.0]
+            } else {
+                vec![reader.0, other]
+            };
             // Counters already locked above; a reader of received messages and their
             // sender both have one.
             let heads: Vec<(Uuid, i64)> = sqlx::query_as(
                 "WITH seq AS (
                      INSERT INTO event_heads (user_id, seq)
-                     SELECT u, 1 FROM unnest(ARRAY[$1, $2]::uuid[]) AS u ORDER BY u
+                     SELECT u, 1 FROM unnest($2::uuid[]) AS u ORDER BY u
                      ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq + 1
                      RETURNING user_id, seq
                  ), ev AS (
@@ -516,7 +546,7 @@ impl Store for PostgresStore {
                  SELECT user_id, seq FROM seq",
             )
             .bind(reader.0)
-            .bind(other)
+            .bind(&told)
             .bind(conv.0)
             .bind(up_to_id)
             .bind(now)
@@ -525,7 +555,11 @@ impl Store for PostgresStore {
             let of = |u: Uuid| heads.iter().find(|(id, _)| *id == u).map(|(_, s)| *s);
             seqs = Some(ReadSeqs {
                 reader: seq_of(of(reader.0))?,
-                other: seq_of(of(other))?,
+                other: if blocked {
+                    None
+                } else {
+                    Some(seq_of(of(other))?)
+                },
             });
         }
         tx.commit().await?;

@@ -394,6 +394,7 @@ impl Store for SqliteStore {
              FROM conversations c
              JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
              WHERE (c.user1_id = $1 OR c.user2_id = $1)
+               AND c.last_message_id IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM blocks b
                    WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
                       OR (b.blocker_id = u.id AND b.blocked_id = $1))",
@@ -403,6 +404,32 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|r| Ok((UserId(get_uuid(r, "id")?), get_opt_ts(r, "last_seen_at")?)))
+            .collect()
+    }
+
+    async fn blocked_among(&self, me: UserId, others: &[UserId]) -> StoreResult<Vec<UserId>> {
+        if others.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&others.iter().map(|u| u.to_string()).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT blocked_id FROM blocks
+             WHERE blocker_id = $1 AND blocked_id IN (SELECT value FROM json_each($2))
+             UNION
+             SELECT blocker_id FROM blocks
+             WHERE blocked_id = $1 AND blocker_id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(me.to_string())
+        .bind(ids)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|s| {
+                Uuid::parse_str(s)
+                    .map(UserId)
+                    .map_err(|e| StoreError::Other(e.to_string()))
+            })
             .collect()
     }
 
@@ -640,12 +667,22 @@ impl Store for SqliteStore {
             };
             let other =
                 UserId(Uuid::parse_str(&other).map_err(|e| StoreError::Other(e.to_string()))?);
+            // Read receipts never cross a block (SPEC "Privacy"): then only the reader's
+            // own ack is logged.
+            let blocked: bool = sqlx::query_scalar(BLOCKED_EITHER_WAY_SQL)
+                .bind(reader.to_string())
+                .bind(other.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
             let reader_seq = bump_seq(&mut tx, reader).await?;
-            let other_seq = bump_seq(&mut tx, other).await?;
-            for (user, seq, kind) in [
-                (reader, reader_seq, "read_ack"),
-                (other, other_seq, "read_update"),
-            ] {
+            let other_seq = if blocked {
+                None
+            } else {
+                Some(bump_seq(&mut tx, other).await?)
+            };
+            let logged = std::iter::once((reader, reader_seq, "read_ack"))
+                .chain(other_seq.map(|seq| (other, seq, "read_update")));
+            for (user, seq, kind) in logged {
                 sqlx::query(
                     "INSERT INTO read_events (user_id, seq, kind, conversation_id, reader_id,
                          up_to_message_id, read_at)

@@ -1,0 +1,330 @@
+//! End to end: what a hostile client tried (issue 16), against the real binary on SQLite
+//! and PostgreSQL. Each case failed on the code before the fix; docs/security.md lists
+//! them with their OWASP API item. `make abuse` runs this file alone.
+
+use std::time::Duration;
+
+use chat_e2e::on_both_backends;
+use chat_e2e::server::{TestServer, TestUser};
+use chat_e2e::ws::{Ended, WsClient};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+on_both_backends!(
+    env = &[("CHAT_WS_MAX_SOCKETS_PER_USER", "3"), ("CHAT_RATELIMIT_RELOAD_SECS", "1")];
+    binary_frames_spend_the_frame_budget_and_a_flood_is_closed,
+    ping_floods_spend_the_frame_budget_and_are_closed,
+    one_user_cannot_open_more_sockets_than_the_cap,
+    ping_and_pong_carry_an_empty_data_object,
+    a_frame_over_one_mib_is_closed_with_1009,
+    tokens_not_valid_yet_are_refused,
+    lookups_are_limited_before_the_lookup,
+    mark_read_on_a_foreign_conversation_is_limited_too,
+    a_rate_limited_user_cannot_stream_an_upload,
+    presence_needs_a_conversation_with_a_message,
+    presence_does_not_cross_a_block_over_rest,
+    read_receipts_do_not_cross_a_block,
+    labelled_counters_exist_from_the_first_scrape,
+);
+
+/// Flood the socket with `frame` until the server closes it; the close must be 1008
+/// (abuse) and come well before `max` frames.
+async fn flood_until_closed(s: &TestServer, user: &TestUser, frame: Message, max: usize) {
+    let mut ws = WsClient::connect(s, user).await;
+    let mut sent = 0;
+    while sent < max {
+        if ws.try_send_raw(frame.clone()).await.is_err() {
+            break; // the server already closed
+        }
+        sent += 1;
+    }
+    assert_eq!(
+        ws.ended(Duration::from_secs(10)).await,
+        Ended::Closed(1008),
+        "a flood of {sent} frames was not closed for abuse"
+    );
+}
+
+async fn binary_frames_spend_the_frame_budget_and_a_flood_is_closed(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let mut ws = WsClient::connect(s, &alice).await;
+    // Over budget: `rate_limited` errors, not only `invalid_json` ones.
+    for _ in 0..60 {
+        ws.send_raw(Message::Binary(vec![0u8; 8].into())).await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..60 {
+        codes.push(ws.next_of("error").await["data"]["code"].clone());
+    }
+    assert!(codes.contains(&json!("rate_limited")), "{codes:?}");
+    ws.close().await;
+    flood_until_closed(s, &alice, Message::Binary(vec![1u8; 16].into()), 5_000).await;
+}
+
+async fn ping_floods_spend_the_frame_budget_and_are_closed(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    flood_until_closed(s, &alice, Message::Ping(vec![7u8; 4].into()), 5_000).await;
+    flood_until_closed(s, &alice, Message::Pong(vec![7u8; 4].into()), 5_000).await;
+}
+
+async fn one_user_cannot_open_more_sockets_than_the_cap(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(WsClient::connect(s, &alice).await);
+    }
+    // The fourth (CHAT_WS_MAX_SOCKETS_PER_USER=3) is refused before the upgrade.
+    assert_eq!(
+        WsClient::connect_query(s, &alice.token).await.err(),
+        Some(429)
+    );
+    // Someone else is not affected, and closing one makes room again.
+    let bob = s.registered_user("bob").await;
+    WsClient::connect(s, &bob).await.close().await;
+    open.pop().expect("a socket").close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match WsClient::connect_query(s, &alice.token).await {
+            Ok(ws) => {
+                ws.close().await;
+                break;
+            }
+            Err(429) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(code) => panic!("no room after closing a socket: {code}"),
+        }
+    }
+}
+
+async fn ping_and_pong_carry_an_empty_data_object(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let mut ws = WsClient::connect(s, &alice).await;
+    ws.send(json!({"type": "ping", "data": {}})).await;
+    let pong = ws.next_of("pong").await;
+    assert_eq!(pong["data"], json!({}), "{pong}");
+    // The older shape without `data` is still understood.
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.next_of("pong").await["data"], json!({}));
+}
+
+async fn a_frame_over_one_mib_is_closed_with_1009(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let mut ws = WsClient::connect(s, &alice).await;
+    let _ = ws
+        .try_send_raw(Message::Text("x".repeat(1024 * 1024 + 10).into()))
+        .await;
+    assert_eq!(ws.ended(Duration::from_secs(10)).await, Ended::Closed(1009));
+}
+
+async fn tokens_not_valid_yet_are_refused(s: &TestServer) {
+    let id = chat_protocol::UserId::new();
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"sub": id.to_string(), "username": "tomorrow1",
+                        "exp": now + 2 * 86_400, "nbf": now + 86_400, "iat": now});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(s.secret.as_bytes()),
+    )
+    .expect("token");
+    let r = s
+        .request(reqwest::Method::GET, Some(&token), "/chat/blocks", None)
+        .await;
+    r.expect_error(401, "unauthorized");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("nbf")));
+}
+
+async fn lookups_are_limited_before_the_lookup(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    // Unknown names: 404 until the `lookup` limit (60/min), then 429 with Retry-After,
+    // whichever route is probed.
+    let mut statuses = Vec::new();
+    for i in 0..70 {
+        let path = if i % 2 == 0 {
+            format!("/chat/blocks/status/nobody{i}")
+        } else {
+            format!("/chat/conversations/with/nobody{i}")
+        };
+        statuses.push(s.get(&alice, &path).await.status.as_u16());
+    }
+    // `registered_user` spent one lookup; a second may refill (1/s) while this runs.
+    let allowed = allowed_then_limited(&statuses, 404);
+    assert!((59..=61).contains(&allowed), "{statuses:?}");
+    let r = s.get(&alice, "/chat/blocks/status/nobody").await;
+    r.expect_error(429, "rate_limited");
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+async fn mark_read_on_a_foreign_conversation_is_limited_too(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let carol = s.registered_user("carol").await;
+    let theirs = s.conversation(&bob, &carol).await;
+    let path = format!("/chat/conversations/{theirs}/read");
+    let mut statuses = Vec::new();
+    for _ in 0..70 {
+        statuses.push(s.post(&alice, &path, &json!({})).await.status.as_u16());
+    }
+    // mark_read is 60/min: the foreign id is counted like one's own.
+    let allowed = allowed_then_limited(&statuses, 404);
+    assert!((60..=62).contains(&allowed), "{statuses:?}");
+}
+
+/// How many leading answers were `allowed` before only 429s followed (panics when the
+/// answers are not that shape).
+fn allowed_then_limited(statuses: &[u16], allowed: u16) -> usize {
+    let n = statuses.iter().take_while(|&&c| c == allowed).count();
+    assert!(
+        n < statuses.len() && statuses[n..].iter().all(|&c| c == 429),
+        "expected {allowed}s then only 429s: {statuses:?}"
+    );
+    n
+}
+
+async fn a_rate_limited_user_cannot_stream_an_upload(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let out = s.chatctl(&["ratelimit", "set", "send_message", "1/hour"]);
+    assert!(out.status.success(), "{out:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // CHAT_RATELIMIT_RELOAD_SECS=1
+    s.send(&alice, &conv, "the one allowed send").await;
+    // A 40 MB upload announced, 64 KiB of it sent: the 429 must come without the rest.
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let boundary = "abuseboundary";
+    let head = format!(
+        "POST /chat/conversations/{conv}/messages HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: 40000000\r\n\r\n--{boundary}\r\n\
+         Content-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n",
+        alice.token
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write head");
+    tcp.write_all(&vec![0u8; 64 * 1024])
+        .await
+        .expect("write some");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("an answer before the body is sent")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("rate_limited"), "{answer}");
+}
+
+async fn presence_needs_a_conversation_with_a_message(s: &TestServer) {
+    let watcher = s.registered_user("watcher").await;
+    let target = s.registered_user("target").await;
+    // An empty conversation: the watcher learns nothing of the target's presence.
+    s.conversation(&watcher, &target).await;
+    let mut w = WsClient::connect(s, &watcher).await;
+    let bulk = w.next_of("status.bulk").await;
+    assert_eq!(bulk["data"]["users"], json!([]), "{bulk}");
+    let t = WsClient::connect(s, &target).await;
+    w.assert_none("user.online", Duration::from_millis(700))
+        .await;
+    let r = s
+        .get(
+            &watcher,
+            &format!("/chat/conversations/with/{}", target.username),
+        )
+        .await;
+    let other = &r.expect(200)["other_user"];
+    assert_eq!(
+        (other["online"].clone(), other["last_seen_at"].clone()),
+        (json!(false), json!(null)),
+        "{other}"
+    );
+    let list = s.get(&watcher, "/chat/conversations").await;
+    let other = &list.expect(200)["data"][0]["other_user"];
+    assert_eq!(other["online"], json!(false), "{other}");
+    // Once a message is in it, presence flows (both ways, live and over REST).
+    let conv = s.conversation(&target, &watcher).await;
+    s.send(&target, &conv, "hello").await;
+    t.close().await;
+    w.next_of("user.offline").await;
+    let _t = WsClient::connect(s, &target).await;
+    w.next_of("user.online").await;
+    let list = s.get(&watcher, "/chat/conversations").await;
+    assert_eq!(list.expect(200)["data"][0]["other_user"]["online"], true);
+}
+
+async fn presence_does_not_cross_a_block_over_rest(s: &TestServer) {
+    let a = s.registered_user("a").await;
+    let b = s.registered_user("b").await;
+    let conv = s.conversation(&a, &b).await;
+    s.send(&a, &conv, "hi").await;
+    let _a_online = WsClient::connect(s, &a).await;
+    let seen = s.get(&b, "/chat/conversations").await;
+    assert_eq!(seen.expect(200)["data"][0]["other_user"]["online"], true);
+    s.post(&a, "/chat/blocks", &json!({"username": b.username}))
+        .await
+        .expect(201);
+    // B still lists the conversation, but A's presence is gone from it.
+    let list = s.get(&b, "/chat/conversations").await;
+    let other = &list.expect(200)["data"][0]["other_user"];
+    assert_eq!(other["id"], a.id.to_string());
+    assert_eq!(
+        (other["online"].clone(), other["last_seen_at"].clone()),
+        (json!(false), json!(null)),
+        "{other}"
+    );
+}
+
+async fn read_receipts_do_not_cross_a_block(s: &TestServer) {
+    let a = s.registered_user("a").await;
+    let b = s.registered_user("b").await;
+    let conv = s.conversation(&a, &b).await;
+    s.send(&a, &conv, "one").await;
+    s.send(&b, &conv, "two").await;
+    let mut a_ws = WsClient::connect(s, &a).await;
+    let mut b_ws = WsClient::connect(s, &b).await;
+    s.post(&a, "/chat/blocks", &json!({"username": b.username}))
+        .await
+        .expect(201);
+    // Either side reading: the reader gets its ack, the other side hears nothing.
+    let read = format!("/chat/conversations/{conv}/read");
+    s.post(&b, &read, &json!({})).await.expect(200);
+    b_ws.next_of("message.read_ack").await;
+    a_ws.assert_none("message.read_update", Duration::from_millis(700))
+        .await;
+    s.post(&a, &read, &json!({})).await.expect(200);
+    a_ws.next_of("message.read_ack").await;
+    b_ws.assert_none("message.read_update", Duration::from_millis(700))
+        .await;
+    // Nor is it waiting in the log for a resume.
+    let (replayed, _) = WsClient::connect_since(s, &a, 0).await.until_sync().await;
+    assert!(
+        !replayed.iter().any(|e| e["type"] == "message.read_update"),
+        "{replayed:?}"
+    );
+}
+
+async fn labelled_counters_exist_from_the_first_scrape(s: &TestServer) {
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    for want in [
+        r#"chat_messages_sent_total{kind="image"} 0"#,
+        r#"chat_rate_limited_total{action="send_message"} 0"#,
+        r#"chat_rate_limited_total{action="lookup"} 0"#,
+        r#"chat_refused_total{reason="ws_sockets_per_user"} 0"#,
+    ] {
+        assert!(text.contains(want), "missing {want}:\n{text}");
+    }
+}
