@@ -7,7 +7,7 @@ export CHAT_TEST_S3_URL ?= http://127.0.0.1:5000
 
 CARGO ?= cargo
 
-.PHONY: fuzz bench bench-compare bench-capacity media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs schemathesis
+.PHONY: abuse fuzz bench bench-compare bench-capacity media-bench run build release test fmt fmt-check clippy services unit e2e clean-test-dbs schemathesis
 
 ## Run chatd on the embedded backend (SQLite file + local media under ./data).
 run:
@@ -23,6 +23,12 @@ release:
 ## all tests on SQLite and PostgreSQL.
 test: fmt-check clippy services build schemathesis
 	$(CARGO) test --workspace --all-targets
+
+## The hostile-client cases (issue 16) alone, end to end against a real chatd on SQLite and
+## on PostgreSQL, loopback only, bounded in time (they are part of `make test` too).
+abuse: services build
+	$(CARGO) test -p chat-e2e --test abuse
+	$(CARGO) test -p chat-e2e --test push -- starve capped private
 
 ## schemathesis (pinned, from PyPI into target/schemathesis-venv) against a private chatd
 ## and its /openapi.json: no 5xx, every response as documented. SCHEMATHESIS_MAX_EXAMPLES,

@@ -26,6 +26,8 @@ on_both_backends!(
     presence_does_not_cross_a_block_over_rest,
     read_receipts_do_not_cross_a_block,
     labelled_counters_exist_from_the_first_scrape,
+    invisible_messages_and_disguised_file_names_are_refused,
+    a_known_sub_with_a_new_username_renames_the_account,
 );
 
 /// Flood the socket with `frame` until the server closes it; the close must be 1008
@@ -327,4 +329,80 @@ async fn labelled_counters_exist_from_the_first_scrape(s: &TestServer) {
     ] {
         assert!(text.contains(want), "missing {want}:\n{text}");
     }
+}
+
+async fn invisible_messages_and_disguised_file_names_are_refused(s: &TestServer) {
+    let a = s.registered_user("a").await;
+    let b = s.registered_user("b").await;
+    let conv = s.conversation(&a, &b).await;
+    let path = format!("/chat/conversations/{conv}/messages");
+    for invisible in ["\u{200B}\u{200B}", "\u{FEFF}", "\u{200D} \u{2060}"] {
+        s.post(&a, &path, &json!({ "content": invisible }))
+            .await
+            .expect_error(400, "validation_failed");
+    }
+    // A right-to-left override cannot make `…exe` read as `….pdf`.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(chat_e2e::files::pdf()).file_name("invoice\u{202E}fdp.exe"),
+    );
+    let r = s
+        .http
+        .post(s.url(&path))
+        .bearer_auth(&a.token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    let r = TestServer::reply(r).await;
+    let name = r.expect(201)["media"][0]["name"].clone();
+    assert_eq!(name, json!("invoicefdp.exe"), "{}", r.body);
+}
+
+/// Deliberate (docs/decisions.md): the identity provider owns usernames. A token with a
+/// known `sub` and a new username renames that account everywhere; the old name is free
+/// from then on, and a different `sub` taking it is a different account.
+async fn a_known_sub_with_a_new_username_renames_the_account(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&bob, &alice).await;
+    s.send(&bob, &conv, "hi alice").await;
+    let new_name = format!("{}z", alice.username);
+    let renamed = TestUser {
+        id: alice.id,
+        username: new_name.clone(),
+        token: s.mint(alice.id, &new_name, 3600),
+    };
+    s.get(&renamed, "/chat/blocks").await.expect(200);
+    let list = s.get(&bob, "/chat/conversations").await;
+    let other = &list.expect(200)["data"][0]["other_user"];
+    assert_eq!(
+        (other["id"].clone(), other["username"].clone()),
+        (json!(alice.id.to_string()), json!(new_name))
+    );
+    s.get(&bob, &format!("/chat/blocks/status/{}", alice.username))
+        .await
+        .expect_error(404, "not_found");
+    // The freed name goes to whoever claims it next: a new account, not alice's.
+    let newcomer = s.user("x");
+    let claimant = TestUser {
+        id: newcomer.id,
+        username: alice.username.clone(),
+        token: s.mint(newcomer.id, &alice.username, 3600),
+    };
+    s.get(&claimant, "/chat/blocks").await.expect(200);
+    let with = s
+        .get(
+            &bob,
+            &format!("/chat/conversations/with/{}", alice.username),
+        )
+        .await;
+    assert_eq!(
+        with.expect(201)["other_user"]["id"],
+        newcomer.id.to_string()
+    );
+    // Alice's old token (old name) now names someone else's account: a conflict.
+    s.get(&alice, "/chat/blocks")
+        .await
+        .expect_error(409, "conflict");
 }

@@ -60,6 +60,18 @@ impl std::fmt::Display for Username {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBody(String);
 
+/// Characters that draw nothing: zero-width spaces and joiners, the BOM, bidirectional
+/// marks, embeddings, overrides and isolates, invisible operators, fillers, variation
+/// selectors and tags. In a file name they only serve to disguise it
+/// (`invoice\u{202E}fdp.exe` shows as `invoiceexe.pdf`).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
 impl MessageBody {
     pub const MAX_CHARS: usize = 4000;
 
@@ -83,6 +95,10 @@ impl MessageBody {
                 "content contains a control character (U+{:04X})",
                 c as u32
             )));
+        }
+        // A message of zero-width characters or a lone BOM is an invisible message.
+        if s.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+            return Err(Error::Validation("content has no visible character".into()));
         }
         Ok(MessageBody(s.to_string()))
     }
@@ -251,6 +267,18 @@ mod tests {
             .unwrap()
             .as_str()
             .contains("<script>"));
+        // Nothing visible (issue 16): zero-width characters, a BOM, bidi controls.
+        for invisible in [
+            "\u{200B}",
+            "\u{FEFF}",
+            "\u{200B}\u{200D} \u{FEFF}",
+            "\u{202E}\u{2066}",
+        ] {
+            assert!(MessageBody::parse(invisible).is_err(), "{invisible:?}");
+        }
+        // They stay allowed beside visible text (emoji sequences, RTL marks).
+        assert!(MessageBody::parse("👩\u{200D}💻").is_ok());
+        assert!(MessageBody::parse("\u{200F}שלום").is_ok());
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::http::extract::{ApiJson, ApiPath, ApiQuery, BackwardPageQuery, PageQu
         (status = 404, description = "`not_found`: no such user", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (block)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -54,6 +55,7 @@ pub async fn add(
         (status = 200, description = "Not blocked (any more)", body = BlockChange),
         (status = 400, description = "`invalid_id` (undecodable path)", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (block)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -76,6 +78,7 @@ pub async fn remove(
         (status = 200, description = "Both directions", body = BlockStatus),
         (status = 400, description = "`invalid_id` (undecodable path)", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (lookup; counted before the name is looked up)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -97,6 +100,7 @@ pub async fn status(
     responses(
         (status = 200, description = "One page of blocked users", body = Page<BlockedUser>),
         (status = 400, description = "`invalid_cursor`, `invalid_limit` or `invalid_query` (`after` is not accepted here)", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (lookup)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

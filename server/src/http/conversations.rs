@@ -51,7 +51,7 @@ pub async fn list(
         (status = 400, description = "`self_action` (a conversation with yourself) or `invalid_id` (undecodable path)", body = ErrorBody),
         (status = 403, description = "`blocked`: either user blocked the other", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user", body = ErrorBody),
-        (status = 429, description = "`rate_limited` (create conversation; reopening is free)", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (lookup, counted before the name is looked up; and create conversation, for a new one)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -77,6 +77,7 @@ pub async fn with_user(
     tag = "conversations",
     responses(
         (status = 200, description = "Unread counts", body = UnreadCount),
+        (status = 429, description = "`rate_limited` (get conversations)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -198,6 +198,7 @@ impl Modify for CommonResponses {
     responses(
         (status = 101, description = "Switching protocols: the WebSocket is open; the first frame is `connection.success`"),
         (status = 400, description = "`validation_failed` (not a WebSocket upgrade request) or `invalid_query` (`since` is not an unsigned integer)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the user already holds `CHAT_WS_MAX_SOCKETS_PER_USER` sockets on this instance", body = ErrorBody),
     ),
     security(("bearer" = []), ("query_token" = []))
 )]

@@ -24,6 +24,7 @@ use crate::http::extract::{ApiJson, ApiPath};
         (status = 400, description = "`invalid_json` or `validation_failed` (token, endpoint or keys)", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: body over 64 KiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `Content-Type: application/json`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (push_subscribe)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -43,7 +44,8 @@ pub async fn add(
     operation_id = "list_push_subscriptions",
     tag = "push",
     responses(
-        (status = 200, description = "All of the caller's subscriptions", body = Page<PushSubscription>),
+        (status = 200, description = "All of the caller's subscriptions (at most 10)", body = Page<PushSubscription>),
+        (status = 429, description = "`rate_limited` (lookup)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -69,6 +71,7 @@ pub async fn list(
         (status = 204, description = "Removed"),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such subscription of the caller", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (push_subscribe)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -369,7 +369,13 @@ fn check_size(d: Detected, size: u64) -> Result<(), Error> {
 /// characters removed, at most 255 characters; `None` when nothing is left.
 pub fn clean_name(raw: &str) -> Option<String> {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).take(255).collect();
+    // Control characters and bidirectional controls go (a right-to-left override only
+    // serves to disguise an extension), and so do other invisible characters.
+    let cleaned: String = last
+        .chars()
+        .filter(|&c| !c.is_control() && !crate::domain::types::is_invisible(c))
+        .take(255)
+        .collect();
     let cleaned = cleaned.trim().to_string();
     (!cleaned.is_empty() && cleaned != "." && cleaned != "..").then_some(cleaned)
 }
@@ -387,6 +393,16 @@ mod tests {
         );
         assert_eq!(clean_name("a\u{0}b\nc.txt").as_deref(), Some("abc.txt"));
         assert_eq!(clean_name(".."), None);
+        // A right-to-left override cannot disguise the extension (issue 16).
+        assert_eq!(
+            clean_name("invoice\u{202E}fdp.exe").as_deref(),
+            Some("invoicefdp.exe")
+        );
+        assert_eq!(
+            clean_name("\u{200B}\u{2066}a.pdf").as_deref(),
+            Some("a.pdf")
+        );
+        assert_eq!(clean_name("\u{FEFF}"), None);
         assert_eq!(clean_name("   "), None);
     }
 }
