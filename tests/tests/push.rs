@@ -253,22 +253,25 @@ fn unb64(s: &str) -> Vec<u8> {
         .unwrap()
 }
 
-#[tokio::test]
-async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
+/// chatd on SQLite with Web Push on (a fresh VAPID key), and that key's public point;
+/// `allow_private` lets it deliver to the loopback receivers.
+async fn web_push_server(allow_private: bool) -> (TestServer, Vec<u8>) {
     let (vapid, _) = ece::generate_keypair_and_auth_secret().unwrap();
     let vapid_private = b64(vapid.raw_components().unwrap().private_key());
+    let mut env = vec![("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str())];
+    if allow_private {
+        env.push(("CHAT_PUSH_ALLOW_PRIVATE", "true"));
+    }
+    let s = TestServer::start_with(Backend::Sqlite, &env).await.unwrap();
+    (s, vapid.pub_as_raw().unwrap())
+}
+
+#[tokio::test]
+async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
     let (r, url) = receiver(&[]).await;
     let (gone_r, gone_url) = receiver(&[410]).await;
-    let s = TestServer::start_with(
-        Backend::Sqlite,
-        &[
-            ("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str()),
-            // The receivers are on loopback.
-            ("CHAT_PUSH_ALLOW_PRIVATE", "true"),
-        ],
-    )
-    .await
-    .unwrap();
+    // The receivers are on loopback.
+    let (s, vapid_public) = web_push_server(true).await;
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
@@ -277,7 +280,7 @@ async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(unb64(&public), vapid.pub_as_raw().unwrap());
+    assert_eq!(unb64(&public), vapid_public);
 
     // Bob's browser: its own key pair and auth secret, as pushManager.subscribe makes them.
     let (browser, auth) = subscribe_browser(&s, &bob, &[&url, &gone_url]).await;
@@ -331,16 +334,9 @@ async fn web_push_is_encrypted_for_the_browser_and_vapid_signed() {
 /// cannot make the server POST into its own network.
 #[tokio::test]
 async fn web_push_never_reaches_private_addresses_by_default() {
-    let (vapid, _) = ece::generate_keypair_and_auth_secret().unwrap();
-    let vapid_private = b64(vapid.raw_components().unwrap().private_key());
     let (literal, literal_url) = receiver(&[]).await;
     let (named, named_url) = receiver(&[]).await;
-    let s = TestServer::start_with(
-        Backend::Sqlite,
-        &[("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str())],
-    )
-    .await
-    .unwrap();
+    let (s, _) = web_push_server(false).await;
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
@@ -375,19 +371,9 @@ async fn black_hole() -> String {
 /// 16: 3 hanging endpoints and 66 messages took every delivery slot for ~90 s).
 #[tokio::test]
 async fn a_receiver_whose_endpoints_hang_cannot_starve_anyone_elses_push() {
-    let (vapid, _) = ece::generate_keypair_and_auth_secret().unwrap();
-    let vapid_private = b64(vapid.raw_components().unwrap().private_key());
     let (r, url) = receiver(&[]).await;
     let hole = black_hole().await;
-    let s = TestServer::start_with(
-        Backend::Sqlite,
-        &[
-            ("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str()),
-            ("CHAT_PUSH_ALLOW_PRIVATE", "true"),
-        ],
-    )
-    .await
-    .unwrap();
+    let (s, _) = web_push_server(true).await;
     let victim = s.registered_user("victim").await;
     let hog = s.registered_user("hog").await;
     let holes: Vec<String> = (0..3).map(|i| format!("{hole}/sub{i}")).collect();
