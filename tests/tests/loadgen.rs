@@ -203,7 +203,7 @@ async fn a_starved_generator_says_so_and_never_passes() {
     let Some(server) = TestServer::start(Backend::Sqlite).await else {
         return;
     };
-    let burners: Vec<tokio::process::Child> = (0..3)
+    let mut burners: Vec<tokio::process::Child> = (0..3)
         .map(|_| {
             tokio::process::Command::new("taskset")
                 .args(["-c", "0", "sh", "-c", "while :; do :; done"])
@@ -221,7 +221,11 @@ async fn a_starved_generator_says_so_and_never_passes() {
     args.extend(["--json", file.to_str().unwrap()]);
     args.extend(slos.iter().flat_map(|s| ["--slo", s.as_str()]));
     let out = run_loadgen(&["taskset", "-c", "0", "nice", "-n", "10"], &server, &args).await;
-    drop(burners);
+    // Killed and reaped before the next test takes the lock: a burner still spinning
+    // would starve that test's generator.
+    for b in &mut burners {
+        let _ = b.kill().await;
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("GENERATOR-LIMITED"), "{stdout}");
