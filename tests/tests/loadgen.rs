@@ -181,6 +181,9 @@ async fn media_uploads_mix_into_a_run() {
 
 #[tokio::test]
 async fn wrong_secret_cannot_run() {
+    // Serialized like the others: its server and generator beside a timed run would
+    // make that run's generator late.
+    let _serial = SERIAL.lock().await;
     let Some(server) = TestServer::start(Backend::Sqlite).await else {
         return;
     };
