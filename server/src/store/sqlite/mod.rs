@@ -413,8 +413,8 @@ impl Store for SqliteStore {
         }
         let ids = serde_json::to_string(&others.iter().map(|u| u.to_string()).collect::<Vec<_>>())
             .map_err(|e| StoreError::Other(e.to_string()))?;
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT blocked_id FROM blocks
+        let rows = sqlx::query(
+            "SELECT blocked_id AS id FROM blocks
              WHERE blocker_id = $1 AND blocked_id IN (SELECT value FROM json_each($2))
              UNION
              SELECT blocker_id FROM blocks
@@ -425,11 +425,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         rows.iter()
-            .map(|s| {
-                Uuid::parse_str(s)
-                    .map(UserId)
-                    .map_err(|e| StoreError::Other(e.to_string()))
-            })
+            .map(|r| Ok(UserId(get_uuid(r, "id")?)))
             .collect()
     }
 
