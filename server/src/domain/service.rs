@@ -1,16 +1,14 @@
 //! [`ChatService`]: every use case of the REST API (and, later, its WebSocket twin).
 
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chat_protocol::rest::{
-    self, BlockChange, BlockStatus, BlockedUser, ConversationUnread, LinkItem, MarkReadResponse,
-    Message, MessageContext, MessageType, Page, PushKind, PushNotification, PushSubscription,
-    PushSubscriptionRequest, UnreadCount, UserSummary,
+    self, ConversationUnread, LinkItem, MarkReadResponse, Message, MessageContext, MessageType,
+    Page, UnreadCount, UserSummary,
 };
-use chat_protocol::ws::{PresenceEntry, ServerEvent};
+use chat_protocol::ws::ServerEvent;
 use chat_protocol::{ConversationId, MessageId, UserId};
 
 use crate::auth::{identity, AuthUser, JwtKeys};
@@ -24,14 +22,17 @@ use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{
     BatchSettings, Conversation, ConversationView, DynStore, GroupCommit, InsertOutcome,
-    LoggedKind, MessageQuery, NewMessage, StoreError, StoredPush, User,
+    LoggedKind, MessageQuery, NewMessage, StoreError, User,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
 
 /// How long a provisioned user is trusted without touching the database again.
-/// Push subscriptions kept per user; registering one more replaces the oldest.
-pub const MAX_PUSH_SUBSCRIPTIONS: usize = 10;
+mod blocks;
+mod presence;
+mod push;
+use presence::LastSeenWriter;
+pub use push::MAX_PUSH_SUBSCRIPTIONS;
 
 const PROVISION_TTL: Duration = Duration::from_secs(60);
 /// Bound on the provisioning cache; it is cleared when full.
@@ -57,56 +58,6 @@ pub struct ChatService {
     media: Option<Arc<Media>>,
     last_seen: LastSeenWriter,
     sends: GroupCommit,
-}
-
-/// One user's `last_seen_at`, and who waits for it to be written.
-type SeenEntry = (UserId, DateTime<Utc>, tokio::sync::oneshot::Sender<bool>);
-
-/// Coalesces `last_seen_at` writes. Each closing socket waits for its own write, but the
-/// writes of everyone who disconnects while one is in flight go out together as one
-/// statement: a disconnect storm (an instance restarting, a network blip) costs a few
-/// writes instead of one per user competing for the pool.
-struct LastSeenWriter {
-    tx: tokio::sync::mpsc::UnboundedSender<SeenEntry>,
-}
-
-impl LastSeenWriter {
-    fn start(store: DynStore) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SeenEntry>();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < 10_000 {
-                    match rx.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
-                    }
-                }
-                let seen: Vec<(UserId, DateTime<Utc>)> =
-                    batch.iter().map(|(id, at, _)| (*id, *at)).collect();
-                let ok = match store.touch_last_seen(&seen).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, users = seen.len(), "last_seen_at not recorded");
-                        false
-                    }
-                };
-                for (_, _, done) in batch {
-                    let _ = done.send(ok);
-                }
-            }
-        });
-        LastSeenWriter { tx }
-    }
-
-    /// Write (batched with concurrent callers); false when the write failed.
-    async fn record(&self, user: UserId, at: DateTime<Utc>) -> bool {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if self.tx.send((user, at, done)).is_err() {
-            return false;
-        }
-        wait.await.unwrap_or(false)
-    }
 }
 
 fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
@@ -645,168 +596,6 @@ impl ChatService {
         }
     }
 
-    /// Push to the receiver if offline ([`push_if_offline`]), in the background: the send
-    /// answers without waiting for any of it.
-    fn push_if_offline(&self, sender: &AuthUser, m: &Message) {
-        if !self.pusher.enabled() {
-            return;
-        }
-        let (presence, store, pusher) = (
-            self.presence.clone(),
-            self.store.clone(),
-            self.pusher.clone(),
-        );
-        let (sender, m) = (sender.clone(), m.clone());
-        tokio::spawn(async move { push_if_offline(&presence, &store, &pusher, &sender, &m).await });
-    }
-
-    // ---- push subscriptions -----------------------------------------------------------
-
-    pub async fn add_push_subscription(
-        &self,
-        me: &AuthUser,
-        req: PushSubscriptionRequest,
-    ) -> Result<PushSubscription> {
-        self.limits.check(Action::PushSubscribe, me.id).await?;
-        let added = self.store_push_subscription(me, req).await?;
-        // At most `MAX_PUSH_SUBSCRIPTIONS`: the oldest others make room for the new one.
-        let all = self.store.push_subscriptions(me.id).await?;
-        let excess = all.len().saturating_sub(MAX_PUSH_SUBSCRIPTIONS);
-        let oldest = all
-            .iter()
-            .map(|s| s.subscription.id)
-            .filter(|id| *id != added.id)
-            .take(excess);
-        for id in oldest {
-            crate::metrics::METRICS.refused("push_subscriptions_cap");
-            self.store.delete_push_subscription(me.id, id).await?;
-        }
-        Ok(added)
-    }
-}
-
-/// The newest [`MAX_PUSH_SUBSCRIPTIONS`] of a receiver's subscriptions (older ones can
-/// only exist from before the cap).
-fn newest_subscriptions(mut subs: Vec<StoredPush>) -> Vec<StoredPush> {
-    let excess = subs.len().saturating_sub(MAX_PUSH_SUBSCRIPTIONS);
-    subs.drain(..excess);
-    subs
-}
-
-/// Notify the receiver through the push providers when no socket of theirs is live
-/// on any instance. Never for a receiver who blocked the sender.
-async fn push_if_offline(
-    presence: &Arc<dyn Presence>,
-    store: &DynStore,
-    pusher: &Pusher,
-    sender: &AuthUser,
-    m: &Message,
-) {
-    if !presence.online(&[m.receiver_id]).await.is_empty() {
-        return;
-    }
-    match store.block_status(m.receiver_id, sender.id).await {
-        Ok((false, _)) => {}
-        Ok((true, _)) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "push skipped: block check failed");
-            return;
-        }
-    }
-    let subs = match store.push_subscriptions(m.receiver_id).await {
-        Ok(s) => newest_subscriptions(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "push skipped: subscriptions unavailable");
-            return;
-        }
-    };
-    let notification = PushNotification {
-        event: "message.new".into(),
-        user_id: m.receiver_id,
-        conversation_id: m.conversation_id,
-        message_id: m.id,
-        sender_id: sender.id,
-        sender_username: sender.username.as_str().to_string(),
-        kind: m.kind,
-        preview: m.content.as_ref().map(|c| c.chars().take(120).collect()),
-        created_at: m.created_at,
-        subscriptions: subs.iter().map(|s| s.subscription.clone()).collect(),
-    };
-    pusher.dispatch(notification, subs);
-}
-
-impl ChatService {
-    async fn store_push_subscription(
-        &self,
-        me: &AuthUser,
-        req: PushSubscriptionRequest,
-    ) -> Result<PushSubscription> {
-        let printable = |s: &str, max: usize| {
-            !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control)
-        };
-        let (target, keys) = match req.kind {
-            PushKind::Fcm | PushKind::Apns => {
-                let token = req.token.as_deref().unwrap_or("");
-                if !printable(token, 4096) {
-                    return Err(Error::Validation(
-                        "token must be 1 to 4096 printable characters".into(),
-                    ));
-                }
-                (token.to_string(), None)
-            }
-            PushKind::Webpush => {
-                let endpoint = req.endpoint.as_deref().unwrap_or("");
-                // Plain http only for a push service on this machine (development, tests).
-                let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                    .iter()
-                    .any(|p| endpoint.starts_with(p));
-                if !printable(endpoint, 2048) || !(endpoint.starts_with("https://") || loopback) {
-                    return Err(Error::Validation(
-                        "endpoint must be an https:// URL up to 2048 bytes".into(),
-                    ));
-                }
-                let Some(k) = req.keys.as_ref() else {
-                    return Err(Error::Validation(
-                        "webpush needs keys.p256dh and keys.auth".into(),
-                    ));
-                };
-                if !printable(&k.p256dh, 256) || !printable(&k.auth, 256) {
-                    return Err(Error::Validation(
-                        "keys.p256dh and keys.auth must be 1 to 256 characters".into(),
-                    ));
-                }
-                (
-                    endpoint.to_string(),
-                    Some((k.p256dh.clone(), k.auth.clone())),
-                )
-            }
-        };
-        let keys_ref = keys.as_ref().map(|(p, a)| (p.as_str(), a.as_str()));
-        Ok(self
-            .store
-            .add_push_subscription(me.id, req.kind, &target, keys_ref, now())
-            .await?)
-    }
-
-    /// At most [`MAX_PUSH_SUBSCRIPTIONS`], so the list needs no paging.
-    pub async fn push_subscriptions(&self, me: &AuthUser) -> Result<Vec<PushSubscription>> {
-        self.limits.check(Action::Lookup, me.id).await?;
-        let subs = self.store.push_subscriptions(me.id).await?;
-        Ok(newest_subscriptions(subs)
-            .into_iter()
-            .map(|s| s.subscription)
-            .collect())
-    }
-
-    pub async fn delete_push_subscription(&self, me: &AuthUser, id: uuid::Uuid) -> Result<()> {
-        self.limits.check(Action::PushSubscribe, me.id).await?;
-        if self.store.delete_push_subscription(me.id, id).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound("push subscription"))
-        }
-    }
-
     /// A retried send of a stored message: the same message back, and `message.new`
     /// (same id and `seq`) announced again. The first attempt may have been stored by an instance
     /// that died before it could announce it, so a retry is the one chance the receiver
@@ -1026,169 +815,6 @@ impl ChatService {
             read_at,
             unread_count: out.unread_left,
         })
-    }
-
-    // ---- blocks -----------------------------------------------------------------------
-
-    /// Block `username`; `true` when the block is new.
-    pub async fn block(&self, me: &AuthUser, username: &str) -> Result<(BlockChange, bool)> {
-        self.limits.check(Action::Block, me.id).await?;
-        let other = self.user_named(username).await?;
-        if other.id == me.id {
-            return Err(Error::SelfAction("you cannot block yourself".into()));
-        }
-        let created = self.store.block(me.id, other.id, now()).await?;
-        self.publish_block(me, &other.username, true).await;
-        Ok((
-            BlockChange {
-                username: other.username,
-                blocked: true,
-            },
-            created,
-        ))
-    }
-
-    pub async fn unblock(&self, me: &AuthUser, username: &str) -> Result<BlockChange> {
-        self.limits.check(Action::Block, me.id).await?;
-        let other = self.user_named(username).await?;
-        self.store.unblock(me.id, other.id).await?;
-        self.publish_block(me, &other.username, false).await;
-        Ok(BlockChange {
-            username: other.username,
-            blocked: false,
-        })
-    }
-
-    async fn publish_block(&self, me: &AuthUser, username: &str, blocked: bool) {
-        self.bus
-            .publish(Delivery::to(
-                vec![me.id],
-                ServerEvent::BlockUpdated {
-                    username: username.to_string(),
-                    blocked,
-                },
-            ))
-            .await;
-    }
-
-    pub async fn block_status(&self, me: &AuthUser, username: &str) -> Result<BlockStatus> {
-        self.limits.check(Action::Lookup, me.id).await?;
-        let other = self.user_named(username).await?;
-        let (blocked_by_me, blocked_me) = self.store.block_status(me.id, other.id).await?;
-        Ok(BlockStatus {
-            blocked_by_me,
-            blocked_me,
-        })
-    }
-
-    pub async fn list_blocks(
-        &self,
-        me: &AuthUser,
-        before: Option<Cursor>,
-        limit: u32,
-    ) -> Result<Page<BlockedUser>> {
-        self.limits.check(Action::Lookup, me.id).await?;
-        let rows = self.store.list_blocks(me.id, before, limit + 1).await?;
-        let p = page(rows, limit, |(_, c)| *c);
-        Ok(Page {
-            data: p.data.into_iter().map(|(b, _)| b).collect(),
-            next_cursor: p.next_cursor,
-            has_more: p.has_more,
-        })
-    }
-}
-
-// ---- presence and typing (used by the WebSocket sessions) ----------------------------------
-
-impl ChatService {
-    pub fn bus(&self) -> &DynBus {
-        &self.bus
-    }
-
-    /// A socket of `me` opened: announce `user.online` to contacts if it is the first, and
-    /// return everyone `me` talks with, online or not, with last seen (`status.bulk`).
-    pub async fn socket_opened(&self, me: UserId) -> Result<Vec<PresenceEntry>> {
-        let first = self.presence.connect(me).await;
-        // One contacts query serves both the `user.online` audience and `status.bulk`.
-        let contacts = self.store.contacts(me).await?;
-        let ids: Vec<UserId> = contacts.iter().map(|(id, _)| *id).collect();
-        if first {
-            self.bus
-                .publish(Delivery::to(
-                    ids.clone(),
-                    ServerEvent::UserOnline { user_id: me },
-                ))
-                .await;
-        }
-        let online = self.presence.online(&ids).await;
-        Ok(contacts
-            .into_iter()
-            .map(|(user_id, last_seen_at)| PresenceEntry {
-                user_id,
-                online: online.contains(&user_id),
-                last_seen_at,
-            })
-            .collect())
-    }
-
-    /// A socket of `me` closed: on the last one, record `last_seen_at` and announce
-    /// `user.offline` to contacts.
-    ///
-    /// `known`: the contacts this socket was told about at connect, the audience used when
-    /// the database cannot answer within a second (a disconnect storm, an outage): contacts
-    /// must not go on seeing this user online.
-    pub async fn socket_closed(&self, me: UserId, known: &[UserId]) -> Result<()> {
-        if self.presence.disconnect(me).await {
-            let at = now();
-            // A failed write (logged) does not stop the announcement either.
-            self.last_seen.record(me, at).await;
-            let users = match tokio::time::timeout(
-                std::time::Duration::from_secs(1),
-                self.store.contacts(me),
-            )
-            .await
-            {
-                Ok(Ok(contacts)) => contacts.into_iter().map(|(id, _)| id).collect(),
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "contacts unavailable; announcing to those known at connect");
-                    known.to_vec()
-                }
-                Err(_) => known.to_vec(),
-            };
-            self.bus
-                .publish(Delivery::to(
-                    users,
-                    ServerEvent::UserOffline {
-                        user_id: me,
-                        last_seen_at: at,
-                    },
-                ))
-                .await;
-        }
-        Ok(())
-    }
-
-    /// Check `me` may signal typing in `conv`; returns the other participant.
-    pub async fn typing_peer(&self, me: UserId, conv: ConversationId) -> Result<UserId> {
-        let c = self.participant_conversation(me, conv).await?;
-        let other = c.other(me);
-        self.ensure_not_blocked(me, other).await?;
-        Ok(other)
-    }
-
-    pub async fn relay_typing(&self, me: UserId, peer: UserId, conv: ConversationId, typing: bool) {
-        let event = if typing {
-            ServerEvent::TypingStart {
-                conversation_id: conv,
-                user_id: me,
-            }
-        } else {
-            ServerEvent::TypingStop {
-                conversation_id: conv,
-                user_id: me,
-            }
-        };
-        self.bus.publish(Delivery::to(vec![peer], event)).await;
     }
 }
 

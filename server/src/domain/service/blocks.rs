@@ -1,0 +1,81 @@
+//! Blocks: adding, removing, status and the list (`block` and `lookup` limits, counted
+//! before the name is looked up).
+
+use chat_protocol::rest::{BlockChange, BlockStatus, BlockedUser, Page};
+use chat_protocol::ws::ServerEvent;
+
+use super::{page, ChatService};
+use crate::auth::AuthUser;
+use crate::bus::Delivery;
+use crate::domain::types::{now, Cursor};
+use crate::error::{Error, Result};
+use crate::ratelimit::Action;
+
+impl ChatService {
+    /// Block `username`; `true` when the block is new.
+    pub async fn block(&self, me: &AuthUser, username: &str) -> Result<(BlockChange, bool)> {
+        self.limits.check(Action::Block, me.id).await?;
+        let other = self.user_named(username).await?;
+        if other.id == me.id {
+            return Err(Error::SelfAction("you cannot block yourself".into()));
+        }
+        let created = self.store.block(me.id, other.id, now()).await?;
+        self.publish_block(me, &other.username, true).await;
+        Ok((
+            BlockChange {
+                username: other.username,
+                blocked: true,
+            },
+            created,
+        ))
+    }
+
+    pub async fn unblock(&self, me: &AuthUser, username: &str) -> Result<BlockChange> {
+        self.limits.check(Action::Block, me.id).await?;
+        let other = self.user_named(username).await?;
+        self.store.unblock(me.id, other.id).await?;
+        self.publish_block(me, &other.username, false).await;
+        Ok(BlockChange {
+            username: other.username,
+            blocked: false,
+        })
+    }
+
+    async fn publish_block(&self, me: &AuthUser, username: &str, blocked: bool) {
+        self.bus
+            .publish(Delivery::to(
+                vec![me.id],
+                ServerEvent::BlockUpdated {
+                    username: username.to_string(),
+                    blocked,
+                },
+            ))
+            .await;
+    }
+
+    pub async fn block_status(&self, me: &AuthUser, username: &str) -> Result<BlockStatus> {
+        self.limits.check(Action::Lookup, me.id).await?;
+        let other = self.user_named(username).await?;
+        let (blocked_by_me, blocked_me) = self.store.block_status(me.id, other.id).await?;
+        Ok(BlockStatus {
+            blocked_by_me,
+            blocked_me,
+        })
+    }
+
+    pub async fn list_blocks(
+        &self,
+        me: &AuthUser,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<BlockedUser>> {
+        self.limits.check(Action::Lookup, me.id).await?;
+        let rows = self.store.list_blocks(me.id, before, limit + 1).await?;
+        let p = page(rows, limit, |(_, c)| *c);
+        Ok(Page {
+            data: p.data.into_iter().map(|(b, _)| b).collect(),
+            next_cursor: p.next_cursor,
+            has_more: p.has_more,
+        })
+    }
+}
