@@ -52,8 +52,9 @@ start_chatd() {
   local port=$1 dir=$2
   shift 2
   mkdir -p "$dir"
+  # The generator is one source address with up to 10,000 sockets: no per-address cap.
   env CHAT_LISTEN="127.0.0.1:$port" CHAT_DATA_DIR="$dir" CHAT_JWT_SECRET="$SECRET" \
-    CHAT_LOG=warn "$@" "$CHATD" >"$dir/chatd.log" 2>&1 &
+    CHAT_MAX_CONNECTIONS_PER_ADDRESS=0 CHAT_LOG=warn "$@" "$CHATD" >"$dir/chatd.log" 2>&1 &
   PIDS+=($!)
   LAST_PID=$!
   for _ in $(seq 1 100); do

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::auth::{JwtKeys, KeyError};
@@ -207,13 +206,11 @@ pub async fn serve_with_ready(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ws_hub = hub.clone();
-    // Chat frames are small and latency-bound: never let Nagle hold one back.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = http::serve::ConnLimits {
+        per_address: config.max_connections_per_address,
+        header_read: Duration::from_secs(config.http_header_timeout_secs.max(1)),
+    };
+    let server = http::serve::serve(listener, app, limits, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
         // Upgraded sockets are not HTTP requests: close them ourselves, then wait for
@@ -229,7 +226,7 @@ pub async fn serve_with_ready(
     });
     let mut stop_rx2 = stop_rx.clone();
     tokio::select! {
-        res = server => res?,
+        () = server => {}
         _ = async {
             // Once shutdown starts, give in-flight requests `grace` to finish.
             let _ = stop_rx2.wait_for(|v| *v).await;

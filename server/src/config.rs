@@ -62,6 +62,12 @@ pub struct CommonConfig {
     #[arg(long, env = "CHAT_MEDIA_WORKERS", default_value_t = 2)]
     pub media_workers: usize,
 
+    /// Media uploads one user may have in progress at once; one more is refused (429)
+    /// before its body is read. Keep it below `CHAT_MEDIA_WORKERS` so one user's images
+    /// cannot occupy every decode worker.
+    #[arg(long, env = "CHAT_UPLOADS_PER_USER", default_value_t = 1)]
+    pub uploads_per_user: usize,
+
     /// Bunny Storage API endpoint (regional endpoints differ).
     #[arg(
         long,
@@ -173,6 +179,17 @@ pub struct Config {
     /// PostgreSQL); 0 turns group commit off (each send its own transaction).
     #[arg(long, env = "CHAT_SEND_WRITERS")]
     pub send_writers: Option<usize>,
+
+    /// Seconds a client has to send a request's headers; a keep-alive connection idle
+    /// this long is closed too.
+    #[arg(long, env = "CHAT_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+
+    /// Open connections (WebSockets included) one source address may hold; one more is
+    /// closed at accept. 0: no cap (behind a reverse proxy, which arrives from one
+    /// address, set its capacity or 0 and let the proxy limit clients).
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1024)]
+    pub max_connections_per_address: usize,
 
     /// Most WebSockets one user may hold open on one instance; one more is refused with
     /// 429 `rate_limited`.

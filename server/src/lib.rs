@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod push;
 pub mod ratelimit;
 pub mod redis_breaker;
+pub mod slots;
 pub mod store;
 pub mod telemetry;
 pub mod ws;

@@ -37,7 +37,9 @@ pub struct ReasonLabel {
 
 /// Every `reason` of `chat_refused_total` (standing caps and abuse defences, as opposed
 /// to per-user rate limits).
-pub const REFUSALS: [&str; 4] = [
+pub const REFUSALS: [&str; 6] = [
+    "connections_per_address",
+    "uploads_per_user",
     "ws_sockets_per_user",
     "push_per_user",
     "push_backlog",

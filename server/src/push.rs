@@ -27,6 +27,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 
+use crate::slots::Slots;
 use crate::store::{DynStore, StoredPush};
 
 /// Attempts per notification (first try + retries).
@@ -331,28 +332,14 @@ impl PushProvider for WebPushProvider {
     }
 }
 
-/// Per-receiver slots and per-endpoint health, shared by every delivery task.
+/// Per-endpoint health (failures in a row, backoff), shared by every delivery task.
 #[derive(Default)]
-struct Fairness {
-    per_user: Mutex<HashMap<UserId, usize>>,
+struct EndpointHealth {
     /// subscription -> (failures in a row, not before)
     endpoints: Mutex<HashMap<uuid::Uuid, (u32, Instant)>>,
 }
 
-impl Fairness {
-    fn take(self: &Arc<Self>, user: UserId) -> Option<UserSlot> {
-        let mut map = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
-        let n = map.entry(user).or_insert(0);
-        if *n >= MAX_IN_FLIGHT_PER_USER {
-            return None;
-        }
-        *n += 1;
-        Some(UserSlot {
-            fairness: self.clone(),
-            user,
-        })
-    }
-
+impl EndpointHealth {
     /// Whether the endpoint may be tried now (not backing off after failures).
     fn ready(&self, sub: uuid::Uuid, now: Instant) -> bool {
         let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
@@ -382,34 +369,14 @@ impl Fairness {
     }
 }
 
-/// One receiver's share of the in-flight slots, given back on drop.
-struct UserSlot {
-    fairness: Arc<Fairness>,
-    user: UserId,
-}
-
-impl Drop for UserSlot {
-    fn drop(&mut self) {
-        let mut map = self
-            .fairness
-            .per_user
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.user);
-            }
-        }
-    }
-}
-
 /// Fans a notification out to every configured provider, in the background.
 #[derive(Clone)]
 pub struct Pusher {
     providers: Vec<Arc<dyn PushProvider>>,
     in_flight: Arc<Semaphore>,
-    fairness: Arc<Fairness>,
+    /// Each receiver's share of `in_flight`.
+    per_user: Arc<Slots<UserId>>,
+    health: Arc<EndpointHealth>,
     /// Where gone and failing subscriptions are removed.
     store: Option<DynStore>,
 }
@@ -419,7 +386,8 @@ impl Pusher {
         Pusher {
             providers,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-            fairness: Arc::default(),
+            per_user: Slots::new(MAX_IN_FLIGHT_PER_USER),
+            health: Arc::default(),
             store: None,
         }
     }
@@ -440,7 +408,7 @@ impl Pusher {
     /// Start delivery and return at once. Dropped (logged, counted) when the receiver
     /// already has its share of deliveries in flight, or the instance is at its limit.
     pub fn dispatch(&self, n: PushNotification, subs: Vec<StoredPush>) {
-        let Some(slot) = self.fairness.take(n.user_id) else {
+        let Some(slot) = self.per_user.take(n.user_id) else {
             tracing::debug!(user = %n.user_id, "push share of this receiver in use; notification dropped");
             crate::metrics::METRICS.refused("push_per_user");
             return;
@@ -453,7 +421,7 @@ impl Pusher {
         let now = Instant::now();
         let subs: Vec<StoredPush> = subs
             .into_iter()
-            .filter(|s| self.fairness.ready(s.subscription.id, now))
+            .filter(|s| self.health.ready(s.subscription.id, now))
             .collect();
         let this = self.clone();
         tokio::spawn(async move {
@@ -477,13 +445,13 @@ impl Pusher {
         let now = Instant::now();
         let mut remove = outcome.gone;
         for id in outcome.failed {
-            if self.fairness.failed(id, now) {
+            if self.health.failed(id, now) {
                 tracing::info!(subscription = %id, "push endpoint keeps failing; removing");
                 remove.push(id);
             }
         }
         for id in outcome.delivered {
-            self.fairness.succeeded(id);
+            self.health.succeeded(id);
         }
         for id in remove {
             tracing::info!(subscription = %id, "push subscription removed");
@@ -647,21 +615,27 @@ mod tests {
 
     #[test]
     fn one_receiver_gets_a_bounded_share_of_the_slots() {
-        let f = Arc::new(Fairness::default());
+        let pusher = Pusher::disabled();
         let (hog, other) = (UserId::new(), UserId::new());
-        let held: Vec<UserSlot> = (0..MAX_IN_FLIGHT_PER_USER)
-            .map(|_| f.take(hog).expect("within the share"))
+        let held: Vec<_> = (0..MAX_IN_FLIGHT_PER_USER)
+            .map(|_| pusher.per_user.take(hog).expect("within the share"))
             .collect();
-        assert!(f.take(hog).is_none(), "over the share");
-        assert!(f.take(other).is_some(), "another receiver is unaffected");
+        assert!(pusher.per_user.take(hog).is_none(), "over the share");
+        assert!(
+            pusher.per_user.take(other).is_some(),
+            "another receiver is unaffected"
+        );
         drop(held);
-        assert!(f.take(hog).is_some(), "slots come back when deliveries end");
-        assert!(f.per_user.lock().unwrap().get(&other).is_none());
+        assert!(
+            pusher.per_user.take(hog).is_some(),
+            "slots come back when deliveries end"
+        );
+        assert_eq!(pusher.per_user.held(other), 0);
     }
 
     #[test]
     fn failing_endpoints_back_off_then_are_removed() {
-        let f = Fairness::default();
+        let f = EndpointHealth::default();
         let sub = uuid::Uuid::new_v4();
         let t0 = Instant::now();
         assert!(f.ready(sub, t0));

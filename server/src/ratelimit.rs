@@ -34,10 +34,12 @@ pub enum Action {
     Block,
     /// Adding and removing push subscriptions.
     PushSubscribe,
+    /// Megabytes uploaded (charged by the declared size before the upload is read).
+    UploadMb,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::SendMessage,
         Action::CreateConversation,
         Action::MarkRead,
@@ -46,6 +48,7 @@ impl Action {
         Action::Lookup,
         Action::Block,
         Action::PushSubscribe,
+        Action::UploadMb,
     ];
 
     /// Name in the `rate_limits` table and in `chatctl`.
@@ -59,6 +62,7 @@ impl Action {
             Action::Lookup => "lookup",
             Action::Block => "block",
             Action::PushSubscribe => "push_subscribe",
+            Action::UploadMb => "upload_mb",
         }
     }
 
@@ -77,6 +81,7 @@ impl Action {
             Action::Lookup => (60, 60),
             Action::Block => (30, 60),
             Action::PushSubscribe => (10, 3600),
+            Action::UploadMb => (1000, 3600),
         };
         RateLimitSetting {
             max_requests,
@@ -111,9 +116,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local emission = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3] or 1)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + emission
+local new_tat = tat + emission * cost
 local allow_at = new_tat - tolerance
 if allow_at > now then
   return {0, allow_at - now}
@@ -130,12 +136,13 @@ struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// `Ok(None)` allowed, `Ok(Some(wait))` refused.
+    /// `cost` units at once: `Ok(None)` allowed, `Ok(Some(wait))` refused.
     async fn check(
         &self,
         action: Action,
         user: UserId,
         setting: RateLimitSetting,
+        cost: u32,
     ) -> redis::RedisResult<Option<Duration>> {
         let max = u64::from(setting.max_requests.max(1));
         let emission = u64::from(setting.period_seconds.max(1)) * 1_000_000 / max;
@@ -146,6 +153,7 @@ impl RedisLimiter {
             .key(key)
             .arg(emission.max(1))
             .arg(emission.max(1) * max)
+            .arg(cost)
             .invoke_async(&mut conn)
             .await?;
         Ok(if allowed == 1 {
@@ -204,30 +212,48 @@ impl RateLimiter {
 
     /// Take one unit for `user`, or say how long to wait.
     pub async fn check(&self, action: Action, user: UserId) -> Result<(), Error> {
-        let result = self.check_any(action, user).await;
+        self.check_n(action, user, 1).await
+    }
+
+    /// Take `cost` units at once (e.g. megabytes of an upload). A cost above the whole
+    /// burst can never pass: refused with the full period as the wait.
+    pub async fn check_n(&self, action: Action, user: UserId, cost: u32) -> Result<(), Error> {
+        let cost = cost.max(1);
+        let result = self.check_any(action, user, cost).await;
         if result.is_err() {
             crate::metrics::METRICS.rate_limited(action.as_str());
         }
         result
     }
 
-    async fn check_any(&self, action: Action, user: UserId) -> Result<(), Error> {
+    async fn check_any(&self, action: Action, user: UserId, cost: u32) -> Result<(), Error> {
+        let setting = self.setting(action);
+        if cost > setting.max_requests.max(1) {
+            return Err(Error::RateLimited {
+                retry_after: Duration::from_secs(u64::from(setting.period_seconds.max(1))),
+            });
+        }
         if let Some(redis) = &self.redis {
-            match redis.check(action, user, self.setting(action)).await {
+            match redis.check(action, user, setting, cost).await {
                 Ok(None) => return Ok(()),
                 Ok(Some(retry_after)) => return Err(Error::RateLimited { retry_after }),
                 Err(e) => log_failure(&e, "redis rate limit unavailable; limiting locally"),
             }
         }
-        self.check_local(action, user)
+        self.check_local(action, user, cost)
     }
 
-    fn check_local(&self, action: Action, user: UserId) -> Result<(), Error> {
+    fn check_local(&self, action: Action, user: UserId, cost: u32) -> Result<(), Error> {
         let bucket = self.bucket(action);
-        match bucket.limiter.check_key(&user) {
-            Ok(()) => Ok(()),
-            Err(not_until) => Err(Error::RateLimited {
+        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        match bucket.limiter.check_key_n(&user, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(Error::RateLimited {
                 retry_after: not_until.wait_time_from(self.clock.now()),
+            }),
+            // More than the burst: checked above, kept for a setting changed in between.
+            Err(_) => Err(Error::RateLimited {
+                retry_after: Duration::from_secs(u64::from(bucket.setting.period_seconds.max(1))),
             }),
         }
     }

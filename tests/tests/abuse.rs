@@ -28,6 +28,8 @@ on_both_backends!(
     labelled_counters_exist_from_the_first_scrape,
     invisible_messages_and_disguised_file_names_are_refused,
     a_known_sub_with_a_new_username_renames_the_account,
+    tiny_images_claiming_huge_sizes_are_bounded,
+    uploads_have_a_budget_and_one_at_a_time_per_user,
 );
 
 /// Flood the socket with `frame` until the server closes it; the close must be 1008
@@ -196,23 +198,7 @@ async fn a_rate_limited_user_cannot_stream_an_upload(s: &TestServer) {
     tokio::time::sleep(Duration::from_millis(1500)).await; // CHAT_RATELIMIT_RELOAD_SECS=1
     s.send(&alice, &conv, "the one allowed send").await;
     // A 40 MB upload announced, 64 KiB of it sent: the 429 must come without the rest.
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let mut tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let boundary = "abuseboundary";
-    let head = format!(
-        "POST /chat/conversations/{conv}/messages HTTP/1.1\r\nHost: {addr}\r\n\
-         Authorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
-         Content-Length: 40000000\r\n\r\n--{boundary}\r\n\
-         Content-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n",
-        alice.token
-    );
-    tcp.write_all(head.as_bytes()).await.expect("write head");
-    tcp.write_all(&vec![0u8; 64 * 1024])
-        .await
-        .expect("write some");
+    let mut tcp = start_upload(s, &alice, &conv, 40_000_000).await;
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
         .await
@@ -221,6 +207,34 @@ async fn a_rate_limited_user_cannot_stream_an_upload(s: &TestServer) {
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     assert!(answer.contains("rate_limited"), "{answer}");
+}
+
+/// A raw multipart upload of a PDF announcing `announced` bytes, of which only the head
+/// and 64 KiB are sent; the connection is returned to read the answer (or to hold it open).
+async fn start_upload(
+    s: &TestServer,
+    user: &TestUser,
+    conv: &str,
+    announced: usize,
+) -> tokio::net::TcpStream {
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let boundary = "abuseboundary";
+    let head = format!(
+        "POST /chat/conversations/{conv}/messages HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {announced}\r\n\r\n--{boundary}\r\n\
+         Content-Disposition: form-data; name=\"file\"; filename=\"big.pdf\"\r\n\
+         Content-Type: application/pdf\r\n\r\n",
+        user.token
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write head");
+    // The start of a PDF (a type chatd accepts, so it waits for the rest).
+    let some = [b"%PDF-1.4\n".as_slice(), &[b' '; 64 * 1024]].concat();
+    tcp.write_all(&some).await.expect("write some");
+    tcp
 }
 
 async fn presence_needs_a_conversation_with_a_message(s: &TestServer) {
@@ -342,19 +356,12 @@ async fn invisible_messages_and_disguised_file_names_are_refused(s: &TestServer)
             .expect_error(400, "validation_failed");
     }
     // A right-to-left override cannot make `…exe` read as `….pdf`.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(chat_e2e::files::pdf()).file_name("invoice\u{202E}fdp.exe"),
+    let pdf = (
+        "invoice\u{202E}fdp.exe",
+        "application/pdf",
+        chat_e2e::files::pdf(),
     );
-    let r = s
-        .http
-        .post(s.url(&path))
-        .bearer_auth(&a.token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
-    let r = TestServer::reply(r).await;
+    let r = s.upload(&a, &conv, vec![pdf], &[]).await;
     let name = r.expect(201)["media"][0]["name"].clone();
     assert_eq!(name, json!("invoicefdp.exe"), "{}", r.body);
 }
@@ -405,4 +412,180 @@ async fn a_known_sub_with_a_new_username_renames_the_account(s: &TestServer) {
     s.get(&alice, "/chat/blocks")
         .await
         .expect_error(409, "conflict");
+}
+
+/// Write one keep-alive request for /healthz and read the answer: `None` when the server
+/// closed the connection instead of answering.
+async fn healthz_on(tcp: &mut tokio::net::TcpStream) -> Option<String> {
+    let req = "GET /healthz HTTP/1.1\r\nHost: chatd\r\n\r\n";
+    tcp.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Ok(_) => None,
+        Err(_) => panic!("neither an answer nor a close within 5 s"),
+    }
+}
+
+/// Read until the server closes; panics if it has not within `within`.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, within: Duration) {
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("connection still open after {within:?}"),
+        }
+    }
+}
+
+/// Half-sent headers, a connection that never says anything and an idle keep-alive
+/// connection are all closed once the header-read time is up (issue 16: held > 300 s).
+/// Connection handling does not depend on the database: SQLite only.
+#[tokio::test]
+async fn half_sent_headers_and_silent_connections_are_closed() {
+    let s = TestServer::start_with(
+        chat_e2e::server::Backend::Sqlite,
+        &[("CHAT_HTTP_HEADER_TIMEOUT_SECS", "1")],
+    )
+    .await
+    .expect("sqlite server");
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+    let mut half = connect().await.expect("connect");
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: chatd\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let mut silent = connect().await.expect("connect");
+    let mut idle = connect().await.expect("connect");
+    let answer = healthz_on(&mut idle).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for tcp in [&mut half, &mut silent, &mut idle] {
+        closed_within(tcp, Duration::from_secs(5)).await;
+    }
+    // The server itself is fine.
+    let ok = s.http.get(s.url("/healthz")).send().await.expect("healthz");
+    assert!(ok.status().is_success());
+    s.stop().await;
+}
+
+/// One source address holds at most `CHAT_MAX_CONNECTIONS_PER_ADDRESS` connections; one
+/// more is closed at accept, and closing one makes room (issue 16: 1,100 idle
+/// connections made /healthz time out).
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_connection_cap() {
+    let s = TestServer::start_with(
+        chat_e2e::server::Backend::Sqlite,
+        &[("CHAT_MAX_CONNECTIONS_PER_ADDRESS", "5")],
+    )
+    .await
+    .expect("sqlite server");
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut open = Vec::new();
+    let mut refused = false;
+    for _ in 0..20 {
+        let mut tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        match healthz_on(&mut tcp).await {
+            Some(answer) => {
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                open.push(tcp);
+            }
+            None => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        refused,
+        "{} connections from one address were all served",
+        open.len()
+    );
+    // The test client may hold one pooled connection of its own.
+    assert!((4..=5).contains(&open.len()), "{} served", open.len());
+    drop(open.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        if let Some(answer) = healthz_on(&mut tcp).await {
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no room after a connection closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+}
+
+/// 418 bytes whose header says 7000×7000 (issue 16: a 693-byte JPEG stored 25.6 MB).
+const TINY_7000: &[u8] = include_bytes!("../fixtures/tiny-header-7000.jpg");
+
+async fn tiny_images_claiming_huge_sizes_are_bounded(s: &TestServer) {
+    let a = s.registered_user("a").await;
+    let b = s.registered_user("b").await;
+    let conv = s.conversation(&a, &b).await;
+    let bomb = || ("tiny.jpg", "image/jpeg", TINY_7000.to_vec());
+    // Four in one message claim 196 megapixels: refused from the headers, none decoded.
+    let r = s
+        .upload(&a, &conv, vec![bomb(), bomb(), bomb(), bomb()], &[])
+        .await;
+    r.expect_error(413, "payload_too_large");
+    let gallery = s
+        .get(&a, &format!("/chat/conversations/{conv}/media"))
+        .await;
+    assert_eq!(gallery.expect(200)["data"], json!([]), "{}", gallery.body);
+    // One alone is accepted, downscaled to 4,096 px on its longest side.
+    let r = s.upload(&a, &conv, vec![bomb()], &[]).await;
+    let item = &r.expect(201)["media"][0];
+    assert_eq!(
+        (item["width"].clone(), item["height"].clone()),
+        (json!(4096), json!(4096))
+    );
+    assert!(item["size"].as_u64().unwrap() < 5 * 1024 * 1024, "{item}");
+}
+
+async fn uploads_have_a_budget_and_one_at_a_time_per_user(s: &TestServer) {
+    let a = s.registered_user("a").await;
+    let b = s.registered_user("b").await;
+    let conv = s.conversation(&a, &b).await;
+    let png = || ("p.png", "image/png", chat_e2e::files::png(8, 8));
+    // One upload in progress (a body still arriving): a second one of the same user is
+    // refused at once; someone else's goes through.
+    let first = start_upload(s, &a, &conv, 5_000_000).await;
+    // Its headers are in; give chatd a moment to take the slot (nothing to observe it by).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.upload(&a, &conv, vec![png()], &[])
+        .await
+        .expect_error(429, "rate_limited");
+    s.upload(&b, &conv, vec![png()], &[]).await.expect(201);
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = s.upload(&a, &conv, vec![png()], &[]).await;
+        if r.status.as_u16() == 201 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The megabytes: with `upload_mb` at 3/hour, a 2 MB upload passes, a second does not.
+    let out = s.chatctl(&["ratelimit", "set", "upload_mb", "3/hour"]);
+    assert!(out.status.success(), "{out:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // CHAT_RATELIMIT_RELOAD_SECS=1
+    let big = || {
+        let bytes = [chat_e2e::files::pdf(), vec![b' '; 1_500_000]].concat();
+        ("f.pdf", "application/pdf", bytes)
+    };
+    s.upload(&a, &conv, vec![big()], &[]).await.expect(201);
+    s.upload(&a, &conv, vec![big()], &[])
+        .await
+        .expect_error(429, "rate_limited");
 }

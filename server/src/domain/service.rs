@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::media::{Media, Upload, MAX_IMAGES};
 use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
+use crate::slots::Slot;
 use crate::store::{
     BatchSettings, Conversation, ConversationView, DynStore, GroupCommit, InsertOutcome,
     LoggedKind, MessageQuery, NewMessage, StoreError, User,
@@ -470,9 +471,29 @@ impl ChatService {
     /// Before a single byte of an upload is read: `me` may send in `conv`, and the send
     /// is charged to the send rate now (the upload is the cost, so a refused user never
     /// streams to the spool; a retried upload with a known temp_id is charged too).
-    pub async fn charge_upload(&self, me: &AuthUser, conv: ConversationId) -> Result<()> {
+    /// The upload's declared size (`Content-Length`; the largest body when absent) is
+    /// charged to the `upload_mb` budget, and the returned slot (one of the user's
+    /// `CHAT_UPLOADS_PER_USER`) is held until the send is done.
+    pub async fn charge_upload(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        declared_bytes: Option<u64>,
+    ) -> Result<Slot<UserId>> {
+        let media = self
+            .media
+            .as_ref()
+            .ok_or_else(|| Error::UnsupportedMediaType("media is not enabled".into()))?;
         self.sendable(me, conv).await?;
-        self.limits.check(Action::SendMessage, me.id).await
+        let slot = media.upload_slot(me.id).ok_or_else(|| {
+            crate::metrics::METRICS.refused("uploads_per_user");
+            Error::Capped("an upload of yours is still in progress; send one at a time".into())
+        })?;
+        self.limits.check(Action::SendMessage, me.id).await?;
+        let bytes = declared_bytes.unwrap_or(crate::media::MAX_BODY as u64);
+        let mb = u32::try_from(bytes.div_ceil(1024 * 1024)).unwrap_or(u32::MAX);
+        self.limits.check_n(Action::UploadMb, me.id, mb).await?;
+        Ok(slot)
     }
 
     /// The receiver of a send from `me` in `conv`: `me` takes part and neither side

@@ -174,7 +174,12 @@ async fn send_multipart(
         .cloned()
         .ok_or_else(|| Error::UnsupportedMediaType("media is not enabled".into()))?;
     // Refuse before a single byte of the upload is read.
-    state.service.charge_upload(me, conv).await?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let _upload = state.service.charge_upload(me, conv, declared).await?;
     let mut form = Multipart::from_request(req, state)
         .await
         .map_err(|e| Error::Validation(e.body_text()))?;

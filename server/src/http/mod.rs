@@ -9,6 +9,7 @@ pub mod media;
 pub mod messages;
 pub mod openapi;
 pub mod push;
+pub mod serve;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};

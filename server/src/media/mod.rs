@@ -18,12 +18,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
+use crate::slots::{Slot, Slots};
+use chat_protocol::UserId;
 use detect::{Detected, SNIFF_LEN};
 use process::ProcessError;
 use storage::{DynStorage, LocalStorage, StorageError};
 
 /// Images per message, at most.
 pub const MAX_IMAGES: usize = 10;
+/// Uploads one user may have in progress at once, unless configured.
+pub const DEFAULT_UPLOADS_PER_USER: usize = 1;
 
 impl From<StorageError> for Error {
     fn from(e: StorageError) -> Self {
@@ -123,6 +127,8 @@ pub struct Media {
     spool: PathBuf,
     url_ttl: Duration,
     workers: Arc<Semaphore>,
+    /// Uploads each user may have in progress at once (`CHAT_UPLOADS_PER_USER`).
+    uploads: Arc<Slots<UserId>>,
 }
 
 impl Media {
@@ -138,7 +144,21 @@ impl Media {
             cfg.effective_media_dir().join("spool"),
             Duration::from_secs(cfg.media_url_ttl_secs.max(1)),
             cfg.media_workers,
-        )?)
+        )?
+        .with_uploads_per_user(cfg.uploads_per_user))
+    }
+
+    /// At most `n` uploads in progress per user (default 1: one user never holds more
+    /// than one of the decode workers, so image work cannot starve anyone else).
+    pub fn with_uploads_per_user(mut self, n: usize) -> Self {
+        self.uploads = Slots::new(n.max(1));
+        self
+    }
+
+    /// A place for one more upload of `user` (held until its send is done), or `None`
+    /// when the user already has their share in progress.
+    pub fn upload_slot(&self, user: UserId) -> Option<Slot<UserId>> {
+        self.uploads.take(user)
     }
 
     /// `workers` bounds concurrent image decodes (each may use up to 512 MiB).
@@ -156,6 +176,7 @@ impl Media {
             spool,
             url_ttl,
             workers: Arc::new(Semaphore::new(workers.max(1))),
+            uploads: Slots::new(DEFAULT_UPLOADS_PER_USER),
         })
     }
 
@@ -239,6 +260,7 @@ impl Media {
     /// Process and store every upload of one message. On any failure, whatever was
     /// already stored is deleted again.
     pub async fn store_all(&self, uploads: Vec<Upload>) -> Result<Stored, Error> {
+        self.check_pixel_budget(&uploads).await?;
         let mut stored = Stored::default();
         for upload in uploads {
             if let Err(e) = self.store_one(upload, &mut stored).await {
@@ -247,6 +269,34 @@ impl Media {
             }
         }
         Ok(stored)
+    }
+
+    /// From the headers alone, before anything is decoded: the message's images together
+    /// stay within [`process::MAX_PIXELS_PER_MESSAGE`].
+    async fn check_pixel_budget(&self, uploads: &[Upload]) -> Result<(), Error> {
+        let images: Vec<(PathBuf, &'static str)> = uploads
+            .iter()
+            .filter(|u| u.detected.kind == MessageType::Image)
+            .map(|u| (u.spool.path.clone(), u.detected.mime))
+            .collect();
+        if images.is_empty() {
+            return Ok(());
+        }
+        let total = tokio::task::spawn_blocking(move || {
+            images.iter().try_fold(0u64, |sum, (path, mime)| {
+                Ok::<_, ProcessError>(sum + process::pixels(path, mime)?)
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("image worker: {e}")))??;
+        if total > process::MAX_PIXELS_PER_MESSAGE {
+            return Err(Error::PayloadTooLarge(format!(
+                "the images of one message may decode to at most {} megapixels together; these would be {}",
+                process::MAX_PIXELS_PER_MESSAGE / 1_000_000,
+                total / 1_000_000
+            )));
+        }
+        Ok(())
     }
 
     async fn store_one(&self, upload: Upload, stored: &mut Stored) -> Result<(), Error> {

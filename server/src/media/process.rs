@@ -13,6 +13,11 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 pub const THUMB_SIDE: u32 = 320;
 /// Decompression-bomb guard: images above this many pixels are refused before decoding.
 pub const MAX_PIXELS: u64 = 50_000_000;
+/// Decoded pixels one message may ask for, all its images together (a 693-byte JPEG can
+/// claim 49 megapixels; ten of them must not cost ten full decodes).
+pub const MAX_PIXELS_PER_MESSAGE: u64 = 150_000_000;
+/// Longest side kept: larger originals are downscaled to it, as the major messengers do.
+pub const MAX_SIDE: u32 = 4096;
 /// Memory one decode may allocate.
 const MAX_ALLOC: u64 = 512 * 1024 * 1024;
 
@@ -50,23 +55,29 @@ fn format_of(mime: &str) -> Option<ImageFormat> {
     })
 }
 
-/// Decode `path` (already sniffed as `mime`), apply its EXIF orientation, and produce the
-/// metadata-free image to serve plus a thumbnail.
-pub fn image(path: &Path, mime: &str) -> Result<ProcessedImage, ProcessError> {
-    let format =
-        format_of(mime).ok_or_else(|| ProcessError::Invalid(format!("{mime} is not an image")))?;
-    let bad = |e: image::ImageError| match e {
+fn decode_error(e: image::ImageError) -> ProcessError {
+    match e {
         image::ImageError::Limits(_) => ProcessError::TooLarge(format!(
             "the image needs more memory to decode than allowed (limit {MAX_PIXELS} pixels)"
         )),
         other => ProcessError::Invalid(format!("the image cannot be decoded: {other}")),
-    };
+    }
+}
+
+/// A decoder for `path` (sniffed as `mime`) whose header was read and checked: non-empty,
+/// within [`MAX_PIXELS`]. Nothing is decoded yet.
+fn checked_decoder(
+    path: &Path,
+    mime: &str,
+) -> Result<(impl ImageDecoder, ImageFormat), ProcessError> {
+    let format =
+        format_of(mime).ok_or_else(|| ProcessError::Invalid(format!("{mime} is not an image")))?;
     let mut reader = ImageReader::new(BufReader::new(std::fs::File::open(path)?));
     reader.set_format(format);
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(bad)?;
+    let decoder = reader.into_decoder().map_err(decode_error)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(ProcessError::Invalid("the image has no pixels".into()));
@@ -76,11 +87,34 @@ pub fn image(path: &Path, mime: &str) -> Result<ProcessedImage, ProcessError> {
             "the image is {w}×{h} pixels; at most {MAX_PIXELS} pixels are accepted"
         )));
     }
+    if format == ImageFormat::Gif && w.max(h) > MAX_SIDE {
+        // GIFs are kept byte for byte (animations); one this large is refused instead.
+        return Err(ProcessError::TooLarge(format!(
+            "the GIF is {w}×{h} pixels; at most {MAX_SIDE} on its longest side"
+        )));
+    }
+    Ok((decoder, format))
+}
+
+/// The pixels decoding `path` would produce, from its header alone.
+pub fn pixels(path: &Path, mime: &str) -> Result<u64, ProcessError> {
+    let (decoder, _) = checked_decoder(path, mime)?;
+    let (w, h) = decoder.dimensions();
+    Ok(u64::from(w) * u64::from(h))
+}
+
+/// Decode `path` (already sniffed as `mime`), apply its EXIF orientation, downscale it to
+/// [`MAX_SIDE`], and produce the metadata-free image to serve plus a thumbnail.
+pub fn image(path: &Path, mime: &str) -> Result<ProcessedImage, ProcessError> {
+    let (mut decoder, format) = checked_decoder(path, mime)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(bad)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     img.apply_orientation(orientation);
+    if img.width().max(img.height()) > MAX_SIDE {
+        img = img.resize(MAX_SIDE, MAX_SIDE, image::imageops::FilterType::Triangle);
+    }
 
     let cleaned = match format {
         ImageFormat::Gif => None,
@@ -186,4 +220,40 @@ pub async fn video_thumbnail(path: &Path) -> Option<Vec<u8>> {
         .ok()?
         .ok()?;
     (out.status.success() && !out.stdout.is_empty()).then_some(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 418 bytes whose header says 7000×7000 (a real JPEG cut short after its first scan
+    /// bytes; decoders fill the rest): the issue 16 "tiny image, huge file".
+    const TINY_7000: &[u8] = include_bytes!("../../../tests/fixtures/tiny-header-7000.jpg");
+
+    fn spooled(bytes: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("chatd-img-{}.jpg", uuid::Uuid::new_v4()));
+        std::fs::write(&path, bytes).expect("write");
+        path
+    }
+
+    #[test]
+    fn the_header_tells_the_pixels_without_decoding() {
+        let path = spooled(TINY_7000);
+        assert_eq!(pixels(&path, "image/jpeg").expect("header"), 49_000_000);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn originals_above_the_longest_side_are_downscaled() {
+        let path = spooled(TINY_7000);
+        let img = image(&path, "image/jpeg").expect("decodes");
+        let _ = std::fs::remove_file(path);
+        assert_eq!((img.width, img.height), (MAX_SIDE, MAX_SIDE));
+        let stored = img.cleaned.expect("re-encoded");
+        assert!(
+            stored.len() < 5 * 1024 * 1024,
+            "{} bytes stored",
+            stored.len()
+        );
+    }
 }
