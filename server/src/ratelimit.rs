@@ -348,6 +348,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cost_takes_that_many_units_at_once() {
+        let rl = RateLimiter::new();
+        rl.apply(&[(
+            "upload_mb".into(),
+            RateLimitSetting {
+                max_requests: 5,
+                period_seconds: 3600,
+            },
+        )]);
+        let u = UserId::new();
+        assert!(rl.check_n(Action::UploadMb, u, 3).await.is_ok());
+        assert!(rl.check_n(Action::UploadMb, u, 3).await.is_err(), "6 of 5");
+        assert!(rl.check_n(Action::UploadMb, u, 2).await.is_ok(), "5 of 5");
+        // More than the whole budget can never pass: the wait is the period.
+        match rl.check_n(Action::UploadMb, UserId::new(), 6).await {
+            Err(Error::RateLimited { retry_after }) => {
+                assert_eq!(retry_after, Duration::from_secs(3600))
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn apply_changes_only_what_differs() {
         let rl = RateLimiter::new();
         let changed = rl.apply(&[

@@ -109,9 +109,9 @@ async fn chat_tui_in_a_real_terminal() {
     // Start a conversation by username and send a message.
     tmux.keys(&format!("/open {}", bob.username));
     tmux.key("Enter");
-    // bob has no socket: offline, last seen when he made his one request.
-    tmux.wait_for(&format!("{} · last seen", bob.username))
-        .await;
+    // An empty conversation shows no presence (SPEC "Privacy"): bob is just offline, with
+    // no last seen, until a message is in it.
+    tmux.wait_for(&format!("{} · offline", bob.username)).await;
     tmux.keys("hello from a real terminal");
     tmux.key("Enter");
     tmux.wait_for("me: hello from a real terminal ✓").await;
