@@ -271,6 +271,12 @@ async fn run(cli: Cli) -> Result<()> {
                     for (name, s) in store.rate_limits().await? {
                         println!("{name:22} {}/{}s", s.max_requests, s.period_seconds);
                     }
+                    // Caps are configuration, not table rows: these are the values this
+                    // environment gives chatd (the same variables).
+                    println!("\nstanding caps per user (chatd's environment):");
+                    for (name, value, var) in cli.common.caps.rows() {
+                        println!("{name:22} {value:<10} {var}");
+                    }
                 }
                 RatelimitAction::Set { action, rate } => {
                     let a = Action::parse(&action).with_context(|| {

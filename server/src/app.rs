@@ -126,7 +126,9 @@ pub async fn build_state(
         vapid_public_key = Some(web.public_key());
         providers.push(Arc::new(web));
     }
-    let pusher = Pusher::new(providers).with_store(store.clone());
+    let pusher = Pusher::new(providers)
+        .with_store(store.clone())
+        .with_caps(&config.common.caps);
     let mut send_batching = store::BatchSettings::for_backend(store.backend());
     send_batching.max_batch = config.send_batch_max.max(1);
     if let Some(w) = config.send_writers {
@@ -143,7 +145,7 @@ pub async fn build_state(
         ws: WsSettings {
             ping: Duration::from_secs(config.ws_ping_secs.max(1)),
             idle: Duration::from_secs(config.ws_idle_secs.max(1)),
-            max_sockets_per_user: config.ws_max_sockets_per_user.max(1),
+            max_sockets_per_user: config.common.caps.ws_max_sockets_per_user.max(1),
         },
         keys: Arc::new(keys),
         vapid_public_key,

@@ -62,12 +62,6 @@ pub struct CommonConfig {
     #[arg(long, env = "CHAT_MEDIA_WORKERS", default_value_t = 2)]
     pub media_workers: usize,
 
-    /// Media uploads one user may have in progress at once; one more is refused (429)
-    /// before its body is read. Keep it below `CHAT_MEDIA_WORKERS` so one user's images
-    /// cannot occupy every decode worker.
-    #[arg(long, env = "CHAT_UPLOADS_PER_USER", default_value_t = 1)]
-    pub uploads_per_user: usize,
-
     /// Bunny Storage API endpoint (regional endpoints differ).
     #[arg(
         long,
@@ -109,6 +103,62 @@ pub struct CommonConfig {
     /// Log filter in `tracing` syntax (e.g. `info`, `chat_server=debug`).
     #[arg(long, env = "CHAT_LOG", default_value = "info")]
     pub log: String,
+
+    #[command(flatten)]
+    pub caps: UserCaps,
+}
+
+/// Standing caps per user (as opposed to rates, which live in the `rate_limits` table):
+/// shared so `chatctl ratelimit list` shows the ones in force beside the rates.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct UserCaps {
+    /// Most WebSockets one user may hold open on one instance; one more is refused with
+    /// 429 `rate_limited`.
+    #[arg(long, env = "CHAT_WS_MAX_SOCKETS_PER_USER", default_value_t = 16)]
+    pub ws_max_sockets_per_user: usize,
+
+    /// Media uploads one user may have in progress at once; one more is refused (429)
+    /// before its body is read. Keep it below `CHAT_MEDIA_WORKERS` so one user's images
+    /// cannot occupy every decode worker.
+    #[arg(long, env = "CHAT_UPLOADS_PER_USER", default_value_t = 1)]
+    pub uploads_per_user: usize,
+
+    /// Push subscriptions kept per user; registering one more replaces the oldest.
+    #[arg(long, env = "CHAT_PUSH_MAX_SUBSCRIPTIONS", default_value_t = 10)]
+    pub push_max_subscriptions: usize,
+
+    /// Push deliveries one receiver may have in flight (of the instance's 64); more are
+    /// dropped, never anyone else's.
+    #[arg(long, env = "CHAT_PUSH_IN_FLIGHT_PER_USER", default_value_t = 4)]
+    pub push_in_flight_per_user: usize,
+}
+
+impl UserCaps {
+    /// (name, value, variable) for each cap, as `chatctl ratelimit list` prints them.
+    pub fn rows(&self) -> [(&'static str, usize, &'static str); 4] {
+        [
+            (
+                "ws_sockets",
+                self.ws_max_sockets_per_user,
+                "CHAT_WS_MAX_SOCKETS_PER_USER",
+            ),
+            (
+                "uploads_in_progress",
+                self.uploads_per_user,
+                "CHAT_UPLOADS_PER_USER",
+            ),
+            (
+                "push_subscriptions",
+                self.push_max_subscriptions,
+                "CHAT_PUSH_MAX_SUBSCRIPTIONS",
+            ),
+            (
+                "push_in_flight",
+                self.push_in_flight_per_user,
+                "CHAT_PUSH_IN_FLIGHT_PER_USER",
+            ),
+        ]
+    }
 }
 
 /// Seconds, or a number with one unit: `s`, `m`, `h`, `d`.
@@ -190,11 +240,6 @@ pub struct Config {
     /// address, set its capacity or 0 and let the proxy limit clients).
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1024)]
     pub max_connections_per_address: usize,
-
-    /// Most WebSockets one user may hold open on one instance; one more is refused with
-    /// 429 `rate_limited`.
-    #[arg(long, env = "CHAT_WS_MAX_SOCKETS_PER_USER", default_value_t = 16)]
-    pub ws_max_sockets_per_user: usize,
 
     /// Outbound frames queued per socket before it counts as a slow consumer and is closed.
     #[arg(long, env = "CHAT_WS_QUEUE", default_value_t = 256)]

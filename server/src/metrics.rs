@@ -37,8 +37,10 @@ pub struct ReasonLabel {
 
 /// Every `reason` of `chat_refused_total` (standing caps and abuse defences, as opposed
 /// to per-user rate limits).
-pub const REFUSALS: [&str; 6] = [
+pub const REFUSALS: [&str; 8] = [
     "connections_per_address",
+    "header_timeout",
+    "image_pixels",
     "uploads_per_user",
     "ws_sockets_per_user",
     "push_per_user",

@@ -34,8 +34,11 @@ use crate::store::{DynStore, StoredPush};
 const ATTEMPTS: u32 = 3;
 /// Notifications in flight at once per instance; more are dropped (and logged).
 pub const MAX_IN_FLIGHT: usize = 64;
-/// Of those, at most this many for one receiver.
+/// Of those, at most this many for one receiver, unless configured
+/// (`CHAT_PUSH_IN_FLIGHT_PER_USER`).
 pub const MAX_IN_FLIGHT_PER_USER: usize = 4;
+/// Subscriptions kept per user, unless configured (`CHAT_PUSH_MAX_SUBSCRIPTIONS`).
+pub const MAX_SUBSCRIPTIONS: usize = 10;
 /// TCP (and TLS) connect timeout for push requests.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Whole-request timeout for push requests.
@@ -377,6 +380,8 @@ pub struct Pusher {
     /// Each receiver's share of `in_flight`.
     per_user: Arc<Slots<UserId>>,
     health: Arc<EndpointHealth>,
+    /// Subscriptions kept per user.
+    max_subscriptions: usize,
     /// Where gone and failing subscriptions are removed.
     store: Option<DynStore>,
 }
@@ -388,6 +393,7 @@ impl Pusher {
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             per_user: Slots::new(MAX_IN_FLIGHT_PER_USER),
             health: Arc::default(),
+            max_subscriptions: MAX_SUBSCRIPTIONS,
             store: None,
         }
     }
@@ -395,6 +401,18 @@ impl Pusher {
     pub fn with_store(mut self, store: DynStore) -> Self {
         self.store = Some(store);
         self
+    }
+
+    /// The per-user caps in force (`CHAT_PUSH_*`).
+    pub fn with_caps(mut self, caps: &crate::config::UserCaps) -> Self {
+        self.per_user = Slots::new(caps.push_in_flight_per_user.max(1));
+        self.max_subscriptions = caps.push_max_subscriptions.max(1);
+        self
+    }
+
+    /// Subscriptions kept per user; registering one more replaces the oldest.
+    pub fn max_subscriptions(&self) -> usize {
+        self.max_subscriptions
     }
 
     pub fn disabled() -> Self {

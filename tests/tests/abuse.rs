@@ -325,16 +325,29 @@ async fn read_receipts_do_not_cross_a_block(s: &TestServer) {
     );
 }
 
-async fn labelled_counters_exist_from_the_first_scrape(s: &TestServer) {
-    let text = s
-        .http
+async fn metrics(s: &TestServer) -> String {
+    s.http
         .get(s.url("/metrics"))
         .send()
         .await
         .expect("metrics")
         .text()
         .await
-        .expect("metrics body");
+        .expect("metrics body")
+}
+
+/// `chat_refused_total{reason}` as chatd counts it now.
+async fn refusals(s: &TestServer, reason: &str) -> u64 {
+    let prefix = format!("chat_refused_total{{reason=\"{reason}\"}} ");
+    let text = metrics(s).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
+}
+
+async fn labelled_counters_exist_from_the_first_scrape(s: &TestServer) {
+    let text = metrics(s).await;
     for want in [
         r#"chat_messages_sent_total{kind="image"} 0"#,
         r#"chat_rate_limited_total{action="send_message"} 0"#,
@@ -464,9 +477,10 @@ async fn half_sent_headers_and_silent_connections_are_closed() {
     for tcp in [&mut half, &mut silent, &mut idle] {
         closed_within(tcp, Duration::from_secs(5)).await;
     }
-    // The server itself is fine.
+    // The server itself is fine, and counted what it closed.
     let ok = s.http.get(s.url("/healthz")).send().await.expect("healthz");
     assert!(ok.status().is_success());
+    assert!(refusals(&s, "header_timeout").await >= 2);
     s.stop().await;
 }
 
@@ -522,6 +536,9 @@ async fn one_address_cannot_hold_more_than_its_connection_cap() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    drop(open); // room for the metrics request, once chatd has seen them close
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(refusals(&s, "connections_per_address").await >= 1);
     s.stop().await;
 }
 
@@ -538,6 +555,7 @@ async fn tiny_images_claiming_huge_sizes_are_bounded(s: &TestServer) {
         .upload(&a, &conv, vec![bomb(), bomb(), bomb(), bomb()], &[])
         .await;
     r.expect_error(413, "payload_too_large");
+    assert_eq!(refusals(s, "image_pixels").await, 1);
     let gallery = s
         .get(&a, &format!("/chat/conversations/{conv}/media"))
         .await;

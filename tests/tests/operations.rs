@@ -146,7 +146,21 @@ async fn rate_limit_change_applies_to_a_running_server_without_restart() {
     .await
     .expect_error(429, "rate_limited");
     let listed = chatctl(&s, &["ratelimit", "list"]);
-    assert!(String::from_utf8_lossy(&listed.stdout).contains("send_message"));
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    // Every rate, the ones issue 16 added included, and the standing per-user caps.
+    for want in [
+        "send_message",
+        "lookup",
+        "block",
+        "push_subscribe",
+        "upload_mb",
+        "ws_sockets",
+        "uploads_in_progress",
+        "push_subscriptions",
+        "push_in_flight",
+    ] {
+        assert!(listed.contains(want), "{want} not listed:\n{listed}");
+    }
     let reset = chatctl(&s, &["ratelimit", "reset", "send_message"]);
     assert!(reset.status.success());
     s.stop().await;

@@ -33,7 +33,6 @@ mod blocks;
 mod presence;
 mod push;
 use presence::LastSeenWriter;
-pub use push::MAX_PUSH_SUBSCRIPTIONS;
 
 const PROVISION_TTL: Duration = Duration::from_secs(60);
 /// Bound on the provisioning cache; it is cleared when full.

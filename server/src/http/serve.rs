@@ -141,6 +141,9 @@ pub async fn serve(
                 tokio::select! {
                     result = conn.as_mut() => {
                         if let Err(e) = result {
+                            if e.is_timeout() {
+                                crate::metrics::METRICS.refused("header_timeout");
+                            }
                             tracing::trace!(error = %e, "connection ended with an error");
                         }
                         break;

@@ -145,7 +145,7 @@ impl Media {
             Duration::from_secs(cfg.media_url_ttl_secs.max(1)),
             cfg.media_workers,
         )?
-        .with_uploads_per_user(cfg.uploads_per_user))
+        .with_uploads_per_user(cfg.caps.uploads_per_user))
     }
 
     /// At most `n` uploads in progress per user (default 1: one user never holds more
@@ -290,6 +290,7 @@ impl Media {
         .await
         .map_err(|e| Error::Internal(format!("image worker: {e}")))??;
         if total > process::MAX_PIXELS_PER_MESSAGE {
+            crate::metrics::METRICS.refused("image_pixels");
             return Err(Error::PayloadTooLarge(format!(
                 "the images of one message may decode to at most {} megapixels together; these would be {}",
                 process::MAX_PIXELS_PER_MESSAGE / 1_000_000,

@@ -1,5 +1,5 @@
 //! Push: notifying offline receivers (off the send path) and the subscriptions they
-//! register, at most [`MAX_PUSH_SUBSCRIPTIONS`] each.
+//! register, at most `CHAT_PUSH_MAX_SUBSCRIPTIONS` each.
 
 use std::sync::Arc;
 
@@ -15,9 +15,6 @@ use crate::error::{Error, Result};
 use crate::push::Pusher;
 use crate::ratelimit::Action;
 use crate::store::{DynStore, StoredPush};
-
-/// Push subscriptions kept per user; registering one more replaces the oldest.
-pub const MAX_PUSH_SUBSCRIPTIONS: usize = 10;
 
 impl ChatService {
     /// Push to the receiver if offline ([`push_if_offline`]), in the background: the send
@@ -42,9 +39,9 @@ impl ChatService {
     ) -> Result<PushSubscription> {
         self.limits.check(Action::PushSubscribe, me.id).await?;
         let added = self.store_push_subscription(me, req).await?;
-        // At most `MAX_PUSH_SUBSCRIPTIONS`: the oldest others make room for the new one.
+        // At most the cap: the oldest others make room for the new one.
         let all = self.store.push_subscriptions(me.id).await?;
-        let excess = all.len().saturating_sub(MAX_PUSH_SUBSCRIPTIONS);
+        let excess = all.len().saturating_sub(self.pusher.max_subscriptions());
         let oldest = all
             .iter()
             .map(|s| s.subscription.id)
@@ -109,11 +106,11 @@ impl ChatService {
             .await?)
     }
 
-    /// At most [`MAX_PUSH_SUBSCRIPTIONS`], so the list needs no paging.
+    /// At most `CHAT_PUSH_MAX_SUBSCRIPTIONS`, so the list needs no paging.
     pub async fn push_subscriptions(&self, me: &AuthUser) -> Result<Vec<PushSubscription>> {
         self.limits.check(Action::Lookup, me.id).await?;
         let subs = self.store.push_subscriptions(me.id).await?;
-        Ok(newest_subscriptions(subs)
+        Ok(newest_subscriptions(subs, self.pusher.max_subscriptions())
             .into_iter()
             .map(|s| s.subscription)
             .collect())
@@ -129,10 +126,10 @@ impl ChatService {
     }
 }
 
-/// The newest [`MAX_PUSH_SUBSCRIPTIONS`] of a receiver's subscriptions (older ones can
-/// only exist from before the cap).
-fn newest_subscriptions(mut subs: Vec<StoredPush>) -> Vec<StoredPush> {
-    let excess = subs.len().saturating_sub(MAX_PUSH_SUBSCRIPTIONS);
+/// The newest `max` of a receiver's subscriptions (older ones can only exist from before
+/// the cap, or a lower one).
+fn newest_subscriptions(mut subs: Vec<StoredPush>, max: usize) -> Vec<StoredPush> {
+    let excess = subs.len().saturating_sub(max);
     subs.drain(..excess);
     subs
 }
@@ -158,7 +155,7 @@ async fn push_if_offline(
         }
     }
     let subs = match store.push_subscriptions(m.receiver_id).await {
-        Ok(s) => newest_subscriptions(s),
+        Ok(s) => newest_subscriptions(s, pusher.max_subscriptions()),
         Err(e) => {
             tracing::warn!(error = %e, "push skipped: subscriptions unavailable");
             return;
