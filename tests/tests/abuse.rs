@@ -377,6 +377,26 @@ async fn invisible_messages_and_disguised_file_names_are_refused(s: &TestServer)
     let r = s.upload(&a, &conv, vec![pdf], &[]).await;
     let name = r.expect(201)["media"][0]["name"].clone();
     assert_eq!(name, json!("invoicefdp.exe"), "{}", r.body);
+    // A fake MP4 (an `ftyp` box, then noise) is kept as an opaque video, decided in
+    // docs/security.md: no metadata, and served only as a download nobody sniffs.
+    let fake = [
+        b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".as_slice(),
+        &[0x5a; 4096],
+    ]
+    .concat();
+    let r = s
+        .upload(&a, &conv, vec![("clip.mp4", "video/mp4", fake)], &[])
+        .await;
+    let item = r.expect(201)["media"][0].clone();
+    assert_eq!(item["kind"], "video", "{item}");
+    assert_eq!(item["duration_ms"], json!(null), "{item}");
+    let url = s.url(item["url"].as_str().expect("url"));
+    let served = s.http.get(url).send().await.expect("media");
+    let h = served.headers();
+    assert!(h["content-disposition"]
+        .to_str()
+        .is_ok_and(|v| v.starts_with("attachment")));
+    assert_eq!(h["x-content-type-options"], "nosniff");
 }
 
 /// Deliberate (docs/decisions.md): the identity provider owns usernames. A token with a
