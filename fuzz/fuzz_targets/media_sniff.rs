@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     if found.mime.starts_with("image/") {
-        let _ = process::image(&path, found.mime);
+        let _ = process::image(&path, found.mime, &process::ImageLimits::default());
     } else if found.mime.starts_with("video/") {
         let _ = process::video_info(&path, found.mime);
     }

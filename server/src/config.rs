@@ -62,6 +62,16 @@ pub struct CommonConfig {
     #[arg(long, env = "CHAT_MEDIA_WORKERS", default_value_t = 2)]
     pub media_workers: usize,
 
+    /// Longest side of a stored image; larger originals are downscaled to it (a GIF that
+    /// large is refused: GIFs are kept as uploaded).
+    #[arg(long, env = "CHAT_IMAGE_MAX_SIDE", default_value_t = 4096)]
+    pub image_max_side: u32,
+
+    /// Megapixels the images of one message may decode to, together; checked from their
+    /// headers before any is decoded.
+    #[arg(long, env = "CHAT_IMAGE_MEGAPIXELS_PER_MESSAGE", default_value_t = 150)]
+    pub image_megapixels_per_message: u64,
+
     /// Bunny Storage API endpoint (regional endpoints differ).
     #[arg(
         long,

@@ -218,7 +218,7 @@ impl TestServer {
     pub async fn restart(&mut self, down_for: Duration) {
         terminate(&mut self.child).await;
         tokio::time::sleep(down_for).await;
-        let listen = self.base.trim_start_matches("http://").to_string();
+        let listen = self.addr();
         let fresh = Self::spawn(
             self.data_dir.clone(),
             self.database_url.clone(),
@@ -246,6 +246,11 @@ impl TestServer {
             .args(args)
             .output()
             .expect("run chatctl")
+    }
+
+    /// `host:port` chatd listens on (for raw TCP clients).
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -217,7 +217,7 @@ async fn start_upload(
     conv: &str,
     announced: usize,
 ) -> tokio::net::TcpStream {
-    let addr = s.base.trim_start_matches("http://").to_string();
+    let addr = s.addr();
     let mut tcp = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");
@@ -484,7 +484,7 @@ async fn half_sent_headers_and_silent_connections_are_closed() {
     )
     .await
     .expect("sqlite server");
-    let addr = s.base.trim_start_matches("http://").to_string();
+    let addr = s.addr();
     let connect = || tokio::net::TcpStream::connect(addr.clone());
     let mut half = connect().await.expect("connect");
     half.write_all(b"GET /healthz HTTP/1.1\r\nHost: chatd\r\nX-Slow: ")
@@ -515,7 +515,7 @@ async fn one_address_cannot_hold_more_than_its_connection_cap() {
     )
     .await
     .expect("sqlite server");
-    let addr = s.base.trim_start_matches("http://").to_string();
+    let addr = s.addr();
     let mut open = Vec::new();
     let mut refused = false;
     for _ in 0..20 {

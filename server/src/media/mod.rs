@@ -129,6 +129,7 @@ pub struct Media {
     workers: Arc<Semaphore>,
     /// Uploads each user may have in progress at once (`CHAT_UPLOADS_PER_USER`).
     uploads: Arc<Slots<UserId>>,
+    images: process::ImageLimits,
 }
 
 impl Media {
@@ -145,7 +146,16 @@ impl Media {
             Duration::from_secs(cfg.media_url_ttl_secs.max(1)),
             cfg.media_workers,
         )?
-        .with_uploads_per_user(cfg.caps.uploads_per_user))
+        .with_uploads_per_user(cfg.caps.uploads_per_user)
+        .with_image_limits(process::ImageLimits {
+            max_side: cfg.image_max_side.max(1),
+            pixels_per_message: cfg.image_megapixels_per_message.max(1) * 1_000_000,
+        }))
+    }
+
+    pub fn with_image_limits(mut self, limits: process::ImageLimits) -> Self {
+        self.images = limits;
+        self
     }
 
     /// At most `n` uploads in progress per user (default 1: one user never holds more
@@ -177,6 +187,7 @@ impl Media {
             url_ttl,
             workers: Arc::new(Semaphore::new(workers.max(1))),
             uploads: Slots::new(DEFAULT_UPLOADS_PER_USER),
+            images: process::ImageLimits::default(),
         })
     }
 
@@ -272,7 +283,7 @@ impl Media {
     }
 
     /// From the headers alone, before anything is decoded: the message's images together
-    /// stay within [`process::MAX_PIXELS_PER_MESSAGE`].
+    /// stay within the per-message pixel budget.
     async fn check_pixel_budget(&self, uploads: &[Upload]) -> Result<(), Error> {
         let images: Vec<(PathBuf, &'static str)> = uploads
             .iter()
@@ -282,18 +293,19 @@ impl Media {
         if images.is_empty() {
             return Ok(());
         }
+        let limits = self.images;
         let total = tokio::task::spawn_blocking(move || {
             images.iter().try_fold(0u64, |sum, (path, mime)| {
-                Ok::<_, ProcessError>(sum + process::pixels(path, mime)?)
+                Ok::<_, ProcessError>(sum + process::pixels(path, mime, &limits)?)
             })
         })
         .await
         .map_err(|e| Error::Internal(format!("image worker: {e}")))??;
-        if total > process::MAX_PIXELS_PER_MESSAGE {
+        if total > self.images.pixels_per_message {
             crate::metrics::METRICS.refused("image_pixels");
             return Err(Error::PayloadTooLarge(format!(
                 "the images of one message may decode to at most {} megapixels together; these would be {}",
-                process::MAX_PIXELS_PER_MESSAGE / 1_000_000,
+                self.images.pixels_per_message / 1_000_000,
                 total / 1_000_000
             )));
         }
@@ -324,8 +336,8 @@ impl Media {
                     .acquire()
                     .await
                     .map_err(|_| Error::Unavailable("server is shutting down".into()))?;
-                let (path, mime) = (upload.spool.path.clone(), d.mime);
-                let img = tokio::task::spawn_blocking(move || process::image(&path, mime))
+                let (path, mime, limits) = (upload.spool.path.clone(), d.mime, self.images);
+                let img = tokio::task::spawn_blocking(move || process::image(&path, mime, &limits))
                     .await
                     .map_err(|e| Error::Internal(format!("image worker: {e}")))??;
                 item.width = Some(img.width);

@@ -14,10 +14,27 @@ pub const THUMB_SIDE: u32 = 320;
 /// Decompression-bomb guard: images above this many pixels are refused before decoding.
 pub const MAX_PIXELS: u64 = 50_000_000;
 /// Decoded pixels one message may ask for, all its images together (a 693-byte JPEG can
-/// claim 49 megapixels; ten of them must not cost ten full decodes).
+/// claim 49 megapixels; ten of them must not cost ten full decodes), unless configured.
 pub const MAX_PIXELS_PER_MESSAGE: u64 = 150_000_000;
-/// Longest side kept: larger originals are downscaled to it, as the major messengers do.
+/// Longest side kept: larger originals are downscaled to it, as the major messengers do,
+/// unless configured.
 pub const MAX_SIDE: u32 = 4096;
+
+/// The image budgets in force (`CHAT_IMAGE_MAX_SIDE`, `CHAT_IMAGE_MEGAPIXELS_PER_MESSAGE`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageLimits {
+    pub max_side: u32,
+    pub pixels_per_message: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        ImageLimits {
+            max_side: MAX_SIDE,
+            pixels_per_message: MAX_PIXELS_PER_MESSAGE,
+        }
+    }
+}
 /// Memory one decode may allocate.
 const MAX_ALLOC: u64 = 512 * 1024 * 1024;
 
@@ -69,6 +86,7 @@ fn decode_error(e: image::ImageError) -> ProcessError {
 fn checked_decoder(
     path: &Path,
     mime: &str,
+    max_side: u32,
 ) -> Result<(impl ImageDecoder, ImageFormat), ProcessError> {
     let format =
         format_of(mime).ok_or_else(|| ProcessError::Invalid(format!("{mime} is not an image")))?;
@@ -87,33 +105,39 @@ fn checked_decoder(
             "the image is {w}×{h} pixels; at most {MAX_PIXELS} pixels are accepted"
         )));
     }
-    if format == ImageFormat::Gif && w.max(h) > MAX_SIDE {
+    if format == ImageFormat::Gif && w.max(h) > max_side {
         // GIFs are kept byte for byte (animations); one this large is refused instead.
         return Err(ProcessError::TooLarge(format!(
-            "the GIF is {w}×{h} pixels; at most {MAX_SIDE} on its longest side"
+            "the GIF is {w}×{h} pixels; at most {max_side} on its longest side"
         )));
     }
     Ok((decoder, format))
 }
 
 /// The pixels decoding `path` would produce, from its header alone.
-pub fn pixels(path: &Path, mime: &str) -> Result<u64, ProcessError> {
-    let (decoder, _) = checked_decoder(path, mime)?;
+pub fn pixels(path: &Path, mime: &str, limits: &ImageLimits) -> Result<u64, ProcessError> {
+    let (decoder, _) = checked_decoder(path, mime, limits.max_side)?;
     let (w, h) = decoder.dimensions();
     Ok(u64::from(w) * u64::from(h))
 }
 
 /// Decode `path` (already sniffed as `mime`), apply its EXIF orientation, downscale it to
-/// [`MAX_SIDE`], and produce the metadata-free image to serve plus a thumbnail.
-pub fn image(path: &Path, mime: &str) -> Result<ProcessedImage, ProcessError> {
-    let (mut decoder, format) = checked_decoder(path, mime)?;
+/// the longest side allowed, and produce the metadata-free image to serve plus a
+/// thumbnail.
+pub fn image(
+    path: &Path,
+    mime: &str,
+    limits: &ImageLimits,
+) -> Result<ProcessedImage, ProcessError> {
+    let max_side = limits.max_side;
+    let (mut decoder, format) = checked_decoder(path, mime, max_side)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     img.apply_orientation(orientation);
-    if img.width().max(img.height()) > MAX_SIDE {
-        img = img.resize(MAX_SIDE, MAX_SIDE, image::imageops::FilterType::Triangle);
+    if img.width().max(img.height()) > max_side {
+        img = img.resize(max_side, max_side, image::imageops::FilterType::Triangle);
     }
 
     let cleaned = match format {
@@ -239,14 +263,17 @@ mod tests {
     #[test]
     fn the_header_tells_the_pixels_without_decoding() {
         let path = spooled(TINY_7000);
-        assert_eq!(pixels(&path, "image/jpeg").expect("header"), 49_000_000);
+        assert_eq!(
+            pixels(&path, "image/jpeg", &ImageLimits::default()).expect("header"),
+            49_000_000
+        );
         let _ = std::fs::remove_file(path);
     }
 
     #[test]
     fn originals_above_the_longest_side_are_downscaled() {
         let path = spooled(TINY_7000);
-        let img = image(&path, "image/jpeg").expect("decodes");
+        let img = image(&path, "image/jpeg", &ImageLimits::default()).expect("decodes");
         let _ = std::fs::remove_file(path);
         assert_eq!((img.width, img.height), (MAX_SIDE, MAX_SIDE));
         let stored = img.cleaned.expect("re-encoded");
