@@ -199,14 +199,19 @@ async fn a_rate_limited_user_cannot_stream_an_upload(s: &TestServer) {
     s.send(&alice, &conv, "the one allowed send").await;
     // A 40 MB upload announced, 64 KiB of it sent: the 429 must come without the rest.
     let mut tcp = start_upload(s, &alice, &conv, 40_000_000).await;
+    let answer = answer_before_the_body(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("rate_limited"), "{answer}");
+}
+
+/// The answer to a [`start_upload`] whose body is still owed: it must come within 5 s.
+async fn answer_before_the_body(tcp: &mut tokio::net::TcpStream) -> String {
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
         .await
         .expect("an answer before the body is sent")
         .expect("read");
-    let answer = String::from_utf8_lossy(&buf[..n]);
-    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
-    assert!(answer.contains("rate_limited"), "{answer}");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 /// A raw multipart upload of a PDF announcing `announced` bytes, of which only the head
@@ -595,14 +600,39 @@ async fn uploads_have_a_budget_and_one_at_a_time_per_user(s: &TestServer) {
     let b = s.registered_user("b").await;
     let conv = s.conversation(&a, &b).await;
     let png = || ("p.png", "image/png", chat_e2e::files::png(8, 8));
+    // Uploads below are counted by their own cap and budget, not the send rate.
+    let out = s.chatctl(&["ratelimit", "set", "send_message", "1000/min"]);
+    assert!(out.status.success(), "{out:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // CHAT_RATELIMIT_RELOAD_SECS=1
+
     // One upload in progress (a body still arriving): a second one of the same user is
-    // refused at once; someone else's goes through.
-    let first = start_upload(s, &a, &conv, 5_000_000).await;
-    // Its headers are in; give chatd a moment to take the slot (nothing to observe it by).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    s.upload(&a, &conv, vec![png()], &[])
-        .await
-        .expect_error(429, "rate_limited");
+    // refused at once; someone else's goes through. Once chatd has taken the slot for the
+    // raw upload (nothing shows when: until then uploads may pass, and one may even take
+    // the slot first and get the raw one refused, which is then started again), the same
+    // user's next upload is refused.
+    let mut first = start_upload(s, &a, &conv, 5_000_000).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut buf = [0u8; 512];
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(20), first.read(&mut buf)).await
+        {
+            let answer = String::from_utf8_lossy(&buf[..read.unwrap_or(0)]).into_owned();
+            assert!(answer.contains("still in progress"), "{answer}");
+            first = start_upload(s, &a, &conv, 5_000_000).await;
+        }
+        let r = s.upload(&a, &conv, vec![png()], &[]).await;
+        if r.status.as_u16() == 429 {
+            r.expect_error(429, "rate_limited");
+            break;
+        }
+        r.expect(201);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a second upload was never refused while the first was in progress"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     s.upload(&b, &conv, vec![png()], &[]).await.expect(201);
     drop(first);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -623,7 +653,10 @@ async fn uploads_have_a_budget_and_one_at_a_time_per_user(s: &TestServer) {
         ("f.pdf", "application/pdf", bytes)
     };
     s.upload(&a, &conv, vec![big()], &[]).await.expect(201);
-    s.upload(&a, &conv, vec![big()], &[])
-        .await
-        .expect_error(429, "rate_limited");
+    // Refused before its body is read (a client still sending 1.5 MB would see the
+    // connection close under it; the raw client reads the answer instead).
+    let mut second = start_upload(s, &a, &conv, 1_600_000).await;
+    let answer = answer_before_the_body(&mut second).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("rate_limited"), "{answer}");
 }

@@ -179,7 +179,13 @@ async fn send_multipart(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let _upload = state.service.charge_upload(me, conv, declared).await?;
+    let _upload = match state.service.charge_upload(me, conv, declared).await {
+        Ok(slot) => slot,
+        Err(e) => {
+            linger(req.into_body()).await;
+            return Err(e);
+        }
+    };
     let mut form = Multipart::from_request(req, state)
         .await
         .map_err(|e| Error::Validation(e.body_text()))?;
@@ -210,6 +216,27 @@ async fn send_multipart(
         .service
         .send_media(me, conv, caption.as_deref(), temp_id.as_deref(), uploads)
         .await
+}
+
+/// Bytes of a refused upload read anyway before answering, so a client that sent a small
+/// body whole gets its answer rather than a reset (the connection closes after it).
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Read and drop up to [`LINGER_BYTES`] of `body`, for at most half a second: a refusal
+/// never waits for a large upload, and a small one is taken off the wire first.
+async fn linger(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let drain = async {
+        let mut read = 0;
+        while let Some(Ok(chunk)) = stream.next().await {
+            read += chunk.len();
+            if read >= LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
 }
 
 async fn text_field(mut field: Field<'_>) -> Result<String> {

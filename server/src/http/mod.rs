@@ -107,14 +107,21 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> 
 /// Any error response that is not already JSON (axum's own 405, a body-limit 413, …)
 /// is rewritten into the SPEC error body, so clients only ever parse one shape.
 async fn json_errors(req: Request, next: Next) -> Response<Body> {
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
     let mut resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        // The rest of the body was never read, so this connection cannot carry another
-        // request: say so, or a keep-alive client will reuse it and see a broken reply.
+    if status == StatusCode::PAYLOAD_TOO_LARGE || has_body {
+        // A refusal may come before the body was read (an oversize body, an upload
+        // refused by its limits before its first byte), so this connection cannot be
+        // trusted to carry another request: say so, or a keep-alive client will reuse it
+        // and see a broken reply.
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
