@@ -248,7 +248,10 @@ async fn a_starved_generator_says_so_and_never_passes() {
 /// With the default self-check limits, a light run on an otherwise idle generator is not
 /// flagged: it reports its CPU per 1,000 messages and a sub-millisecond lateness. Up to
 /// three attempts, since a neighbour (another test binary's leftovers, the OS) can truly
-/// starve it for a moment; every flagged attempt must name its cause.
+/// starve it for a moment; every flagged attempt must name its cause. On a host whose own
+/// timer wake-ups are later than the 1 ms bound (a KVM guest on a noisy day: 1-2 ms at
+/// p99), no generator can pass it; there the check becomes that the generator adds at
+/// most 1 ms to the host's own lateness, and it says so.
 #[tokio::test]
 async fn an_honest_run_is_not_flagged() {
     let _serial = SERIAL.lock().await;
@@ -257,6 +260,7 @@ async fn an_honest_run_is_not_flagged() {
     };
     let file = server.data_dir.join("honest.json");
     let mut flagged = Vec::new();
+    let mut best = f64::MAX;
     for _ in 0..3 {
         // 300 messages, so that p99 is not simply the one slowest.
         let _ = std::fs::remove_file(&file);
@@ -280,9 +284,42 @@ async fn an_honest_run_is_not_flagged() {
             return;
         }
         assert!(reasons[0].as_str().unwrap().contains('>'), "{g}");
+        best = best.min(g["lateness"]["p99_ms"].as_f64().unwrap_or(f64::MAX));
         flagged.push(g.to_string());
     }
-    panic!("an idle light run was flagged three times: {flagged:?}");
+    let host = tokio::task::spawn_blocking(host_wake_p99_ms)
+        .await
+        .expect("host timer probe");
+    assert!(
+        host > 1.0,
+        "an idle light run was flagged three times on a host whose own timer wake-ups are \
+         {host:.2} ms late at p99: {flagged:?}"
+    );
+    assert!(
+        best <= host + 1.0,
+        "the generator's lateness p99 {best:.2} ms is more than 1 ms over the host's own \
+         {host:.2} ms: {flagged:?}"
+    );
+    eprintln!(
+        "this host's timer wake-ups are {host:.2} ms late at p99 (over the 1 ms bound): \
+         checked that the generator adds at most 1 ms to that ({best:.2} ms)"
+    );
+    server.stop().await;
+}
+
+/// This host's own timer precision: the p99 lateness (ms) of 300 wake-ups 10 ms apart on
+/// an ordinary thread, the floor under any generator's pacer here.
+fn host_wake_p99_ms() -> f64 {
+    use std::time::{Duration, Instant};
+    let mut late = Vec::with_capacity(300);
+    let mut next = Instant::now();
+    for _ in 0..300 {
+        next += Duration::from_millis(10);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        late.push(Instant::now().saturating_duration_since(next).as_secs_f64() * 1000.0);
+    }
+    late.sort_by(f64::total_cmp);
+    late[296]
 }
 
 /// These tests are about loss and the shape of the report, not speed (benchmarks judge
