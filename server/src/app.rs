@@ -139,7 +139,8 @@ pub async fn build_state(
         service: Arc::new(
             ChatService::new(store, bus, presence, limits, send_batching)
                 .with_pusher(pusher)
-                .with_media(media),
+                .with_media(media)
+                .with_presence_grace(Duration::from_millis(config.presence_grace_ms)),
         ),
         hub,
         ws: WsSettings {
@@ -203,6 +204,7 @@ pub async fn serve_with_ready(
     let _ = ready.send(());
     let store = state.service.store().clone();
     let hub = state.hub.clone();
+    let service = state.service.clone();
     let app = http::router(state);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
 
@@ -225,6 +227,9 @@ pub async fn serve_with_ready(
         while ws_hub.sessions() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Users still in their presence grace period go offline now: their contacts must
+        // hear it before this process is gone.
+        let _ = tokio::time::timeout_at(deadline, service.flush_departures()).await;
     });
     let mut stop_rx2 = stop_rx.clone();
     tokio::select! {

@@ -231,6 +231,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_WS_IDLE_SECS", default_value_t = 60)]
     pub ws_idle_secs: u64,
 
+    /// Milliseconds a user whose last socket closed still counts as online: a reconnect
+    /// within it (a network blip, an instance restart) announces neither `user.offline` nor
+    /// `user.online`. 0 announces at once; capped at 30,000 (presence keys live 60 s).
+    #[arg(long, env = "CHAT_PRESENCE_GRACE_MS", default_value_t = 5000)]
+    pub presence_grace_ms: u64,
+
     /// Group commit: most sends written in one transaction.
     #[arg(long, env = "CHAT_SEND_BATCH_MAX", default_value_t = 256)]
     pub send_batch_max: usize,

@@ -125,12 +125,18 @@ impl TestServer {
     /// prefix (returned), so tests run in parallel on the shared Redis; `None` when
     /// PostgreSQL/Redis tests are skipped.
     pub async fn pair() -> Option<(TestServer, TestServer, String)> {
+        Self::pair_with(&[]).await
+    }
+
+    /// [`TestServer::pair`] with more settings for both instances.
+    pub async fn pair_with(extra: &[(&str, &str)]) -> Option<(TestServer, TestServer, String)> {
         let redis = crate::redis_url()?;
         let prefix = format!("t{}:", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let env = [
+        let mut env = vec![
             ("CHAT_REDIS_URL", redis.as_str()),
             ("CHAT_REDIS_PREFIX", prefix.as_str()),
         ];
+        env.extend_from_slice(extra);
         let a = TestServer::start_with(Backend::Postgres, &env).await?;
         let b = a.sibling(&env).await;
         Some((a, b, prefix))
@@ -176,7 +182,10 @@ impl TestServer {
             .env("CHAT_DATABASE_URL", &database_url)
             .env("CHAT_JWT_SECRET", &secret)
             .env("CHAT_LOG", "warn")
-            .env("CHAT_DB_MAX_CONNECTIONS", "5");
+            .env("CHAT_DB_MAX_CONNECTIONS", "5")
+            // Presence tests expect `user.offline` as soon as a socket closes; the grace
+            // period has its own tests, which set it.
+            .env("CHAT_PRESENCE_GRACE_MS", "0");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -236,3 +236,40 @@ async fn metrics_follow_a_message_across_instances() {
     bob_b.close().await;
     stop(a, b).await;
 }
+
+/// A rolling restart's reconnect: alice's socket on A closes and she comes back on B within
+/// the presence grace period; bob hears neither `user.offline` nor `user.online`. When she
+/// leaves B for good, bob hears `user.offline` once, after the grace.
+#[tokio::test]
+async fn a_reconnect_to_the_other_instance_within_the_grace_is_no_news() {
+    let Some((a, b, _)) = TestServer::pair_with(&[("CHAT_PRESENCE_GRACE_MS", "1500")]).await else {
+        return;
+    };
+    let alice = a.registered_user("alice").await;
+    let bob = a.registered_user("bob").await;
+    let conv = a.conversation(&alice, &bob).await;
+    a.send(&alice, &conv, "hello").await;
+    let mut bob_b = WsClient::connect(&b, &bob).await;
+    let alice_a = WsClient::connect(&a, &alice).await;
+    bob_b.next_of("user.online").await;
+    alice_a.close().await;
+    let mut alice_b = WsClient::connect(&b, &alice).await;
+    alice_b.next_of("status.bulk").await;
+    bob_b
+        .assert_none("user.offline", Duration::from_millis(2500))
+        .await;
+    bob_b
+        .assert_none("user.online", Duration::from_millis(10))
+        .await;
+    alice_b.close().await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        bob_b.next_of("user.offline").await["data"]["user_id"],
+        alice.id.to_string()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+    bob_b
+        .assert_none("user.offline", Duration::from_millis(500))
+        .await;
+    stop(a, b).await;
+}

@@ -23,6 +23,13 @@ on_both_backends!(
     a_disconnect_storm_announces_everyone_offline_and_records_last_seen,
 );
 
+mod with_grace {
+    use super::*;
+    on_both_backends!(env = &[("CHAT_PRESENCE_GRACE_MS", "1500")];
+        a_reconnect_within_the_presence_grace_is_no_news,
+    );
+}
+
 fn send_frame(conv: &str, content: &str, temp_id: &str) -> serde_json::Value {
     json!({"type": "message.send", "data": {"conversation_id": conv, "content": content, "temp_id": temp_id}})
 }
@@ -191,6 +198,85 @@ async fn presence_goes_online_and_offline_with_last_seen(s: &TestServer) {
     let list = s.get(&bob, "/chat/conversations").await;
     let other = &list.expect(200)["data"][0]["other_user"];
     assert_eq!(other["online"], false);
+}
+
+/// With a grace period, a socket that comes back within it announces nothing (no
+/// `user.offline` / `user.online` pair); one that stays away goes offline once the grace is
+/// over, with `last_seen_at` the time it closed.
+async fn a_reconnect_within_the_presence_grace_is_no_news(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    s.send(&alice, &conv, "hi").await;
+    let mut b = WsClient::connect(s, &bob).await;
+    let a1 = WsClient::connect(s, &alice).await;
+    b.next_of("user.online").await;
+    a1.close().await;
+    let mut a2 = WsClient::connect(s, &alice).await;
+    a2.next_of("status.bulk").await;
+    b.assert_none("user.offline", Duration::from_millis(2500))
+        .await;
+    b.assert_none("user.online", Duration::from_millis(10))
+        .await;
+    let list = s.get(&bob, "/chat/conversations").await;
+    assert_eq!(list.expect(200)["data"][0]["other_user"]["online"], true);
+    // Gone for good: offline after the grace, last seen when the socket closed.
+    let closed = chrono::Utc::now();
+    a2.close().await;
+    let started = tokio::time::Instant::now();
+    let offline = b.next_of("user.offline").await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1200),
+        "offline after {waited:?}"
+    );
+    let seen: chrono::DateTime<chrono::Utc> = offline["data"]["last_seen_at"]
+        .as_str()
+        .expect("last_seen_at")
+        .parse()
+        .expect("timestamp");
+    let slack = chrono::Duration::milliseconds(500);
+    assert!(
+        seen >= closed - slack && seen <= closed + slack,
+        "last seen {seen}, closed {closed}"
+    );
+    let list = s.get(&bob, "/chat/conversations").await;
+    assert_eq!(list.expect(200)["data"][0]["other_user"]["online"], false);
+    // Back after that: online is news again.
+    let _a3 = WsClient::connect(s, &alice).await;
+    b.next_of("user.online").await;
+}
+
+/// Shutdown does not wait out the grace period, nor forget the users in it: their
+/// `last_seen_at` is recorded before the process exits.
+#[tokio::test]
+async fn shutdown_settles_departures_still_in_their_grace() {
+    let mut s = TestServer::start_with(Backend::Sqlite, &[("CHAT_PRESENCE_GRACE_MS", "20000")])
+        .await
+        .unwrap();
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    s.send(&alice, &conv, "hi").await;
+    let a = WsClient::connect(&s, &alice).await;
+    let closed = chrono::Utc::now() - chrono::Duration::milliseconds(5);
+    a.close().await;
+    let started = tokio::time::Instant::now();
+    s.restart(Duration::ZERO).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "restart took {:?}",
+        started.elapsed()
+    );
+    let list = s.get(&bob, "/chat/conversations").await;
+    let other = &list.expect(200)["data"][0]["other_user"];
+    let seen: chrono::DateTime<chrono::Utc> = other["last_seen_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("last_seen_at not recorded: {other}"))
+        .parse()
+        .expect("timestamp");
+    assert!(seen >= closed, "last seen {seen}, closed {closed}");
+    s.stop().await;
 }
 
 async fn block_events_and_blocked_sends_over_ws(s: &TestServer) {

@@ -14,7 +14,7 @@ use chat_protocol::{ConversationId, MessageId, UserId};
 use crate::auth::{identity, AuthUser, JwtKeys};
 use crate::bus::{ConnKey, Delivery, DynBus};
 use crate::domain::links;
-use crate::domain::presence::Presence;
+use crate::domain::presence::{Departures, Presence};
 use crate::domain::types::{now, Cursor, MessageBody, TempId, Username};
 use crate::error::{Error, Result};
 use crate::media::{Media, Upload, MAX_IMAGES};
@@ -57,6 +57,7 @@ pub struct ChatService {
     seen: Mutex<HashMap<UserId, (String, Instant)>>,
     media: Option<Arc<Media>>,
     last_seen: LastSeenWriter,
+    departures: Departures,
     sends: GroupCommit,
 }
 
@@ -96,8 +97,17 @@ impl ChatService {
             seen: Mutex::new(HashMap::new()),
             media: None,
             last_seen: LastSeenWriter::start(store.clone()),
+            departures: Departures::new(std::time::Duration::ZERO),
             sends: GroupCommit::start(store.clone(), send_batching),
         }
+    }
+
+    /// How long a user whose last socket closed still counts as online
+    /// (`CHAT_PRESENCE_GRACE_MS`; none by default here, capped at
+    /// [`crate::domain::presence::MAX_GRACE`]).
+    pub fn with_presence_grace(mut self, grace: std::time::Duration) -> Self {
+        self.departures = Departures::new(grace);
+        self
     }
 
     pub fn with_media(mut self, media: Arc<Media>) -> Self {

@@ -1,6 +1,9 @@
 //! Presence and typing, used by the WebSocket sessions: who hears that a user came online
 //! or went offline (SPEC "Privacy": contacts only), and typing relays.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use chat_protocol::ws::{PresenceEntry, ServerEvent};
@@ -8,6 +11,7 @@ use chat_protocol::{ConversationId, UserId};
 
 use super::ChatService;
 use crate::bus::{Delivery, DynBus};
+use crate::domain::presence::Presence;
 use crate::domain::types::now;
 use crate::error::Result;
 use crate::store::DynStore;
@@ -43,41 +47,43 @@ impl ChatService {
             .collect())
     }
 
-    /// A socket of `me` closed: on the last one, record `last_seen_at` and announce
-    /// `user.offline` to contacts.
+    /// A socket of `me` closed. On the last one anywhere the user departs: once the
+    /// presence grace period is over and no socket came back, `last_seen_at` (the close
+    /// time) is recorded and contacts hear `user.offline`. With no grace period (or during
+    /// shutdown) that happens before this returns; otherwise in a spawned task.
     ///
     /// `known`: the contacts this socket was told about at connect, the audience used when
     /// the database cannot answer within a second (a disconnect storm, an outage): contacts
     /// must not go on seeing this user online.
     pub async fn socket_closed(&self, me: UserId, known: &[UserId]) -> Result<()> {
-        if self.presence.disconnect(me).await {
-            let at = now();
-            // A failed write (logged) does not stop the announcement either.
-            self.last_seen.record(me, at).await;
-            let users = match tokio::time::timeout(
-                std::time::Duration::from_secs(1),
-                self.store.contacts(me),
-            )
-            .await
-            {
-                Ok(Ok(contacts)) => contacts.into_iter().map(|(id, _)| id).collect(),
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "contacts unavailable; announcing to those known at connect");
-                    known.to_vec()
-                }
-                Err(_) => known.to_vec(),
-            };
-            self.bus
-                .publish(Delivery::to(
-                    users,
-                    ServerEvent::UserOffline {
-                        user_id: me,
-                        last_seen_at: at,
-                    },
-                ))
-                .await;
+        if !self.presence.disconnect(me).await {
+            return Ok(());
+        }
+        let departure = Departure {
+            store: self.store.clone(),
+            bus: self.bus.clone(),
+            presence: self.presence.clone(),
+            last_seen: self.last_seen.clone(),
+            user: me,
+            at: now(),
+            known: known.to_vec(),
+        };
+        match self.departures.wait() {
+            None => departure.settle().await,
+            Some(wait) => {
+                tokio::spawn(async move {
+                    let _pending = wait.await;
+                    departure.settle().await;
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Settle every departure still in its grace period now (shutdown: this process cannot
+    /// keep the timers) and wait until they are handled.
+    pub async fn flush_departures(&self) {
+        self.departures.flush().await;
     }
 
     /// Check `me` may signal typing in `conv`; returns the other participant.
@@ -104,6 +110,49 @@ impl ChatService {
     }
 }
 
+/// A user whose last socket closed at `at`, waiting out the grace period.
+struct Departure {
+    store: DynStore,
+    bus: DynBus,
+    presence: Arc<dyn Presence>,
+    last_seen: LastSeenWriter,
+    user: UserId,
+    at: DateTime<Utc>,
+    known: Vec<UserId>,
+}
+
+impl Departure {
+    async fn settle(self) {
+        if !self.presence.settle(self.user).await {
+            return; // back within the grace period (or settled elsewhere)
+        }
+        // A failed write (logged) does not stop the announcement either.
+        self.last_seen.record(self.user, self.at).await;
+        let users = match tokio::time::timeout(
+            Duration::from_secs(1),
+            self.store.contacts(self.user),
+        )
+        .await
+        {
+            Ok(Ok(contacts)) => contacts.into_iter().map(|(id, _)| id).collect(),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "contacts unavailable; announcing to those known at connect");
+                self.known
+            }
+            Err(_) => self.known,
+        };
+        self.bus
+            .publish(Delivery::to(
+                users,
+                ServerEvent::UserOffline {
+                    user_id: self.user,
+                    last_seen_at: self.at,
+                },
+            ))
+            .await;
+    }
+}
+
 /// One user's `last_seen_at`, and who waits for it to be written.
 type SeenEntry = (UserId, DateTime<Utc>, tokio::sync::oneshot::Sender<bool>);
 
@@ -111,6 +160,7 @@ type SeenEntry = (UserId, DateTime<Utc>, tokio::sync::oneshot::Sender<bool>);
 /// writes of everyone who disconnects while one is in flight go out together as one
 /// statement: a disconnect storm (an instance restarting, a network blip) costs a few
 /// writes instead of one per user competing for the pool.
+#[derive(Clone)]
 pub(super) struct LastSeenWriter {
     tx: tokio::sync::mpsc::UnboundedSender<SeenEntry>,
 }
