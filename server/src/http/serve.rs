@@ -8,13 +8,19 @@
 //! - a **cap per source address** on open connections, WebSockets included (the slot
 //!   lives as long as the socket, upgraded or not): one more is closed at accept.
 //!
+//! Accepting runs on a thread of its own (`chatd-accept`, a one-thread runtime that does
+//! nothing else): however busy the main runtime is with connect work (a 10k ramp, a
+//! reconnect storm), the kernel's accept queue is drained as connections arrive, so it
+//! never overflows into dropped SYNs and the clients' 1 s / 3 s / 7 s retry back-off. The
+//! accepted sockets wait in a channel for the main runtime instead.
+//!
 //! An upgraded WebSocket is bounded by its own heartbeat (`CHAT_WS_IDLE_SECS`) instead.
 //! Graceful shutdown is axum's: stop accepting, ask every connection to finish its
 //! request, wait for all of them.
 
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,7 +32,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
 use crate::slots::{Slot, Slots};
@@ -102,14 +108,24 @@ pub async fn serve(
         drop(signal_rx);
     });
     let (close_tx, close_rx) = watch::channel(());
+    let mut accepted = match start_acceptor(listener) {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the accept thread");
+            return;
+        }
+    };
     loop {
         let (tcp, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    accept_error(e).await;
-                    continue;
-                }
+            next = accepted.recv() => match next {
+                Some((tcp, remote)) => match TcpStream::from_std(tcp) {
+                    Ok(tcp) => (tcp, remote),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepted socket not registered");
+                        continue;
+                    }
+                },
+                None => break,
             },
             _ = signal_tx.closed() => break,
         };
@@ -118,10 +134,6 @@ pub async fn serve(
             tracing::debug!(%remote, "connection cap of this address reached; closed");
             continue;
         };
-        // Chat frames are small and latency-bound: never let Nagle hold one back.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
         let io = TokioIo::new(Counted { tcp, _slot: slot });
         let service = TowerToHyperService::new(
             app.clone()
@@ -158,8 +170,59 @@ pub async fn serve(
         });
     }
     drop(close_rx);
-    drop(listener);
+    // Stops the accept thread, which closes the listening socket.
+    drop(accepted);
     close_tx.closed().await;
+}
+
+type Accepted = (std::net::TcpStream, SocketAddr);
+
+/// Accept on a thread of its own until the returned receiver is dropped.
+fn start_acceptor(listener: TcpListener) -> io::Result<mpsc::UnboundedReceiver<Accepted>> {
+    let listener = listener.into_std()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("chatd-accept".into())
+        .spawn(move || runtime.block_on(accept_loop(listener, tx)))?;
+    Ok(rx)
+}
+
+async fn accept_loop(listener: std::net::TcpListener, tx: mpsc::UnboundedSender<Accepted>) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "listening socket not registered");
+            return;
+        }
+    };
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+            () = tx.closed() => return,
+        };
+        // Chat frames are small and latency-bound: never let Nagle hold one back.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        match tcp.into_std() {
+            Ok(tcp) => {
+                if tx.send((tcp, remote)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "accepted socket not handed over"),
+        }
+    }
 }
 
 /// Accept failed: a connection reset before it was accepted costs nothing; anything else
