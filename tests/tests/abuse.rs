@@ -30,6 +30,7 @@ on_both_backends!(
     a_known_sub_with_a_new_username_renames_the_account,
     tiny_images_claiming_huge_sizes_are_bounded,
     uploads_have_a_budget_and_one_at_a_time_per_user,
+    a_retry_over_the_send_rate_is_answered_with_the_stored_message,
 );
 
 /// Flood the socket with `frame` until the server closes it; the close must be 1008
@@ -187,6 +188,38 @@ fn allowed_then_limited(statuses: &[u16], allowed: u16) -> usize {
         "expected {allowed}s then only 429s: {statuses:?}"
     );
     n
+}
+
+/// A retried send (same temp_id) of a stored message is answered with it even when the
+/// sender is out of send budget: the retry stores nothing, so it costs nothing.
+async fn a_retry_over_the_send_rate_is_answered_with_the_stored_message(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let out = s.chatctl(&["ratelimit", "set", "send_message", "2/hour"]);
+    assert!(out.status.success(), "{out:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // CHAT_RATELIMIT_RELOAD_SECS=1
+    let path = format!("/chat/conversations/{conv}/messages");
+    let first = s
+        .post(&alice, &path, &json!({"content": "one", "temp_id": "r-1"}))
+        .await;
+    let first = first.expect(201).clone();
+    s.post(&alice, &path, &json!({"content": "two", "temp_id": "r-2"}))
+        .await
+        .expect(201);
+    s.post(
+        &alice,
+        &path,
+        &json!({"content": "three", "temp_id": "r-3"}),
+    )
+    .await
+    .expect_error(429, "rate_limited");
+    let again = s
+        .post(&alice, &path, &json!({"content": "one", "temp_id": "r-1"}))
+        .await;
+    assert_eq!(again.expect(200)["id"], first["id"]);
+    let list = s.get(&bob, &path).await;
+    assert_eq!(list.expect(200)["data"].as_array().map(Vec::len), Some(2));
 }
 
 async fn a_rate_limited_user_cannot_stream_an_upload(s: &TestServer) {

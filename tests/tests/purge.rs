@@ -274,6 +274,14 @@ async fn erasing_a_user_while_chatd_serves_traffic() {
         s.get(&bob, &format!("/chat/conversations/{ab}/messages"))
             .await
             .expect_error(404, "not_found");
+        // chatd knew the conversation (bob sent in it): a send still finds it gone.
+        s.post(
+            &bob,
+            &format!("/chat/conversations/{ab}/messages"),
+            &serde_json::json!({"content": "still there?", "temp_id": "after-purge"}),
+        )
+        .await
+        .expect_error(404, "not_found");
         Arc::into_inner(s).expect("one owner").stop().await;
     }
 }

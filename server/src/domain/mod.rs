@@ -2,6 +2,7 @@
 //! No HTTP and no SQL here; REST (and later WebSocket) handlers call [`ChatService`].
 
 pub mod links;
+pub mod participants;
 pub mod presence;
 pub mod service;
 pub mod types;

@@ -14,6 +14,7 @@ use chat_protocol::{ConversationId, MessageId, UserId};
 use crate::auth::{identity, AuthUser, JwtKeys};
 use crate::bus::{ConnKey, Delivery, DynBus};
 use crate::domain::links;
+use crate::domain::participants::{self, Participants};
 use crate::domain::presence::{Departures, Presence};
 use crate::domain::types::{now, Cursor, MessageBody, TempId, Username};
 use crate::error::{Error, Result};
@@ -58,6 +59,7 @@ pub struct ChatService {
     media: Option<Arc<Media>>,
     last_seen: LastSeenWriter,
     departures: Departures,
+    participants: Participants,
     sends: GroupCommit,
 }
 
@@ -98,6 +100,7 @@ impl ChatService {
             media: None,
             last_seen: LastSeenWriter::start(store.clone()),
             departures: Departures::new(std::time::Duration::ZERO),
+            participants: Participants::new(participants::DEFAULT_CAPACITY),
             sends: GroupCommit::start(store.clone(), send_batching),
         }
     }
@@ -454,12 +457,27 @@ impl ChatService {
     ) -> Result<Sent> {
         let body = MessageBody::parse(content)?;
         let temp_id = TempId::parse_opt(temp_id)?;
-        let (receiver, existing) = self.send_target(me, conv, temp_id.as_ref()).await?;
+        // In a conversation this instance knows, the send goes straight to its batched
+        // insert, which checks blocks, erasure and the temp_id itself (then the same errors
+        // and replays follow from `unstored`); otherwise one read first.
+        let known = self.participants.other(conv, me.id);
+        let (receiver, existing) = match known {
+            Some(receiver) => (receiver, None),
+            None => self.send_target(me, conv, temp_id.as_ref()).await?,
+        };
         // A retry of something already stored costs no rate and stores nothing.
         if let Some(existing) = existing {
             return self.replay(conv, existing, origin).await;
         }
-        self.limits.check(Action::SendMessage, me.id).await?;
+        if let Err(refused) = self.limits.check(Action::SendMessage, me.id).await {
+            // Over the rate, a retry of a stored message is still answered with it.
+            if known.is_some() && temp_id.is_some() {
+                if let (_, Some(existing)) = self.send_target(me, conv, temp_id.as_ref()).await? {
+                    return self.replay(conv, existing, origin).await;
+                }
+            }
+            return Err(refused);
+        }
         let links = links::extract(body.as_str());
         let message = Message {
             id: MessageId::new(),
@@ -530,6 +548,7 @@ impl ChatService {
         if ctx.receiver_blocks {
             return Err(Error::Blocked("this user has blocked you".into()));
         }
+        self.participants.remember(conv, me.id, ctx.receiver);
         let existing = match ctx.existing {
             // Gone in between (a purge): send it anew.
             Some(id) => self.store.message(id).await?,
