@@ -90,6 +90,7 @@ pub async fn connect_ws(
     if let Some(ip) = source {
         // Ports of this address still in TIME_WAIT from an earlier run may be reused.
         socket.set_reuseaddr(true)?;
+        defer_port_choice(&socket);
         socket
             .bind(SocketAddr::new(ip, 0))
             .with_context(|| format!("cannot bind source address {ip}"))?;
@@ -109,6 +110,32 @@ pub async fn connect_ws(
         .context("websocket handshake")?;
     Ok(ws)
 }
+
+/// Let `connect` pick the source port (`IP_BIND_ADDRESS_NO_PORT`) instead of `bind`:
+/// `bind(ip, 0)` searches the bind table for a port free for every destination, which
+/// grows with the sockets already bound; with thousands of sockets that search was most of
+/// the generator's CPU (a 5,000-socket reconnect storm: 13 s of CPU, 70 % of it in the
+/// kernel's `inet_bind2_bucket_find` / `inet_csk_get_port`; docs/benchmarks.md, session
+/// 9). `connect` only needs the 4-tuple to be unique. Best effort: where the option is
+/// unknown the bind picks the port as before.
+#[cfg(target_os = "linux")]
+fn defer_port_choice(socket: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and a c_int option value of the size passed.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn defer_port_choice(_socket: &TcpSocket) {}
 
 /// SCHED_FIFO priorities: the pacer above the workers.
 pub const PACER_PRIORITY: i32 = 20;
