@@ -1290,6 +1290,12 @@ async fn sends_and_reads_are_logged_per_user_in_order(store: DynStore) {
     assert_eq!(store.event_head(a).await.unwrap(), 4);
     assert_eq!(store.event_head(b).await.unwrap(), 3);
     assert_eq!(store.event_head(c).await.unwrap(), 1);
+    // Several heads in one read: the same positions; users without events are absent.
+    let nobody = UserId::new();
+    let mut heads = store.event_heads(&[a, b, c, nobody]).await.unwrap();
+    heads.sort_by_key(|(_, seq)| *seq);
+    assert_eq!(heads, [(c, 1), (b, 3), (a, 4)]);
+    assert!(store.event_heads(&[]).await.unwrap().is_empty());
     let log = store.events(a, 0, 4, 100).await.unwrap();
     assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert_eq!(logged_message(&log[0]), m1.id);

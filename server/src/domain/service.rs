@@ -31,8 +31,10 @@ use std::sync::Arc;
 
 /// How long a provisioned user is trusted without touching the database again.
 mod blocks;
+mod heads;
 mod presence;
 mod push;
+use heads::HeadReader;
 use presence::LastSeenWriter;
 
 const PROVISION_TTL: Duration = Duration::from_secs(60);
@@ -60,6 +62,7 @@ pub struct ChatService {
     last_seen: LastSeenWriter,
     departures: Departures,
     participants: Participants,
+    heads: HeadReader,
     sends: GroupCommit,
 }
 
@@ -101,6 +104,7 @@ impl ChatService {
             last_seen: LastSeenWriter::start(store.clone()),
             departures: Departures::new(std::time::Duration::ZERO),
             participants: Participants::new(participants::DEFAULT_CAPACITY),
+            heads: HeadReader::start(store.clone()),
             sends: GroupCommit::start(store.clone(), send_batching),
         }
     }
@@ -688,7 +692,7 @@ impl ChatService {
 
     /// The newest position in `me`'s event log.
     pub async fn event_head(&self, me: UserId) -> Result<u64> {
-        Ok(self.store.event_head(me).await?)
+        Ok(self.heads.head(me).await?)
     }
 
     /// `me`'s events with `after < seq <= through`, oldest first, as the frames a live

@@ -527,6 +527,9 @@ pub trait Store: Send + Sync + 'static {
     /// The newest position in `user`'s event log (0 when it is empty). Every event at or
     /// below it is committed, so a replay up to it has no hole.
     async fn event_head(&self, user: UserId) -> StoreResult<u64>;
+    /// [`Store::event_head`] of several users in one read (a reconnect storm's heads are
+    /// read together); users without events are absent (their head is 0).
+    async fn event_heads(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, u64)>>;
     /// `user`'s events with `after < seq <= through`, oldest first, at most `limit`.
     /// Events of purged messages and deleted conversations are gone (positions are not
     /// reused, so the log has holes there).

@@ -579,6 +579,19 @@ impl Store for PostgresStore {
         Ok(count(seq.unwrap_or(0)))
     }
 
+    async fn event_heads(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, u64)>> {
+        let ids: Vec<Uuid> = users.iter().map(|u| u.0).collect();
+        let rows: Vec<(Uuid, i64)> =
+            sqlx::query_as("SELECT user_id, seq FROM event_heads WHERE user_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, seq)| (UserId(id), count(seq)))
+            .collect())
+    }
+
     async fn events(
         &self,
         user: UserId,

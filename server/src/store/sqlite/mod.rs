@@ -716,6 +716,26 @@ impl Store for SqliteStore {
         Ok(seq.unwrap_or(0).max(0) as u64)
     }
 
+    async fn event_heads(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, u64)>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&users.iter().map(|u| u.to_string()).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT user_id, seq FROM event_heads WHERE user_id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(ids)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.try_get("seq")?;
+                Ok((UserId(get_uuid(r, "user_id")?), seq.max(0) as u64))
+            })
+            .collect()
+    }
+
     async fn events(
         &self,
         user: UserId,

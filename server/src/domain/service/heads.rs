@@ -1,0 +1,77 @@
+//! Event-log heads read together: every socket that connects reads its user's head before
+//! its replay, and in a reconnect storm thousands do so at once. Concurrent reads share one
+//! statement ([`Store::event_heads`]) instead of one query each competing for the pool.
+//! Each caller's read still starts after its call (the socket was registered before), so
+//! the replay guarantee holds: every event committed after the head was read reaches the
+//! live queue.
+
+use std::collections::HashMap;
+
+use chat_protocol::UserId;
+
+use crate::store::{DynStore, Store, StoreError, StoreResult};
+
+/// Most heads read by one statement.
+const MAX_BATCH: usize = 1000;
+
+type HeadRequest = (UserId, tokio::sync::oneshot::Sender<StoreResult<u64>>);
+
+pub(super) struct HeadReader {
+    tx: tokio::sync::mpsc::UnboundedSender<HeadRequest>,
+}
+
+impl HeadReader {
+    pub(super) fn start(store: DynStore) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<HeadRequest>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                // Alone (the usual case outside a storm), and always in its own task so a
+                // slow read never holds up the next batch.
+                let store = store.clone();
+                tokio::spawn(async move { answer(&*store, batch).await });
+            }
+        });
+        HeadReader { tx }
+    }
+
+    /// `user`'s head, read together with whoever else asks now.
+    pub(super) async fn head(&self, user: UserId) -> StoreResult<u64> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((user, done))
+            .map_err(|_| StoreError::Unavailable("head reader stopped".into()))?;
+        wait.await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("head reader stopped".into())))
+    }
+}
+
+async fn answer(store: &dyn Store, batch: Vec<HeadRequest>) {
+    if let [(user, _)] = batch.as_slice() {
+        let head = store.event_head(*user).await;
+        if let Some((_, done)) = batch.into_iter().next() {
+            let _ = done.send(head);
+        }
+        return;
+    }
+    let users: Vec<UserId> = batch.iter().map(|(u, _)| *u).collect();
+    match store.event_heads(&users).await {
+        Ok(heads) => {
+            let heads: HashMap<UserId, u64> = heads.into_iter().collect();
+            for (user, done) in batch {
+                let _ = done.send(Ok(heads.get(&user).copied().unwrap_or(0)));
+            }
+        }
+        Err(e) => {
+            for (_, done) in batch {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
+    }
+}
