@@ -101,15 +101,9 @@ impl GroupCommit {
 /// The lock is held only while collecting, so another writer collects the next batch
 /// while this one is written.
 async fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>, max: usize) -> Option<Vec<Job>> {
-    let mut rx = rx.lock().await;
-    let first = rx.recv().await?;
     let mut batch = Vec::with_capacity(max.min(64));
-    batch.push(first);
-    while batch.len() < max {
-        match rx.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
+    match rx.lock().await.recv_many(&mut batch, max).await {
+        0 => None,
+        _ => Some(batch),
     }
-    Some(batch)
 }

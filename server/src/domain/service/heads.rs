@@ -24,14 +24,9 @@ impl HeadReader {
     pub(super) fn start(store: DynStore) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<HeadRequest>();
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(r) => batch.push(r),
-                        Err(_) => break,
-                    }
-                }
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let batch = std::mem::take(&mut batch);
                 // Alone (the usual case outside a storm), and always in its own task so a
                 // slow read never holds up the next batch.
                 let store = store.clone();

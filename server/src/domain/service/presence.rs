@@ -169,14 +169,8 @@ impl LastSeenWriter {
     pub(super) fn start(store: DynStore) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SeenEntry>();
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < 10_000 {
-                    match rx.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
-                    }
-                }
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, 10_000).await > 0 {
                 let seen: Vec<(UserId, DateTime<Utc>)> =
                     batch.iter().map(|(id, at, _)| (*id, *at)).collect();
                 let ok = match store.touch_last_seen(&seen).await {
@@ -186,7 +180,7 @@ impl LastSeenWriter {
                         false
                     }
                 };
-                for (_, _, done) in batch {
+                for (_, _, done) in batch.drain(..) {
                     let _ = done.send(ok);
                 }
             }
