@@ -4,10 +4,11 @@
 //!
 //! No send waits for company: a writer takes what is queued the moment it is free (up to
 //! `max_batch`), so at light load a batch is one send, and under load the sends that
-//! queued while a commit was in flight go out together. Measured, not yet explained: a
-//! lone send costs more through a writer than stored by its caller (500 msg/s on
-//! PostgreSQL: p50 7–9 ms against 2.5 ms, p99 30 ms against 126–157 ms;
-//! docs/benchmarks.md), so `writers: 0` keeps the unbatched path at hand.
+//! queued while a commit was in flight go out together. Session 7 measured a lone send
+//! costing more through a writer than stored by its caller (500 msg/s on PostgreSQL: p50
+//! 7–9 ms against 2.5 ms); since sends in known conversations skip their pre-read the
+//! medians match (docs/benchmarks.md, session 9). `writers: 0` keeps the unbatched path
+//! at hand.
 //! `writers` batches may be in flight at once (PostgreSQL overlaps their commits; SQLite
 //! has one writer connection, so one is enough there).
 
