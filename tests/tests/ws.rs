@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chat_e2e::server::{Backend, TestServer};
+use chat_e2e::server::{Backend, TestServer, TestUser};
 use chat_e2e::ws::{Ended, WsClient};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -175,7 +175,9 @@ async fn typing_is_relayed_and_expires_after_five_seconds(s: &TestServer) {
         .await;
 }
 
-async fn presence_goes_online_and_offline_with_last_seen(s: &TestServer) {
+/// Alice and bob with a message between them (so presence crosses), bob's socket, and
+/// alice's first socket, whose `user.online` bob has just heard.
+async fn bob_watching_alice(s: &TestServer) -> (TestUser, TestUser, WsClient, WsClient) {
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
@@ -184,6 +186,11 @@ async fn presence_goes_online_and_offline_with_last_seen(s: &TestServer) {
     let a1 = WsClient::connect(s, &alice).await;
     let online = b.next_of("user.online").await;
     assert_eq!(online["data"]["user_id"], alice.id.to_string());
+    (alice, bob, b, a1)
+}
+
+async fn presence_goes_online_and_offline_with_last_seen(s: &TestServer) {
+    let (alice, bob, mut b, a1) = bob_watching_alice(s).await;
     // A second socket does not announce again; closing one of two does not go offline.
     let a2 = WsClient::connect(s, &alice).await;
     a1.close().await;
@@ -204,13 +211,7 @@ async fn presence_goes_online_and_offline_with_last_seen(s: &TestServer) {
 /// `user.offline` / `user.online` pair); one that stays away goes offline once the grace is
 /// over, with `last_seen_at` the time it closed.
 async fn a_reconnect_within_the_presence_grace_is_no_news(s: &TestServer) {
-    let alice = s.registered_user("alice").await;
-    let bob = s.registered_user("bob").await;
-    let conv = s.conversation(&alice, &bob).await;
-    s.send(&alice, &conv, "hi").await;
-    let mut b = WsClient::connect(s, &bob).await;
-    let a1 = WsClient::connect(s, &alice).await;
-    b.next_of("user.online").await;
+    let (alice, bob, mut b, a1) = bob_watching_alice(s).await;
     a1.close().await;
     let mut a2 = WsClient::connect(s, &alice).await;
     a2.next_of("status.bulk").await;
