@@ -27,8 +27,7 @@ impl HeadReader {
             let mut batch = Vec::new();
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let batch = std::mem::take(&mut batch);
-                // Alone (the usual case outside a storm), and always in its own task so a
-                // slow read never holds up the next batch.
+                // In its own task, so a slow read never holds up the next batch.
                 let store = store.clone();
                 tokio::spawn(async move { answer(&*store, batch).await });
             }
@@ -48,13 +47,6 @@ impl HeadReader {
 }
 
 async fn answer(store: &dyn Store, batch: Vec<HeadRequest>) {
-    if let [(user, _)] = batch.as_slice() {
-        let head = store.event_head(*user).await;
-        if let Some((_, done)) = batch.into_iter().next() {
-            let _ = done.send(head);
-        }
-        return;
-    }
     let users: Vec<UserId> = batch.iter().map(|(u, _)| *u).collect();
     match store.event_heads(&users).await {
         Ok(heads) => {
