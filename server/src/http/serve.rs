@@ -10,9 +10,10 @@
 //!
 //! Accepting runs on a thread of its own (`chatd-accept`, a one-thread runtime that does
 //! nothing else): however busy the main runtime is with connect work (a 10k ramp, a
-//! reconnect storm), the kernel's accept queue is drained as connections arrive, so it
-//! never overflows into dropped SYNs and the clients' 1 s / 3 s / 7 s retry back-off. The
-//! accepted sockets wait in a channel for the main runtime instead.
+//! reconnect storm), the kernel's accept queue is drained as connections arrive instead of
+//! waiting for the runtime (an overflow drops SYNs into the clients' 1 s / 3 s / 7 s retry
+//! back-off; a burst larger than `net.core.somaxconn` can still overflow it). The accepted
+//! sockets wait in a channel for the main runtime instead.
 //!
 //! An upgraded WebSocket is bounded by its own heartbeat (`CHAT_WS_IDLE_SECS`) instead.
 //! Graceful shutdown is axum's: stop accepting, ask every connection to finish its
