@@ -66,7 +66,50 @@ pub struct RunResult {
     /// The generator's own CPU and lateness, and whether it was the limit.
     #[serde(default)]
     pub generator: Option<crate::selfcheck::GeneratorHealth>,
+    /// Delivery per second of the send phase (by due time): where in the run the tail is.
+    #[serde(default)]
+    pub timeline: Vec<Second>,
     pub pass: bool,
+}
+
+/// Delivery of the messages due in one second of the send phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Second {
+    /// Seconds since the first message was due.
+    pub at: u64,
+    pub delivered: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Second {
+    /// One entry per second from per-message delivery latencies in µs (0 = not delivered),
+    /// message `k` being due at `k / rate` seconds.
+    pub fn timeline(delivery_us: impl Iterator<Item = u64>, rate: f64) -> Vec<Second> {
+        let mut seconds: Vec<Histogram<u64>> = Vec::new();
+        for (k, us) in delivery_us.enumerate() {
+            let at = (k as f64 / rate) as usize;
+            if seconds.len() <= at {
+                seconds.resize_with(at + 1, histogram);
+            }
+            if us > 0 {
+                seconds[at].saturating_record(us);
+            }
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        seconds
+            .iter()
+            .enumerate()
+            .map(|(at, h)| Second {
+                at: at as u64,
+                delivered: h.len(),
+                p50_ms: ms(h.value_at_quantile(0.5)),
+                p99_ms: ms(h.value_at_quantile(0.99)),
+                max_ms: ms(h.max()),
+            })
+            .collect()
+    }
 }
 
 impl RunResult {
@@ -121,6 +164,16 @@ impl RunResult {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             println!("errors: {}", errs.join(" "));
+        }
+        let mut worst: Vec<&Second> = self.timeline.iter().collect();
+        worst.sort_by(|a, b| b.p99_ms.total_cmp(&a.p99_ms));
+        if worst.len() > 1 {
+            let list: Vec<String> = worst
+                .iter()
+                .take(3)
+                .map(|s| format!("t={}s p99 {:.1} ms (max {:.1})", s.at, s.p99_ms, s.max_ms))
+                .collect();
+            println!("worst seconds of delivery: {}", list.join(", "));
         }
         if let Some(g) = &self.generator {
             g.print();
@@ -225,6 +278,20 @@ pub fn parse_slo(s: &str) -> Result<(String, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeline_buckets_messages_by_due_second() {
+        // 10 msg/s for 3 s: second 1 has one slow message and one never delivered.
+        let mut us = vec![2_000u64; 30];
+        us[15] = 400_000;
+        us[16] = 0;
+        let t = Second::timeline(us.into_iter(), 10.0);
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[0].delivered, t[1].delivered, t[2].delivered), (10, 9, 10));
+        assert!((t[0].max_ms - 2.0).abs() < 0.01);
+        assert!((t[1].max_ms - 400.0).abs() < 1.0);
+        assert!((t[2].p99_ms - 2.0).abs() < 0.01);
+    }
 
     #[test]
     fn summary_checks_p99_against_target() {

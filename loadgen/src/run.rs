@@ -799,6 +799,13 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         metrics,
         server_memory,
         generator: Some(generator),
+        timeline: report::Second::timeline(
+            shared
+                .delivery_us
+                .iter()
+                .map(|us| us.load(Ordering::Relaxed)),
+            args.rate,
+        ),
         pass,
     };
     result.print_table();
