@@ -287,7 +287,10 @@ mod tests {
         us[16] = 0;
         let t = Second::timeline(us.into_iter(), 10.0);
         assert_eq!(t.len(), 3);
-        assert_eq!((t[0].delivered, t[1].delivered, t[2].delivered), (10, 9, 10));
+        assert_eq!(
+            (t[0].delivered, t[1].delivered, t[2].delivered),
+            (10, 9, 10)
+        );
         assert!((t[0].max_ms - 2.0).abs() < 0.01);
         assert!((t[1].max_ms - 400.0).abs() < 1.0);
         assert!((t[2].p99_ms - 2.0).abs() < 0.01);

@@ -265,6 +265,10 @@ impl ChatService {
             .store
             .list_conversations(me.id, before, limit + 1)
             .await?;
+        for v in &rows {
+            let c = &v.conversation;
+            self.participants.remember(c.id, c.user1_id, c.user2_id);
+        }
         let p = page(rows, limit, |v| v.conversation.cursor());
         // SPEC "Privacy": presence only across a conversation with a message in it and
         // no block either way.
@@ -346,6 +350,9 @@ impl ChatService {
                 (stored, created)
             }
         };
+        // The first send in it needs no read of its own (participants never change).
+        self.participants
+            .remember(conv.id, conv.user1_id, conv.user2_id);
         let last_message = match conv.last_message_id {
             Some(id) => match self.store.message(id).await? {
                 Some(m) => Some(self.present(m).await),
