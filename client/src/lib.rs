@@ -10,6 +10,7 @@ mod ws;
 pub use rest::{api_error, Client, PageQuery, Upload};
 pub use ws::{ws_url, Socket, WsError};
 
+use chat_protocol::auth::Claims;
 use chat_protocol::error::ErrorCode;
 use chat_protocol::UserId;
 
@@ -62,12 +63,6 @@ pub fn mint_token_for(
     username: &str,
     ttl_secs: i64,
 ) -> Result<String, String> {
-    #[derive(serde::Serialize)]
-    struct Claims<'a> {
-        sub: String,
-        username: &'a str,
-        exp: i64,
-    }
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|e| e.to_string())?
@@ -77,8 +72,9 @@ pub fn mint_token_for(
         &jsonwebtoken::Header::default(),
         &Claims {
             sub: id.to_string(),
-            username,
+            username: username.to_string(),
             exp,
+            iat: None,
         },
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chat_protocol::UserId;
 use clap::Args;
-use jsonwebtoken::{EncodingKey, Header};
 use tokio::sync::Semaphore;
 
-use crate::run::{proc_status_kib, rss_kib, Claims};
+use crate::run::{proc_status_kib, rss_kib};
 
 #[derive(Debug, Args)]
 pub struct MediaArgs {
@@ -50,15 +49,7 @@ fn mime_of(path: &str) -> &'static str {
 }
 
 fn token(secret: &str, name: &str) -> Result<String> {
-    Ok(jsonwebtoken::encode(
-        &Header::default(),
-        &Claims {
-            sub: UserId::new().to_string(),
-            username: name.to_string(),
-            exp: chrono::Utc::now().timestamp() + 24 * 3600,
-        },
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )?)
+    chat_client::mint_token_for(secret, UserId::new(), name, 24 * 3600).map_err(anyhow::Error::msg)
 }
 
 /// A file read once and sent as the `file` part of many media messages.

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use chat_protocol::auth::Claims;
 use chat_protocol::rest::{BlockStatus, Conversation, MarkReadRequest};
 use chat_protocol::units;
 use chat_protocol::ws::{ClientEvent, Envelope, SeqTracker, ServerEvent};
@@ -21,7 +22,6 @@ use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use jsonwebtoken::{EncodingKey, Header};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
@@ -226,13 +226,6 @@ struct User {
     server: usize,
     /// Conversation with the partner, and the partner's index.
     pair: Option<(ConversationId, usize)>,
-}
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct Claims {
-    pub sub: String,
-    pub username: String,
-    pub exp: i64,
 }
 
 /// What a socket task is told to do.
@@ -910,22 +903,16 @@ fn make_users(args: &RunArgs, run_tag: &str, servers: usize) -> Result<Vec<User>
         .prefix
         .clone()
         .unwrap_or_else(|| format!("lg_{run_tag}_"));
-    let key = EncodingKey::from_secret(secret.as_bytes());
+    // One `exp` for every user: the ttl is taken from it at each mint.
     let exp = chrono::Utc::now().timestamp()
         + (args.duration + args.ramp + args.drain).as_secs() as i64
         + 3600;
     for i in 0..args.users {
         let id = UserId::new();
         let username = format!("{prefix}{i}");
-        let token = jsonwebtoken::encode(
-            &Header::default(),
-            &Claims {
-                sub: id.to_string(),
-                username: username.clone(),
-                exp,
-            },
-            &key,
-        )?;
+        let ttl = exp - chrono::Utc::now().timestamp();
+        let token =
+            chat_client::mint_token_for(secret, id, &username, ttl).map_err(anyhow::Error::msg)?;
         users.push(User {
             id,
             username,

@@ -4,6 +4,7 @@
 //! frames, error codes) is defined here once, so a rename breaks the build of every
 //! party instead of a user's client.
 
+pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod rest;

@@ -9,22 +9,14 @@ use axum::http::request::Parts;
 use chat_protocol::UserId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::config::CommonConfig;
 use crate::domain::types::Username;
 use crate::error::Error;
 
-/// The claims chatd reads: `sub` (user id, UUID), `username`, `exp`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: String,
-    pub username: String,
-    pub exp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
-}
+/// The claims chatd reads: `sub` (user id, UUID), `username`, `exp` (shared wire type).
+pub use chat_protocol::auth::Claims;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY_SECS: u64 = 30;

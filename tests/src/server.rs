@@ -5,7 +5,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chat_protocol::UserId;
-use jsonwebtoken::{EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -418,23 +417,7 @@ pub async fn terminate(child: &mut Child) -> Option<std::process::ExitStatus> {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Claims<'a> {
-    sub: String,
-    username: &'a str,
-    exp: i64,
-}
-
+/// An HS256 token whose `exp` is `exp_offset_secs` from now (negative: already expired).
 pub fn mint_hs256(secret: &str, id: UserId, username: &str, exp_offset_secs: i64) -> String {
-    let claims = Claims {
-        sub: id.to_string(),
-        username,
-        exp: chrono::Utc::now().timestamp() + exp_offset_secs,
-    };
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign token")
+    chat_client::mint_token_for(secret, id, username, exp_offset_secs).expect("sign token")
 }
