@@ -40,6 +40,32 @@ pub enum ClientEvent {
     BlockRemove { username: String },
 }
 
+impl ClientEvent {
+    /// Every `type` a client may send, as on the wire.
+    pub const TYPES: [&'static str; 7] = [
+        "message.send",
+        "message.read",
+        "typing.start",
+        "typing.stop",
+        "ping",
+        "block.add",
+        "block.remove",
+    ];
+
+    /// This frame's `type` on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientEvent::MessageSend { .. } => "message.send",
+            ClientEvent::MessageRead { .. } => "message.read",
+            ClientEvent::TypingStart { .. } => "typing.start",
+            ClientEvent::TypingStop { .. } => "typing.stop",
+            ClientEvent::Ping {} => "ping",
+            ClientEvent::BlockAdd { .. } => "block.add",
+            ClientEvent::BlockRemove { .. } => "block.remove",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PresenceEntry {
     pub user_id: UserId,
@@ -181,6 +207,41 @@ impl SeqTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_types_are_the_wire_names() {
+        let conv = ConversationId::new();
+        let all = [
+            ClientEvent::MessageSend {
+                conversation_id: conv,
+                content: "x".into(),
+                temp_id: None,
+            },
+            ClientEvent::MessageRead {
+                conversation_id: conv,
+                up_to_message_id: None,
+            },
+            ClientEvent::TypingStart {
+                conversation_id: conv,
+            },
+            ClientEvent::TypingStop {
+                conversation_id: conv,
+            },
+            ClientEvent::Ping {},
+            ClientEvent::BlockAdd {
+                username: "a".into(),
+            },
+            ClientEvent::BlockRemove {
+                username: "a".into(),
+            },
+        ];
+        let kinds: Vec<&str> = all.iter().map(ClientEvent::kind).collect();
+        assert_eq!(kinds, ClientEvent::TYPES);
+        for e in &all {
+            let v = serde_json::to_value(e).expect("serialize");
+            assert_eq!(v["type"], e.kind());
+        }
+    }
 
     fn env(seq: Option<u64>, event: ServerEvent) -> Envelope {
         Envelope { seq, event }

@@ -43,19 +43,7 @@ struct Args {
 }
 
 fn conv(a: UserId, b: UserId, at: chrono::DateTime<chrono::Utc>) -> Conversation {
-    let (user1_id, user2_id) = if a < b { (a, b) } else { (b, a) };
-    Conversation {
-        id: ConversationId::new(),
-        user1_id,
-        user2_id,
-        created_by: a,
-        last_message_id: None,
-        last_message_at: None,
-        activity_at: at,
-        user1_unread: 0,
-        user2_unread: 0,
-        created_at: at,
-    }
+    Conversation::between(a, b, at)
 }
 
 fn text(c: &Conversation, from: UserId, at: chrono::DateTime<chrono::Utc>, i: usize) -> Message {

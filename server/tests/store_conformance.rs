@@ -132,21 +132,8 @@ async fn user(store: &DynStore, name: &str) -> UserId {
 }
 
 async fn conversation(store: &DynStore, a: UserId, b: UserId) -> Conversation {
-    let at = now();
-    let (user1_id, user2_id) = if a < b { (a, b) } else { (b, a) };
     store
-        .create_conversation(&Conversation {
-            id: ConversationId::new(),
-            user1_id,
-            user2_id,
-            created_by: a,
-            last_message_id: None,
-            last_message_at: None,
-            activity_at: at,
-            user1_unread: 0,
-            user2_unread: 0,
-            created_at: at,
-        })
+        .create_conversation(&Conversation::between(a, b, now()))
         .await
         .expect("create conversation")
 }

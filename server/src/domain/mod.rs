@@ -1,5 +1,5 @@
 //! Business rules, once: who may read or send, blocks, idempotency, pagination.
-//! No HTTP and no SQL here; REST (and later WebSocket) handlers call [`ChatService`].
+//! No HTTP and no SQL here; REST and WebSocket handlers call [`ChatService`].
 
 pub mod links;
 pub mod participants;

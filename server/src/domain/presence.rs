@@ -17,6 +17,11 @@ use crate::redis_breaker::{log_failure, GuardedConnection};
 use async_trait::async_trait;
 use chat_protocol::UserId;
 
+/// The Redis key that says `user` is online (`*` as `user` gives the pattern of them all).
+pub fn online_key(prefix: &str, user: impl std::fmt::Display) -> String {
+    format!("{prefix}online:{user}")
+}
+
 /// Seconds an `online:` key lives without a refresh.
 pub const ONLINE_TTL_SECS: u64 = 60;
 
@@ -201,7 +206,7 @@ impl RedisPresence {
     }
 
     fn online_key(&self, u: UserId) -> String {
-        format!("{}online:{u}", self.prefix)
+        online_key(&self.prefix, u)
     }
 
     fn sockets_key(&self, u: UserId) -> String {

@@ -1,4 +1,4 @@
-//! [`ChatService`]: every use case of the REST API (and, later, its WebSocket twin).
+//! [`ChatService`]: every use case of the REST API and the WebSocket.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -327,24 +327,7 @@ impl ChatService {
             None => {
                 // Only creating counts against the limit; reopening a chat is free.
                 self.limits.check(Action::CreateConversation, me.id).await?;
-                let at = now();
-                let (user1_id, user2_id) = if me.id < other.id {
-                    (me.id, other.id)
-                } else {
-                    (other.id, me.id)
-                };
-                let fresh = Conversation {
-                    id: ConversationId::new(),
-                    user1_id,
-                    user2_id,
-                    created_by: me.id,
-                    last_message_id: None,
-                    last_message_at: None,
-                    activity_at: at,
-                    user1_unread: 0,
-                    user2_unread: 0,
-                    created_at: at,
-                };
+                let fresh = Conversation::between(me.id, other.id, now());
                 let stored = self.store.create_conversation(&fresh).await?;
                 let created = stored.id == fresh.id;
                 (stored, created)

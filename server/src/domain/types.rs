@@ -215,26 +215,22 @@ impl Limit {
         }
     }
 
-    /// Like `parse_in` but 0 is allowed (a context window may want nothing on one side).
-    pub fn parse_window(
-        raw: Option<&str>,
-        default: u32,
-        max: u32,
-        name: &str,
-    ) -> Result<u32, Error> {
-        let Some(raw) = raw else {
-            return Ok(default);
-        };
-        match raw.trim().parse::<u32>() {
-            Ok(n) if n <= max => Ok(n),
-            _ => Err(Error::InvalidLimit(format!(
-                "{name} must be an integer from 0 to {max}"
-            ))),
-        }
-    }
-
     pub fn get(self) -> u32 {
         self.0
+    }
+}
+
+/// A context window's size on one side (`before` / `after` around a message): like a
+/// [`Limit`] but 0 is allowed (a window may want nothing on one side).
+pub fn window_size(raw: Option<&str>, default: u32, max: u32, name: &str) -> Result<u32, Error> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<u32>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(Error::InvalidLimit(format!(
+            "{name} must be an integer from 0 to {max}"
+        ))),
     }
 }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::domain::service::Sent;
-use crate::domain::types::Limit;
+use crate::domain::types::window_size;
 use crate::error::{Error, Result};
 use crate::http::extract::{json_from_bytes, ApiPath, ApiQuery, BackwardPageQuery, PageQuery};
 use crate::media::{multipart_error, MAX_IMAGES};
@@ -354,8 +354,8 @@ pub async fn context(
     ApiPath(id): ApiPath<MessageId>,
     ApiQuery(q): ApiQuery<ContextQuery>,
 ) -> Result<Json<MessageContext>> {
-    let before = Limit::parse_window(q.before.as_deref(), CONTEXT_DEFAULT, CONTEXT_MAX, "before")?;
-    let after = Limit::parse_window(q.after.as_deref(), CONTEXT_DEFAULT, CONTEXT_MAX, "after")?;
+    let before = window_size(q.before.as_deref(), CONTEXT_DEFAULT, CONTEXT_MAX, "before")?;
+    let after = window_size(q.after.as_deref(), CONTEXT_DEFAULT, CONTEXT_MAX, "after")?;
     Ok(Json(state.service.context(&me, id, before, after).await?))
 }
 

@@ -98,7 +98,33 @@ pub struct Conversation {
     pub created_at: DateTime<Utc>,
 }
 
+/// Two users as a conversation stores them: the smaller id first.
+pub fn ordered_pair(a: UserId, b: UserId) -> (UserId, UserId) {
+    if a < b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
 impl Conversation {
+    /// A new, empty conversation between `created_by` and `other`, created `at`.
+    pub fn between(created_by: UserId, other: UserId, at: DateTime<Utc>) -> Self {
+        let (user1_id, user2_id) = ordered_pair(created_by, other);
+        Conversation {
+            id: ConversationId::new(),
+            user1_id,
+            user2_id,
+            created_by,
+            last_message_id: None,
+            last_message_at: None,
+            activity_at: at,
+            user1_unread: 0,
+            user2_unread: 0,
+            created_at: at,
+        }
+    }
+
     pub fn has_participant(&self, user: UserId) -> bool {
         self.user1_id == user || self.user2_id == user
     }

@@ -157,7 +157,7 @@ pub fn decode_frame(text: &str) -> Result<ClientEvent, BadFrame> {
             None,
         ));
     };
-    if !KNOWN_TYPES.contains(&kind.as_str()) {
+    if !ClientEvent::TYPES.contains(&kind.as_str()) {
         return Err(bad(
             ErrorCode::UnknownType,
             format!("unknown event type {kind:?}"),
@@ -446,16 +446,6 @@ async fn write_loop(
         }
     }
 }
-
-const KNOWN_TYPES: [&str; 7] = [
-    "message.send",
-    "message.read",
-    "typing.start",
-    "typing.stop",
-    "ping",
-    "block.add",
-    "block.remove",
-];
 
 #[cfg(test)]
 mod tests {

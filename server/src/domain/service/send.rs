@@ -81,7 +81,7 @@ impl ChatService {
             .media
             .as_ref()
             .ok_or_else(|| Error::UnsupportedMediaType("media is not enabled".into()))?;
-        self.sendable(me, conv).await?;
+        self.receiver_for_send(me, conv).await?;
         let slot = media.upload_slot(me.id).ok_or_else(|| {
             crate::metrics::METRICS.refused("uploads_per_user");
             Error::Capped("an upload of yours is still in progress; send one at a time".into())
@@ -95,7 +95,7 @@ impl ChatService {
 
     /// The receiver of a send from `me` in `conv`: `me` takes part and neither side
     /// blocked the other. Checked before an upload is read, and again when it is stored.
-    pub async fn sendable(&self, me: &AuthUser, conv: ConversationId) -> Result<UserId> {
+    pub async fn receiver_for_send(&self, me: &AuthUser, conv: ConversationId) -> Result<UserId> {
         Ok(self.send_target(me, conv, None).await?.0)
     }
 

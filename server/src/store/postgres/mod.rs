@@ -286,7 +286,7 @@ impl Store for PostgresStore {
         a: UserId,
         b: UserId,
     ) -> StoreResult<Option<Conversation>> {
-        let (u1, u2) = if a < b { (a, b) } else { (b, a) };
+        let (u1, u2) = ordered_pair(a, b);
         let row = sqlx::query(&format!(
             "SELECT {CONVERSATION_COLS} FROM conversations c WHERE c.user1_id = $1 AND c.user2_id = $2"
         ))
