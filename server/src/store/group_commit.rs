@@ -1,6 +1,7 @@
-//! Group commit for sends: concurrent [`Store::insert_message`] calls are gathered and
-//! written by one [`Store::insert_messages`] (one transaction, one durable commit), each
-//! caller still getting its own outcome.
+//! Group commit for sends: concurrent
+//! [`MessageStore::insert_message`](super::MessageStore::insert_message) calls are gathered
+//! and written by one [`MessageStore::insert_messages`](super::MessageStore::insert_messages)
+//! (one transaction, one durable commit), each caller still getting its own outcome.
 //!
 //! No send waits for company: a writer takes what is queued the moment it is free (up to
 //! `max_batch`), so at light load a batch is one send, and under load the sends that

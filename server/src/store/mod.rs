@@ -1,18 +1,22 @@
 //! Persistence: the [`Store`] trait and one implementation per database.
 //!
-//! Row types stay private to each implementation; the trait speaks in domain values.
+//! The trait is split by concern (`traits`: users, conversations, messages and the
+//! event log, blocks, push, admin), [`Store`] over them all ([`prelude`] brings them into
+//! scope where a concrete backend is used). Each backend has one module per concern; both
+//! share their SQL where it is the same (`sql`) and one row decoder per type (`rows`).
+//! Rows stay private to the implementations; the traits speak in domain values.
 //! The same conformance suite (`server/tests/store_conformance.rs`) runs against both.
 
 mod group_commit;
 mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
+mod traits;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use chat_protocol::rest::{
-    BlockedUser, LinkItem, MediaItem, Message, MessageType, PushKind, PushSubscription,
-};
+use chat_protocol::rest::{MediaItem, Message, MessageType, PushSubscription};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -21,6 +25,16 @@ use crate::domain::types::Cursor;
 pub use group_commit::{BatchSettings, GroupCommit};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use traits::{
+    AdminStore, BlockStore, ConversationStore, MessageStore, PushStore, Store, UserStore,
+};
+
+/// The store traits, for calling them on a concrete backend (a [`DynStore`] needs no import).
+pub mod prelude {
+    pub use super::{
+        AdminStore, BlockStore, ConversationStore, MessageStore, PushStore, Store, UserStore,
+    };
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -167,7 +181,7 @@ pub struct NewMessage {
     pub links: Vec<String>,
 }
 
-/// See [`Store::send_context`].
+/// See [`MessageStore::send_context`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendContext {
     pub receiver: UserId,
@@ -178,51 +192,12 @@ pub struct SendContext {
     pub existing: Option<MessageId>,
 }
 
-/// Shared by both backends (numbered parameters work in both): $1 sender, $2
-/// conversation, $3 temp_id or NULL.
-pub(crate) const SEND_CONTEXT_SQL: &str = "
-    SELECT x.other,
-           EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = x.other)
-               AS sender_blocks,
-           EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = x.other AND b.blocked_id = $1)
-               AS receiver_blocks,
-           (SELECT m.id FROM messages m WHERE m.sender_id = $1 AND m.temp_id = $3) AS existing
-    FROM (SELECT CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END AS other
-          FROM conversations c
-          WHERE c.id = $2 AND (c.user1_id = $1 OR c.user2_id = $1)) x";
-
 /// Where one stored send landed in the two participants' event logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendSeqs {
     pub sender: u64,
     pub receiver: u64,
 }
-
-/// Shared by both backends: $1 user, $2 after, $3 through, $4 limit. The messages of a
-/// user's log: those they sent (at `sender_seq`) and received (at `receiver_seq`), each
-/// side read in position order from its own index.
-pub(crate) fn logged_messages_sql(message_cols: &str) -> String {
-    format!(
-        "SELECT * FROM (SELECT m.sender_seq AS e_seq, {message_cols} FROM messages m
-                        WHERE m.sender_id = $1 AND m.sender_seq > $2 AND m.sender_seq <= $3
-                        ORDER BY m.sender_seq LIMIT $4) s
-         UNION ALL
-         SELECT * FROM (SELECT m.receiver_seq AS e_seq, {message_cols} FROM messages m
-                        WHERE m.receiver_id = $1 AND m.receiver_seq > $2 AND m.receiver_seq <= $3
-                        ORDER BY m.receiver_seq LIMIT $4) r"
-    )
-}
-
-/// Shared by both backends, same parameters: the read events of a user's log. Those of a
-/// deleted conversation are skipped (its messages are gone with it).
-pub(crate) const LOGGED_READS_SQL: &str = "
-    SELECT e.seq AS e_seq, e.kind AS e_kind, e.conversation_id AS e_conversation_id,
-           e.reader_id AS e_reader_id, e.up_to_message_id AS e_up_to, e.read_at AS e_read_at
-    FROM read_events e
-    WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3
-      AND EXISTS (SELECT 1 FROM conversations c WHERE c.id = e.conversation_id)
-    ORDER BY e.seq
-    LIMIT $4";
 
 /// The first `limit` events of two position-ordered sources, in position order.
 pub(crate) fn first_events(
@@ -248,17 +223,9 @@ pub(crate) fn fail_all(e: &StoreError, sends: usize) -> Vec<StoreResult<InsertOu
     (0..sends).map(|_| Err(e.clone())).collect()
 }
 
-/// Shared by both backends: $1 sender, $2 receiver. Why a send stored nothing: the sender
-/// was erased, or a block stands between the two.
-pub(crate) const UNSTORED_SQL: &str = "
-    SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NOT NULL) AS erased,
-           EXISTS (SELECT 1 FROM blocks b
-                   WHERE (b.blocker_id = $1 AND b.blocked_id = $2)
-                      OR (b.blocker_id = $2 AND b.blocked_id = $1)) AS blocked";
-
-/// The outcome of a send that stored nothing, from [`UNSTORED_SQL`]'s answer: erased,
+/// The outcome of a send that stored nothing, from [`sql::UNSTORED_SQL`]'s answer: erased,
 /// blocked, a replay of the message stored earlier under its temp_id, or a conflict.
-pub(crate) async fn unstored_outcome<S: Store + ?Sized>(
+pub(crate) async fn unstored_outcome<S: MessageStore + ?Sized>(
     store: &S,
     m: &Message,
     erased: bool,
@@ -316,10 +283,6 @@ pub struct ReadSeqs {
     /// `None` when a block stands between the two (nothing is logged for the other).
     pub other: Option<u64>,
 }
-
-/// `$1` and `$2` have a block between them, either way (one boolean row, both backends).
-pub(crate) const BLOCKED_EITHER_WAY_SQL: &str = "SELECT EXISTS (SELECT 1 FROM blocks
-     WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1))";
 
 impl LoggedKind {
     /// A `read_events` row (`kind` is `read_ack` or `read_update`), in both backends.
@@ -464,188 +427,6 @@ impl PoolStats {
     }
 }
 
-/// Everything chatd keeps, behind one interface.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Short name for logs and `readyz` (`sqlite`, `postgres`).
-    fn backend(&self) -> &'static str;
-    async fn migrate(&self) -> StoreResult<()>;
-    /// (version, description, applied) of every known migration.
-    async fn migration_status(&self) -> StoreResult<Vec<(i64, String, bool)>>;
-    async fn ping(&self) -> StoreResult<()>;
-    async fn close(&self);
-    /// Connection pools right now (for `/metrics`).
-    fn pool_stats(&self) -> Vec<PoolStats>;
-
-    // users
-    /// Create the user or refresh its username and `last_seen_at`. A username held by a
-    /// different id is a `Conflict`.
-    async fn upsert_user(
-        &self,
-        id: UserId,
-        username: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<User>;
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
-    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
-    async fn list_users(&self, after_username: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
-    /// Record `last_seen_at` for many users in one write (never moving one back).
-    async fn touch_last_seen(&self, seen: &[(UserId, DateTime<Utc>)]) -> StoreResult<()>;
-    /// Users who share a conversation with at least one message with `me`, and with no
-    /// block either way: the audience of `me`'s presence (SPEC "Privacy").
-    /// (id, last_seen_at)
-    async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>>;
-    /// Those of `others` with a block between them and `me`, either way.
-    async fn blocked_among(&self, me: UserId, others: &[UserId]) -> StoreResult<Vec<UserId>>;
-
-    // conversations
-    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>>;
-    async fn conversation_between(&self, a: UserId, b: UserId)
-        -> StoreResult<Option<Conversation>>;
-    /// Insert; if the pair already has one (a concurrent create), return that instead.
-    async fn create_conversation(&self, conv: &Conversation) -> StoreResult<Conversation>;
-    /// The caller's list, newest activity first: hides conversations with users the caller
-    /// blocked, and empty conversations the other side started.
-    async fn list_conversations(
-        &self,
-        me: UserId,
-        before: Option<Cursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<ConversationView>>;
-    /// (conversation, unread) for every visible conversation with unread > 0.
-    async fn unread_counts(&self, me: UserId) -> StoreResult<Vec<(ConversationId, u64)>>;
-
-    // messages
-    /// In one transaction: insert, bump last message and the receiver's unread count,
-    /// record links. Same sender + temp_id returns the stored message untouched.
-    async fn insert_message(&self, new: &NewMessage) -> StoreResult<InsertOutcome> {
-        self.insert_messages(std::slice::from_ref(new))
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Other("empty batch result".into())))
-    }
-    /// Group commit: every send of `batch` as [`Store::insert_message`] would store it,
-    /// in one durable commit, with one outcome per send in the same order. Each send keeps
-    /// its own result: a replay (same sender + temp_id, also twice inside the batch), an
-    /// erased sender, a block or a vanished conversation fails or replays that send alone.
-    /// Event-log positions are taken per user in batch order, without holes.
-    async fn insert_messages(&self, batch: &[NewMessage]) -> Vec<StoreResult<InsertOutcome>>;
-    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
-    async fn message_by_temp_id(
-        &self,
-        sender: UserId,
-        temp_id: &str,
-    ) -> StoreResult<Option<Message>>;
-    async fn list_messages(
-        &self,
-        conv: ConversationId,
-        q: &MessageQuery,
-    ) -> StoreResult<Vec<Message>>;
-    /// Mark the reader's unread messages up to `up_to` (inclusive, all if `None`) read and
-    /// recompute the reader's unread count from the messages themselves.
-    async fn mark_read(
-        &self,
-        conv: ConversationId,
-        reader: UserId,
-        up_to: Option<Cursor>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<MarkReadOutcome>;
-    /// The newest position in `user`'s event log (0 when it is empty). Every event at or
-    /// below it is committed, so a replay up to it has no hole.
-    async fn event_head(&self, user: UserId) -> StoreResult<u64>;
-    /// [`Store::event_head`] of several users in one read (a reconnect storm's heads are
-    /// read together); users without events are absent (their head is 0).
-    async fn event_heads(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, u64)>>;
-    /// `user`'s events with `after < seq <= through`, oldest first, at most `limit`.
-    /// Events of purged messages and deleted conversations are gone (positions are not
-    /// reused, so the log has holes there).
-    async fn events(
-        &self,
-        user: UserId,
-        after: u64,
-        through: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<LoggedEvent>>;
-    /// Where a stored message sits in its participants' event logs: (user, seq).
-    async fn message_seqs(&self, id: MessageId) -> StoreResult<Vec<(UserId, u64)>>;
-    /// Newest first.
-    async fn list_links(
-        &self,
-        conv: ConversationId,
-        before: Option<Cursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<(LinkItem, Cursor)>>;
-
-    // blocks
-    /// true if a new block was recorded, false if it already existed.
-    async fn block(
-        &self,
-        blocker: UserId,
-        blocked: UserId,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    /// true if a block was removed.
-    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
-    /// What a send from `sender` into `conv` needs, in one read: `None` when `sender`
-    /// takes no part in it; else the receiver, who blocks whom, and the id of a message
-    /// `sender` already stored with `temp_id` (idempotent retries).
-    async fn send_context(
-        &self,
-        sender: UserId,
-        conv: ConversationId,
-        temp_id: Option<&str>,
-    ) -> StoreResult<Option<SendContext>>;
-    /// (a blocks b, b blocks a)
-    async fn block_status(&self, a: UserId, b: UserId) -> StoreResult<(bool, bool)>;
-    /// Newest first.
-    async fn list_blocks(
-        &self,
-        blocker: UserId,
-        before: Option<Cursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<(BlockedUser, Cursor)>>;
-
-    // push subscriptions
-    /// Register (or refresh) a device/browser for `user`; same target twice is one row.
-    async fn add_push_subscription(
-        &self,
-        user: UserId,
-        kind: PushKind,
-        target: &str,
-        keys: Option<(&str, &str)>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<PushSubscription>;
-    async fn push_subscriptions(&self, user: UserId) -> StoreResult<Vec<StoredPush>>;
-    /// true if the subscription existed and belonged to `user`.
-    async fn delete_push_subscription(&self, user: UserId, id: uuid::Uuid) -> StoreResult<bool>;
-
-    // rate limits
-    async fn rate_limits(&self) -> StoreResult<Vec<(String, RateLimitSetting)>>;
-    async fn set_rate_limit(&self, action: &str, setting: RateLimitSetting) -> StoreResult<()>;
-
-    // operations (chatctl)
-    /// How many messages `scope` covers now, and the media they reference.
-    async fn purge_count(&self, scope: PurgeScope) -> StoreResult<PurgeCount>;
-    /// Delete up to `limit` messages of `scope` in one transaction, and recompute the
-    /// last message, activity time and both unread counts of every conversation touched.
-    /// Returns an empty batch when nothing is left.
-    async fn purge_messages(&self, scope: PurgeScope, limit: u32) -> StoreResult<PurgedBatch>;
-    /// Delete a conversation and whatever messages it still has; the media of those
-    /// messages is returned so the caller can delete the objects. `None` if it did not exist.
-    async fn delete_conversation(&self, id: ConversationId) -> StoreResult<Option<PurgedBatch>>;
-    /// Turn the user into a tombstone: username `deleted-{id}`, `deleted_at` set, blocks
-    /// either way and push subscriptions removed, conversations whose other side is
-    /// erased too deleted. The user's messages go first, with `purge_messages(SentBy)`.
-    async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> StoreResult<ErasedUser>;
-    /// The media of messages with media, keyset-paged by message id: (media, next cursor).
-    async fn media_page(
-        &self,
-        after: Option<MessageId>,
-        limit: u32,
-    ) -> StoreResult<(Vec<MediaItem>, Option<MessageId>)>;
-    async fn stats(&self, now: DateTime<Utc>) -> StoreResult<Stats>;
-}
-
 /// Open the store the URL names (`postgres://`, `postgresql://`, `sqlite:`).
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -666,20 +447,4 @@ pub fn media_keys(items: &[MediaItem]) -> impl Iterator<Item = &str> {
     items
         .iter()
         .flat_map(|i| std::iter::once(i.url.as_str()).chain(i.thumbnail_url.as_deref()))
-}
-
-/// The WHERE clause (over `messages m`) that selects a purge scope; parameters from $1,
-/// bound by each backend in the order the clause names them.
-fn scope_clause(scope: PurgeScope) -> &'static str {
-    match scope {
-        PurgeScope::OlderThan {
-            conversation: None, ..
-        } => "m.created_at < $1",
-        PurgeScope::OlderThan {
-            conversation: Some(_),
-            ..
-        } => "m.created_at < $1 AND m.conversation_id = $2",
-        PurgeScope::Conversation(_) => "m.conversation_id = $1",
-        PurgeScope::SentBy(_) => "m.sender_id = $1",
-    }
 }

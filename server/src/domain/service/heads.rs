@@ -1,6 +1,7 @@
 //! Event-log heads read together: every socket that connects reads its user's head before
 //! its replay, and in a reconnect storm thousands do so at once. Concurrent reads share one
-//! statement ([`Store::event_heads`]) instead of one query each competing for the pool.
+//! statement ([`MessageStore::event_heads`](crate::store::MessageStore::event_heads))
+//! instead of one query each competing for the pool.
 //! Each caller's read still starts after its call (the socket was registered before), so
 //! the replay guarantee holds: every event committed after the head was read reaches the
 //! live queue.

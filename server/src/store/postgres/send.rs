@@ -86,7 +86,7 @@ const INSERT_BATCH_SQL: &str = "
     FROM ins i";
 
 impl PostgresStore {
-    /// [`Store::insert_messages`] on this backend.
+    /// [`MessageStore::insert_messages`] on this backend.
     pub(super) async fn store_batch(
         &self,
         batch: &[NewMessage],

@@ -3,7 +3,7 @@
 use super::*;
 
 impl SqliteStore {
-    /// [`Store::insert_messages`] on this backend.
+    /// [`MessageStore::insert_messages`] on this backend.
     pub(super) async fn store_batch(
         &self,
         batch: &[NewMessage],
