@@ -15,7 +15,7 @@ on_both_backends!(
     ws_send_acks_sender_and_reaches_every_other_socket,
     rest_send_emits_message_new_to_both_parties,
     read_receipts_reach_reader_and_sender,
-    typing_is_relayed_and_expires_after_five_seconds,
+    typing_is_relayed_and_a_send_stops_it,
     presence_goes_online_and_offline_with_last_seen,
     block_events_and_blocked_sends_over_ws,
     bad_frames_get_error_events_and_the_socket_survives,
@@ -143,7 +143,7 @@ async fn read_receipts_reach_reader_and_sender(s: &TestServer) {
     assert_eq!(unread.expect(200)["total"], 0);
 }
 
-async fn typing_is_relayed_and_expires_after_five_seconds(s: &TestServer) {
+async fn typing_is_relayed_and_a_send_stops_it(s: &TestServer) {
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let eve = s.registered_user("eve").await;
@@ -155,10 +155,46 @@ async fn typing_is_relayed_and_expires_after_five_seconds(s: &TestServer) {
         .await;
     let t = b.next_of("typing.start").await;
     assert_eq!(t["data"]["user_id"], alice.id.to_string());
+    // A refresh while typing is no news (relayed on transitions only).
+    a.send(json!({"type": "typing.start", "data": {"conversation_id": conv}}))
+        .await;
+    b.assert_none("typing.start", Duration::from_millis(300))
+        .await;
     a.send(json!({"type": "typing.stop", "data": {"conversation_id": conv}}))
         .await;
     b.next_of("typing.stop").await;
-    // Without a refresh, typing stops by itself after 5 s.
+    // Sending a message in the conversation stops typing in it.
+    a.send(json!({"type": "typing.start", "data": {"conversation_id": conv}}))
+        .await;
+    b.next_of("typing.start").await;
+    a.send(send_frame(&conv, "done typing", "t-typing")).await;
+    a.next_of("message.sent").await;
+    let stop = b
+        .next_of_within("typing.stop", Duration::from_secs(2))
+        .await;
+    let stop = stop.expect("a send stops typing at once, not after the 5 s expiry");
+    assert_eq!(stop["data"]["conversation_id"], conv.as_str());
+    b.next_of("message.new").await;
+    // Outsiders can neither signal into nor see someone else's conversation.
+    e.send(json!({"type": "typing.start", "data": {"conversation_id": conv}}))
+        .await;
+    assert_eq!(e.next_of("error").await["data"]["code"], "not_found");
+    e.assert_none("typing.start", Duration::from_millis(200))
+        .await;
+}
+
+/// The expiry's wiring into a live socket, once (the rule itself, refreshes included, is
+/// unit-tested with explicit instants in the server: `ws::typing`).
+#[tokio::test]
+async fn typing_expires_after_five_seconds_without_a_refresh() {
+    let s = TestServer::start(Backend::Sqlite)
+        .await
+        .expect("start chatd");
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
+    let mut a = WsClient::connect(&s, &alice).await;
+    let mut b = WsClient::connect(&s, &bob).await;
     a.send(json!({"type": "typing.start", "data": {"conversation_id": conv}}))
         .await;
     b.next_of("typing.start").await;
@@ -167,12 +203,7 @@ async fn typing_is_relayed_and_expires_after_five_seconds(s: &TestServer) {
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(4), "stopped after {waited:?}");
     assert_eq!(stop["data"]["conversation_id"], conv.as_str());
-    // Outsiders can neither signal into nor see someone else's conversation.
-    e.send(json!({"type": "typing.start", "data": {"conversation_id": conv}}))
-        .await;
-    assert_eq!(e.next_of("error").await["data"]["code"], "not_found");
-    e.assert_none("typing.start", Duration::from_millis(200))
-        .await;
+    s.stop().await;
 }
 
 /// Alice and bob with a message between them (so presence crosses), bob's socket, and

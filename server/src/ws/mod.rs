@@ -4,8 +4,8 @@
 
 pub mod hub;
 mod reader;
+mod typing;
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +41,7 @@ const READ_BUFFER: usize = 4 * 1024;
 /// Bytes a socket may hold unwritten before writes fail (the per-socket queue bounds
 /// the rest).
 const MAX_WRITE_BUFFER: usize = 2 * 1024 * 1024;
-/// Typing expires this long after the last `typing.start`.
-pub const TYPING_TTL: Duration = Duration::from_secs(5);
+pub use typing::TYPING_TTL;
 /// Client frames per second allowed per socket (burst twice that).
 const FRAMES_PER_SEC: u32 = 20;
 /// Rate-limit refusals tolerated on one socket before it is closed for abuse.
@@ -318,7 +317,7 @@ async fn session(state: AppState, user: AuthUser, since: Option<u64>, socket: We
         user: &user,
         key,
         tx: &tx,
-        typing: HashMap::new(),
+        typing: typing::Typing::default(),
         limiter: DefaultDirectRateLimiter::direct(
             Quota::per_second(NonZeroU32::new(FRAMES_PER_SEC).unwrap_or(NonZeroU32::MIN))
                 .allow_burst(NonZeroU32::new(FRAMES_PER_SEC * 2).unwrap_or(NonZeroU32::MIN)),

@@ -37,8 +37,7 @@ pub(super) struct Reader<'a> {
     pub(super) user: &'a AuthUser,
     pub(super) key: ConnKey,
     pub(super) tx: &'a mpsc::Sender<Outbound>,
-    /// conversation -> (peer, expiry)
-    pub(super) typing: HashMap<ConversationId, (UserId, Instant)>,
+    pub(super) typing: super::typing::Typing,
     pub(super) limiter: DefaultDirectRateLimiter,
     pub(super) violations: u32,
 }
@@ -175,14 +174,12 @@ impl Reader<'_> {
                 }
             }
             ClientEvent::TypingStart { conversation_id } => {
-                let deadline = Instant::now() + TYPING_TTL;
-                if let Some(entry) = self.typing.get_mut(&conversation_id) {
-                    entry.1 = deadline;
+                if self.typing.refresh(conversation_id, Instant::now()) {
                     return;
                 }
                 match service.typing_peer(self.user.id, conversation_id).await {
                     Ok(peer) => {
-                        self.typing.insert(conversation_id, (peer, deadline));
+                        self.typing.started(conversation_id, peer, Instant::now());
                         service
                             .relay_typing(self.user.id, peer, conversation_id, true)
                             .await;
@@ -205,31 +202,27 @@ impl Reader<'_> {
     }
 
     async fn stop_typing(&mut self, conv: ConversationId) {
-        if let Some((peer, _)) = self.typing.remove(&conv) {
-            self.state
-                .service
-                .relay_typing(self.user.id, peer, conv, false)
-                .await;
+        if let Some(peer) = self.typing.stop(conv) {
+            self.relay_stop(conv, peer).await;
         }
     }
 
+    async fn relay_stop(&self, conv: ConversationId, peer: UserId) {
+        self.state
+            .service
+            .relay_typing(self.user.id, peer, conv, false)
+            .await;
+    }
+
     async fn expire_typing(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<ConversationId> = self
-            .typing
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(c, _)| *c)
-            .collect();
-        for c in expired {
-            self.stop_typing(c).await;
+        for (conv, peer) in self.typing.expired(Instant::now()) {
+            self.relay_stop(conv, peer).await;
         }
     }
 
     pub(super) async fn stop_all_typing(&mut self) {
-        let convs: Vec<ConversationId> = self.typing.keys().copied().collect();
-        for c in convs {
-            self.stop_typing(c).await;
+        for (conv, peer) in self.typing.drain() {
+            self.relay_stop(conv, peer).await;
         }
     }
 }
