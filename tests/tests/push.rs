@@ -163,28 +163,6 @@ async fn transient_webhook_failures_are_retried() {
 }
 
 #[tokio::test]
-async fn no_push_to_a_user_who_blocked_the_sender() {
-    let (r, url) = receiver(&[]).await;
-    let s = server_with_hook(&url).await;
-    let alice = s.registered_user("alice").await;
-    let bob = s.registered_user("bob").await;
-    let conv = s.conversation(&alice, &bob).await;
-    s.post(&bob, "/chat/blocks", &json!({"username": alice.username}))
-        .await
-        .expect(201);
-    s.post(
-        &alice,
-        &format!("/chat/conversations/{conv}/messages"),
-        &json!({"content": "hi"}),
-    )
-    .await
-    .expect_error(403, "blocked");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(r.calls.lock().unwrap().is_empty());
-    s.stop().await;
-}
-
-#[tokio::test]
 async fn push_subscriptions_are_registered_listed_and_removed() {
     let s = TestServer::start(Backend::Sqlite).await.unwrap();
     let bob = s.registered_user("bob").await;

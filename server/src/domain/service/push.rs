@@ -175,3 +175,95 @@ async fn push_if_offline(
     };
     pusher.dispatch(notification, subs);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chat_protocol::rest::MessageType;
+    use chat_protocol::{ConversationId, MessageId, UserId};
+
+    use super::*;
+    use crate::domain::presence::LocalPresence;
+    use crate::domain::types::Username;
+    use crate::push::{PushError, PushOutcome, PushProvider};
+
+    /// Records whom it was asked to notify.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<UserId>>);
+
+    #[async_trait]
+    impl PushProvider for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        async fn notify(
+            &self,
+            n: &PushNotification,
+            _subs: &[StoredPush],
+        ) -> std::result::Result<PushOutcome, PushError> {
+            self.0.lock().expect("recorder").push(n.user_id);
+            Ok(PushOutcome::default())
+        }
+    }
+
+    /// The send path checks blocks before it stores; this is the check for a block that
+    /// lands after the message was stored and before its push goes out (the push runs in
+    /// the background). The same message is pushed without the block, so the test can fail.
+    #[tokio::test]
+    async fn a_block_after_the_send_stops_its_push() {
+        let dir = std::env::temp_dir().join(format!("chat-push-{}", uuid::Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}", dir.join("chat.db").display());
+        let store = crate::store::connect(&url, 2).await.expect("open sqlite");
+        store.migrate().await.expect("migrate");
+        let (alice, bob) = (UserId::new(), UserId::new());
+        store
+            .upsert_user(alice, "alice", now())
+            .await
+            .expect("alice");
+        store.upsert_user(bob, "bob", now()).await.expect("bob");
+        let recorder = Arc::new(Recorder::default());
+        let pusher = Pusher::new(vec![recorder.clone() as Arc<dyn PushProvider>]);
+        let presence: Arc<dyn Presence> = Arc::new(LocalPresence::new());
+        let sender = AuthUser {
+            id: alice,
+            username: Username::parse("alice").expect("username"),
+        };
+        let m = Message {
+            id: MessageId::new(),
+            conversation_id: ConversationId::new(),
+            sender_id: alice,
+            receiver_id: bob,
+            kind: MessageType::Text,
+            content: Some("hi".into()),
+            media: Vec::new(),
+            temp_id: None,
+            is_read: false,
+            read_at: None,
+            created_at: now(),
+        };
+        let pushed = |n: usize| {
+            let recorder = recorder.clone();
+            async move {
+                for _ in 0..200 {
+                    if recorder.0.lock().expect("recorder").len() >= n {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                false
+            }
+        };
+        push_if_offline(&presence, &store, &pusher, &sender, &m).await;
+        assert!(pushed(1).await, "bob is offline: pushed");
+        store.block(bob, alice, now()).await.expect("block");
+        push_if_offline(&presence, &store, &pusher, &sender, &m).await;
+        // A push is spawned at once when it goes out; give a wrong one time to show.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(*recorder.0.lock().expect("recorder"), vec![bob]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
