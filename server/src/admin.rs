@@ -390,7 +390,7 @@ async fn media_check(cfg: &crate::CommonConfig) -> Check {
 pub async fn online_users_redis(url: &str, prefix: &str) -> redis::RedisResult<u64> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let pattern = crate::domain::presence::online_key(prefix, "*");
+    let pattern = crate::realtime::redis_presence::online_key(prefix, "*");
     let mut cursor: u64 = 0;
     // SCAN may return a key twice while Redis rehashes: count distinct keys.
     let mut seen: HashSet<String> = HashSet::new();

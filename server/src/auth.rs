@@ -1,16 +1,12 @@
-//! JWT verification and issuing, the secret's life cycle, and the authenticated-user
-//! extractor every `/chat` handler takes.
+//! JWT verification and issuing, the secret's life cycle, and [`AuthUser`]. No HTTP here:
+//! the extractor every `/chat` handler takes is in `http::extract`.
 
 use std::path::Path;
 
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use chat_protocol::UserId;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 
-use crate::app::AppState;
 use crate::config::CommonConfig;
 use crate::domain::types::Username;
 use crate::error::Error;
@@ -214,26 +210,6 @@ fn load_public_key(path: &Path) -> Result<(Algorithm, DecodingKey), KeyError> {
         return Ok((Algorithm::EdDSA, k));
     }
     Err(KeyError::BadPublicKey(path.display().to_string()))
-}
-
-/// The bearer token of a request, if any.
-pub fn bearer_from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = Error;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer_from_headers(&parts.headers)
-            .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
-        state.service.authenticate(&state.keys, token).await
-    }
 }
 
 /// Parse verified claims into an id and username.

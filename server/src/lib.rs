@@ -15,6 +15,7 @@ pub mod media;
 pub mod metrics;
 pub mod push;
 pub mod ratelimit;
+pub mod realtime;
 pub mod redis_breaker;
 pub mod slots;
 pub mod store;

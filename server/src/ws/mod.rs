@@ -25,10 +25,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::app::AppState;
-use crate::auth::{bearer_from_headers, AuthUser};
+use crate::auth::AuthUser;
 use crate::bus::ConnKey;
 use crate::error::Error;
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{bearer_from_headers, ApiQuery};
 use hub::{with_seq, CloseReason, Outbound, Registration, CLOSE_IDLE, CLOSE_POLICY};
 use reader::Reader;
 
