@@ -33,6 +33,8 @@ mod presence;
 mod push;
 mod reads;
 mod send;
+#[cfg(test)]
+mod tests;
 use heads::HeadReader;
 use presence::LastSeenWriter;
 
