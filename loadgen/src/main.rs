@@ -5,11 +5,18 @@
 //! duplicated, or an error counted; 2 the run could not be carried out (bad arguments,
 //! server unreachable).
 
+mod args;
 mod media;
+mod memory;
 mod net;
+mod pacer;
 mod report;
+mod rest;
 mod run;
 mod selfcheck;
+mod setup;
+mod shared;
+mod socket;
 
 use std::process::ExitCode;
 
@@ -29,7 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a load scenario against one or more chatd instances.
-    Run(Box<run::RunArgs>),
+    Run(Box<args::RunArgs>),
     /// Upload one file many times as media messages: throughput, latency, peak RSS.
     Media(media::MediaArgs),
     /// Compare two `--json` results: B relative to A, per metric.

@@ -9,7 +9,7 @@ use chat_protocol::UserId;
 use clap::Args;
 use tokio::sync::Semaphore;
 
-use crate::run::{proc_status_kib, rss_kib};
+use crate::memory::{proc_status_kib, rss_kib};
 
 #[derive(Debug, Args)]
 pub struct MediaArgs {

@@ -62,7 +62,7 @@ pub struct RunResult {
     pub metrics: BTreeMap<String, MetricSummary>,
     /// Server resident memory around the ramp, when `--server-pid` was given.
     #[serde(default)]
-    pub server_memory: Vec<crate::run::ServerMemory>,
+    pub server_memory: Vec<crate::memory::ServerMemory>,
     /// The generator's own CPU and lateness, and whether it was the limit.
     #[serde(default)]
     pub generator: Option<crate::selfcheck::GeneratorHealth>,
