@@ -87,6 +87,8 @@ pub struct Metrics {
     pub push_attempts: Family<ProviderLabel, Counter>,
     pub push_failures: Family<ProviderLabel, Counter>,
     pub rate_limited: Family<ActionLabel, Counter>,
+    pub rate_limit_requests: Family<ActionLabel, Gauge>,
+    pub rate_limit_period: Family<ActionLabel, Gauge>,
     pub refused: Family<ReasonLabel, Counter>,
     pub ws_closed: Family<CloseLabel, Counter>,
     pub bus_lag: Histogram,
@@ -108,6 +110,8 @@ impl Metrics {
             push_attempts: Family::default(),
             push_failures: Family::default(),
             rate_limited: Family::default(),
+            rate_limit_requests: Family::default(),
+            rate_limit_period: Family::default(),
             refused: Family::default(),
             ws_closed: Family::default(),
             bus_lag: latency_histogram(),
@@ -150,6 +154,16 @@ impl Metrics {
             "rate_limited",
             "Requests and frames refused by a rate limit, by action",
             m.rate_limited.clone(),
+        );
+        registry.register(
+            "rate_limit_requests",
+            "Requests allowed per period by the limit this instance has in force, by action",
+            m.rate_limit_requests.clone(),
+        );
+        registry.register(
+            "rate_limit_period_seconds",
+            "Period of the limit this instance has in force, by action",
+            m.rate_limit_period.clone(),
         );
         registry.register(
             "refused",
@@ -254,6 +268,20 @@ impl Metrics {
                 action: action.to_string(),
             })
             .inc();
+    }
+
+    /// The limit in force for `action` (set at every reload, so operators and tests can
+    /// see when a `chatctl ratelimit set` has reached this instance).
+    pub fn rate_limit_in_force(&self, action: &str, max_requests: u32, period_seconds: u32) {
+        let label = ActionLabel {
+            action: action.to_string(),
+        };
+        self.rate_limit_requests
+            .get_or_create(&label)
+            .set(i64::from(max_requests));
+        self.rate_limit_period
+            .get_or_create(&label)
+            .set(i64::from(period_seconds));
     }
 
     pub fn push(&self, provider: &str, ok: bool) {

@@ -301,6 +301,14 @@ impl RateLimiter {
                         "rate limit in force"
                     );
                 }
+                for action in Action::ALL {
+                    let s = self.setting(action);
+                    crate::metrics::METRICS.rate_limit_in_force(
+                        action.as_str(),
+                        s.max_requests,
+                        s.period_seconds,
+                    );
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not read rate limits; keeping current ones")

@@ -256,6 +256,34 @@ impl TestServer {
             .expect("run chatctl")
     }
 
+    /// Set `action`'s limit (`N/PERIOD`, e.g. `3/min`) with chatctl and wait until this
+    /// chatd has it in force: polls `/metrics` (`chat_rate_limit_requests`) instead of
+    /// sleeping through a reload period.
+    pub async fn set_rate_limit(&self, action: &str, limit: &str) {
+        let out = self.chatctl(&["ratelimit", "set", action, limit]);
+        assert!(out.status.success(), "{out:?}");
+        let (n, period) = chat_protocol::units::rate(limit).expect("a valid N/PERIOD");
+        let want = [
+            format!("chat_rate_limit_requests{{action=\"{action}\"}} {n}\n"),
+            format!("chat_rate_limit_period_seconds{{action=\"{action}\"}} {period}\n"),
+        ];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = match self.http.get(self.url("/metrics")).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if want.iter().all(|w| text.contains(w.as_str())) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{action} = {limit} not in force after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `host:port` chatd listens on (for raw TCP clients).
     pub fn addr(&self) -> String {
         self.base.trim_start_matches("http://").to_string()

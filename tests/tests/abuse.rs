@@ -33,12 +33,9 @@ on_both_backends!(
     a_retry_over_the_send_rate_is_answered_with_the_stored_message,
 );
 
-/// Set `action`'s limit with chatctl and wait until chatd has reloaded it
-/// (`CHAT_RATELIMIT_RELOAD_SECS=1` in this file's servers).
+/// Set `action`'s limit with chatctl and wait until chatd has it in force.
 async fn set_limit(s: &TestServer, action: &str, limit: &str) {
-    let out = s.chatctl(&["ratelimit", "set", action, limit]);
-    assert!(out.status.success(), "{out:?}");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.set_rate_limit(action, limit).await;
 }
 
 /// Flood the socket with `frame` until the server closes it; the close must be 1008
