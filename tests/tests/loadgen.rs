@@ -58,11 +58,10 @@ fn check_metric(result: &Value, name: &str, count: u64) {
     assert!(q("p999_ms") <= q("max_ms"), "{name}: {m}");
 }
 
-async fn short_run_loses_nothing(backend: Backend) {
+chat_e2e::on_both_backends!(short_run_loses_nothing);
+
+async fn short_run_loses_nothing(server: &TestServer) {
     let _serial = SERIAL.lock().await;
-    let Some(server) = TestServer::start(backend).await else {
-        return;
-    };
     let dir = server.data_dir.join("lg");
     std::fs::create_dir_all(&dir).unwrap();
     let a = dir.join("a.json");
@@ -72,7 +71,7 @@ async fn short_run_loses_nothing(backend: Backend) {
         args.extend(["--slo", slo.as_str()]);
     }
     args.extend(LOOSE_SELF_CHECK);
-    let out = loadgen(&server, &args).await;
+    let out = loadgen(server, &args).await;
     let stdout = chat_e2e::exited_zero(&out);
     assert!(stdout.contains("verdict: PASS"), "{stdout}");
     let r = read_json(&a);
@@ -95,7 +94,7 @@ async fn short_run_loses_nothing(backend: Backend) {
     // A target no server can meet fails the verdict with exit code 1.
     let b = dir.join("b.json");
     let out = loadgen(
-        &server,
+        server,
         &["--json", b.to_str().unwrap(), "--slo", "delivery=0.001"],
     )
     .await;
@@ -112,17 +111,6 @@ async fn short_run_loses_nothing(backend: Backend) {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("delivery") && text.contains("B/A"), "{text}");
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn short_run_loses_nothing_sqlite() {
-    short_run_loses_nothing(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn short_run_loses_nothing_postgres() {
-    short_run_loses_nothing(Backend::Postgres).await;
 }
 
 /// `--media-rate` mixes multipart image uploads into the run: each is timed, stored as an

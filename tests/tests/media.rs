@@ -45,10 +45,12 @@ async fn setup(backend: Backend) -> Option<(TestServer, TestUser, TestUser, Stri
     Some((s, alice, bob, conv))
 }
 
-async fn images_videos_and_files(backend: Backend) {
-    let Some((s, alice, bob, conv)) = setup(backend).await else {
-        return;
-    };
+chat_e2e::on_both_backends!(images_videos_and_files);
+
+async fn images_videos_and_files(s: &TestServer) {
+    let alice = s.registered_user("alice").await;
+    let bob = s.registered_user("bob").await;
+    let conv = s.conversation(&alice, &bob).await;
     // Several images with a caption and a temp_id; declared types are ignored.
     let r = s
         .upload(
@@ -80,12 +82,12 @@ async fn images_videos_and_files(backend: Backend) {
     assert_eq!(media[2]["mime"], "image/webp");
     assert_eq!(media[0]["name"], "a.png");
     // Thumbnail: longest side 320.
-    let thumb = fetch(&s, media[0]["thumbnail_url"].as_str().unwrap()).await;
+    let thumb = fetch(s, media[0]["thumbnail_url"].as_str().unwrap()).await;
     assert_eq!(thumb.status(), 200);
     let t = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
     assert_eq!((t.width(), t.height()), (320, 240));
     // Transparent images keep transparency in a PNG thumbnail.
-    let thumb = fetch(&s, media[3]["thumbnail_url"].as_str().unwrap()).await;
+    let thumb = fetch(s, media[3]["thumbnail_url"].as_str().unwrap()).await;
     assert_eq!(thumb.headers()["content-type"], "image/png");
 
     // Idempotent: the same temp_id returns the stored message and stores nothing new.
@@ -104,7 +106,7 @@ async fn images_videos_and_files(backend: Backend) {
 
     // Served as a download nobody sniffs, with Range support.
     let url = media[0]["url"].as_str().unwrap();
-    let full = fetch(&s, url).await;
+    let full = fetch(s, url).await;
     assert_eq!(full.status(), 200);
     let h = full.headers().clone();
     assert_eq!(h["content-type"], "image/png");
@@ -129,16 +131,16 @@ async fn images_videos_and_files(backend: Backend) {
     assert_eq!(&ranged.bytes().await.unwrap()[..], &body[..8]);
     // Tampered or unsigned links are refused.
     let tampered = url.replace("sig=", "sig=AA");
-    assert_eq!(fetch(&s, &tampered).await.status(), 403);
+    assert_eq!(fetch(s, &tampered).await.status(), 403);
     let other_exp = url.replace("exp=", "exp=9");
-    assert_eq!(fetch(&s, &other_exp).await.status(), 403);
+    assert_eq!(fetch(s, &other_exp).await.status(), 403);
     let unsigned = url.split('?').next().unwrap();
-    let r = fetch(&s, unsigned).await;
+    let r = fetch(s, unsigned).await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "forbidden");
     assert_eq!(
-        fetch(&s, "/media/..%2f..%2fjwt_secret?exp=1&sig=x")
+        fetch(s, "/media/..%2f..%2fjwt_secret?exp=1&sig=x")
             .await
             .status(),
         404
@@ -162,7 +164,7 @@ async fn images_videos_and_files(backend: Backend) {
         (item["width"].as_u64(), item["height"].as_u64()),
         (Some(320), Some(240))
     );
-    let video = fetch(&s, item["url"].as_str().unwrap()).await;
+    let video = fetch(s, item["url"].as_str().unwrap()).await;
     assert_eq!(video.headers()["content-type"], "video/mp4");
     assert_eq!(
         video.bytes().await.unwrap().len() as u64,
@@ -200,7 +202,7 @@ async fn images_videos_and_files(backend: Backend) {
         assert_eq!(f["type"], "file", "{name}");
         assert_eq!(f["media"][0]["mime"], mime, "{name}");
         assert_eq!(f["media"][0]["name"], name);
-        let served = fetch(&s, f["media"][0]["url"].as_str().unwrap()).await;
+        let served = fetch(s, f["media"][0]["url"].as_str().unwrap()).await;
         assert_eq!(&served.bytes().await.unwrap()[..], &bytes[..], "{name}");
     }
 
@@ -239,18 +241,7 @@ async fn images_videos_and_files(backend: Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(fetch(&s, &u).await.status(), 200);
-    s.stop().await;
-}
-
-#[tokio::test]
-async fn images_videos_and_files_sqlite() {
-    images_videos_and_files(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn images_videos_and_files_postgres() {
-    images_videos_and_files(Backend::Postgres).await;
+    assert_eq!(fetch(s, &u).await.status(), 200);
 }
 
 /// With ffmpeg installed, a real video gets a JPEG poster frame (longest side 320 px)

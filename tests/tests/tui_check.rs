@@ -16,11 +16,10 @@ async fn check(server: &TestServer, extra: &[&str]) -> std::process::Output {
         .expect("run chat-tui")
 }
 
-async fn every_call_and_event_passes(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
-        return;
-    };
-    let out = check(&server, &["--jwt-secret", &server.secret]).await;
+chat_e2e::on_both_backends!(every_call_and_event_passes);
+
+async fn every_call_and_event_passes(server: &TestServer) {
+    let out = check(server, &["--jwt-secret", &server.secret]).await;
     let stdout = chat_e2e::exited_zero(&out);
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     // The table names every event of SPEC.md.
@@ -43,17 +42,6 @@ async fn every_call_and_event_passes(backend: Backend) {
     }
     let rows = stdout.lines().filter(|l| l.contains(" ok ")).count();
     assert!(rows >= 50, "only {rows} passing rows:\n{stdout}");
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn check_passes_on_sqlite() {
-    every_call_and_event_passes(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn check_passes_on_postgres() {
-    every_call_and_event_passes(Backend::Postgres).await;
 }
 
 /// Tokens signed with another secret: the first call fails, the run stops early and the
