@@ -124,6 +124,12 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
     }
 }
 
+impl From<crate::model::InvalidCursor> for Error {
+    fn from(_: crate::model::InvalidCursor) -> Self {
+        Error::InvalidCursor
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {

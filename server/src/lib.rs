@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod model;
 pub mod push;
 pub mod ratelimit;
 pub mod realtime;

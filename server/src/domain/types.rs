@@ -1,11 +1,9 @@
 //! Validated values: each `parse` returns `Result`, so a value that exists is valid.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::error::Error;
+pub use crate::model::Cursor;
 
 /// Current time at the precision every backend stores (microseconds), so a value read
 /// back compares equal to the value written.
@@ -143,52 +141,6 @@ impl TempId {
     }
 }
 
-/// A position in a list ordered by `(time, id)`: the keyset behind every cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cursor {
-    pub at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-impl Cursor {
-    pub fn new(at: DateTime<Utc>, id: Uuid) -> Self {
-        Cursor { at, id }
-    }
-
-    /// Opaque to clients: base64url of `v1:<micros>:<uuid>`.
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", self.at.timestamp_micros(), self.id))
-    }
-
-    pub fn decode(raw: &str) -> Result<Self, Error> {
-        if raw.len() > 128 {
-            return Err(Error::InvalidCursor);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(raw.as_bytes())
-            .map_err(|_| Error::InvalidCursor)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| Error::InvalidCursor)?;
-        let mut parts = text.splitn(3, ':');
-        if parts.next() != Some("v1") {
-            return Err(Error::InvalidCursor);
-        }
-        let micros: i64 = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or(Error::InvalidCursor)?;
-        let at = DateTime::from_timestamp_micros(micros).ok_or(Error::InvalidCursor)?;
-        let id = parts
-            .next()
-            .and_then(|p| Uuid::parse_str(p).ok())
-            .ok_or(Error::InvalidCursor)?;
-        Ok(Cursor { at, id })
-    }
-
-    pub fn decode_opt(raw: Option<&str>) -> Result<Option<Self>, Error> {
-        raw.map(Self::decode).transpose()
-    }
-}
-
 /// Page size: default 50, 1..=100; anything else is refused, not clamped, so a client
 /// bug shows up at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +189,9 @@ pub fn window_size(raw: Option<&str>, default: u32, max: u32, name: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use uuid::Uuid;
 
     #[test]
     fn username_is_lowercased_and_restricted() {

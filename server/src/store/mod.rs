@@ -20,7 +20,7 @@ use chat_protocol::rest::{MediaItem, Message, MessageType, PushSubscription};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
-use crate::domain::types::Cursor;
+use crate::model::Cursor;
 
 pub use group_commit::{BatchSettings, GroupCommit};
 pub use postgres::PostgresStore;

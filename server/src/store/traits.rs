@@ -20,7 +20,7 @@ use super::{
     MessageQuery, NewMessage, PoolStats, PurgeCount, PurgeScope, PurgedBatch, RateLimitSetting,
     SendContext, Stats, StoreError, StoreResult, StoredPush, User,
 };
-use crate::domain::types::Cursor;
+use crate::model::Cursor;
 
 /// Everything chatd keeps, behind one interface: every concern plus the lifecycle.
 #[async_trait]
