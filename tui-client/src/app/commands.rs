@@ -1,0 +1,193 @@
+//! The input line's Enter: send the text, or run a `/command` (open, attach, block, browse…).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chat_protocol::ws::ClientEvent;
+use chat_protocol::{ConversationId, MessageId};
+use chrono::Utc;
+
+use super::{new_temp_id, Action, App, Browse, Conn, Pending};
+
+impl App {
+    /// Send the line, or run it when it is a `/command`.
+    pub fn submit(&mut self, line: &str, _now: Instant) -> Vec<Action> {
+        if line.is_empty() {
+            return Vec::new();
+        }
+        self.scroll = 0;
+        let Some(cmd) = line.strip_prefix('/') else {
+            return self.send_text(line.to_string());
+        };
+        let (name, arg) = cmd.split_once(' ').unwrap_or((cmd, ""));
+        self.command(name, arg.trim())
+    }
+
+    /// Run `/name arg` (the argument trimmed).
+    fn command(&mut self, name: &str, arg: &str) -> Vec<Action> {
+        match name {
+            "open" | "o" | "msg" => self.cmd_open(arg),
+            "attach" | "a" => self.cmd_attach(arg),
+            "block" | "unblock" | "status" => self.cmd_block(name, arg),
+            "blocked" => vec![Action::Blocked],
+            "media" | "files" | "links" => self.cmd_browse(name),
+            "jump" | "j" => self.cmd_jump(arg),
+            "unread" => vec![Action::LoadUnread, Action::LoadConversations],
+            "help" | "h" => {
+                self.help = true;
+                Vec::new()
+            }
+            "quit" | "q" => {
+                self.quit = true;
+                vec![Action::Quit]
+            }
+            _ => {
+                self.error(format!("unknown command /{name} (press ? for help)"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// The open conversation, or an error telling how to open one.
+    fn need_conv(&mut self) -> Option<ConversationId> {
+        if self.open.is_none() {
+            self.error("open a conversation first: /open USERNAME");
+        }
+        self.open
+    }
+
+    /// The other user of the open conversation, for commands whose argument is optional.
+    fn other(&self, arg: &str) -> Option<String> {
+        if !arg.is_empty() {
+            return Some(arg.to_string());
+        }
+        self.open_conv().map(|c| c.conv.other_user.username.clone())
+    }
+
+    /// `/open USERNAME`: a known conversation opens here, others are asked of the server.
+    fn cmd_open(&mut self, arg: &str) -> Vec<Action> {
+        if arg.is_empty() {
+            self.error("usage: /open USERNAME");
+            return Vec::new();
+        }
+        if let Some(c) = self
+            .convs
+            .iter()
+            .find(|c| c.conv.other_user.username == arg)
+        {
+            let id = c.conv.id;
+            return self.select_id(id);
+        }
+        vec![Action::OpenWith(arg.to_string())]
+    }
+
+    /// `/attach PATH... [-- caption]`: upload files, shown as pending meanwhile.
+    fn cmd_attach(&mut self, arg: &str) -> Vec<Action> {
+        let Some(conv) = self.need_conv() else {
+            return Vec::new();
+        };
+        let (paths, caption) = match arg.split_once(" -- ") {
+            Some((p, c)) => (p, Some(c.trim().to_string()).filter(|c| !c.is_empty())),
+            None => (arg, None),
+        };
+        let paths: Vec<PathBuf> = paths.split_whitespace().map(PathBuf::from).collect();
+        if paths.is_empty() {
+            self.error("usage: /attach PATH... [-- caption]");
+            return Vec::new();
+        }
+        let temp_id = new_temp_id();
+        self.pending.push(Pending {
+            temp_id: temp_id.clone(),
+            conversation_id: conv,
+            content: uploading_label(&paths),
+            created_at: Utc::now(),
+            failed: None,
+        });
+        vec![Action::SendMedia {
+            conv,
+            paths,
+            caption,
+            temp_id,
+        }]
+    }
+
+    /// `/block`, `/unblock`, `/status` [USERNAME] (default: the open conversation's user).
+    fn cmd_block(&mut self, name: &str, arg: &str) -> Vec<Action> {
+        match self.other(arg) {
+            Some(user) => vec![match name {
+                "block" => Action::Block(user),
+                "unblock" => Action::Unblock(user),
+                _ => Action::BlockStatus(user),
+            }],
+            None => {
+                self.error(format!("usage: /{name} USERNAME"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// `/media`, `/files`, `/links` of the open conversation.
+    fn cmd_browse(&mut self, name: &str) -> Vec<Action> {
+        let Some(conv) = self.need_conv() else {
+            return Vec::new();
+        };
+        let what = match name {
+            "media" => Browse::Media,
+            "files" => Browse::Files,
+            _ => Browse::Links,
+        };
+        vec![Action::Browse { conv, what }]
+    }
+
+    /// `/jump MESSAGE_ID`: show a message in its context.
+    fn cmd_jump(&mut self, arg: &str) -> Vec<Action> {
+        match arg.parse::<MessageId>() {
+            Ok(id) => vec![Action::Jump(id)],
+            Err(_) => {
+                self.error("usage: /jump MESSAGE_ID");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A text message to the open conversation: pending until acked, queued when offline.
+    fn send_text(&mut self, content: String) -> Vec<Action> {
+        let Some(conv) = self.open else {
+            self.error("open a conversation first: /open USERNAME");
+            return Vec::new();
+        };
+        let temp_id = new_temp_id();
+        self.pending.push(Pending {
+            temp_id: temp_id.clone(),
+            conversation_id: conv,
+            content: content.clone(),
+            created_at: Utc::now(),
+            failed: None,
+        });
+        // Offline: it stays pending and goes out on reconnect.
+        if self.conn != Conn::Online {
+            self.info("offline: message queued, it is sent on reconnect");
+            return Vec::new();
+        }
+        vec![Action::Ws(ClientEvent::MessageSend {
+            conversation_id: conv,
+            content,
+            temp_id: Some(temp_id),
+        })]
+    }
+}
+
+/// The pending placeholder of an upload: `[uploading a.png, b.png]`.
+fn uploading_label(paths: &[PathBuf]) -> String {
+    format!(
+        "[uploading {}]",
+        paths
+            .iter()
+            .map(|p| p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}

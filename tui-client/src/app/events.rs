@@ -1,0 +1,210 @@
+//! Server events from the socket: acks, new messages, read receipts, typing, presence, errors.
+
+use std::time::Instant;
+
+use chat_protocol::error::ErrorCode;
+use chat_protocol::rest::Message;
+use chat_protocol::ws::{PresenceEntry, ServerEvent};
+use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
+
+use super::{Action, App, TYPING_SHOWN};
+
+impl App {
+    /// Apply one server event; return what the runtime must do next.
+    pub(super) fn server_event(&mut self, ev: ServerEvent, now: Instant) -> Vec<Action> {
+        match ev {
+            ServerEvent::ConnectionSuccess {
+                user_id, username, ..
+            } => self.signed_in(user_id, username),
+            // Positions are the socket task's business (it resumes from them).
+            ServerEvent::SyncComplete { .. } => Vec::new(),
+            ServerEvent::MessageSent { temp_id, message } => self.message_sent(temp_id, message),
+            ServerEvent::MessageNew { message } => self.message_new(message),
+            ServerEvent::MessageReadAck {
+                conversation_id, ..
+            } => self.read_acked(conversation_id),
+            ServerEvent::MessageReadUpdate {
+                conversation_id,
+                reader_id,
+                up_to_message_id,
+                read_at,
+            } => self.read_by(conversation_id, reader_id, up_to_message_id, read_at),
+            ServerEvent::TypingStart {
+                conversation_id, ..
+            } => self.typing_until(conversation_id, Some(now + TYPING_SHOWN)),
+            ServerEvent::TypingStop {
+                conversation_id, ..
+            } => self.typing_until(conversation_id, None),
+            ServerEvent::UserOnline { user_id } => self.user_presence(user_id, true, None),
+            ServerEvent::UserOffline {
+                user_id,
+                last_seen_at,
+            } => self.user_presence(user_id, false, Some(last_seen_at)),
+            ServerEvent::StatusBulk { users } => self.status_bulk(users),
+            ServerEvent::Pong {} => Vec::new(),
+            ServerEvent::BlockUpdated { username, blocked } => {
+                self.block_updated(&username, blocked)
+            }
+            ServerEvent::Error {
+                code,
+                message,
+                temp_id,
+            } => self.server_error(code, &message, temp_id),
+        }
+    }
+
+    /// `connection.success`: who this client is signed in as.
+    fn signed_in(&mut self, user_id: UserId, username: String) -> Vec<Action> {
+        self.me = Some((user_id, username));
+        Vec::new()
+    }
+
+    /// `message.sent`: my message is stored; it replaces its pending copy (once).
+    fn message_sent(&mut self, temp_id: Option<String>, message: Message) -> Vec<Action> {
+        if let Some(t) = temp_id {
+            self.pending.retain(|p| p.temp_id != t);
+        }
+        self.insert_message(message);
+        self.sort();
+        Vec::new()
+    }
+
+    /// `message.new`: count it unread unless it is open (then mark it read) or mine.
+    fn message_new(&mut self, message: Message) -> Vec<Action> {
+        let conv = message.conversation_id;
+        let known = self.convs.iter().any(|c| c.conv.id == conv);
+        let mine = self.is_mine(&message);
+        if let Some(c) = self.conv_mut(conv) {
+            c.typing_until = None;
+            if !mine && !c.messages.iter().any(|x| x.id == message.id) {
+                c.conv.unread_count += 1;
+                self.unread_total += 1;
+            }
+        }
+        self.insert_message(message);
+        self.sort();
+        if !known {
+            return vec![Action::LoadConversations, Action::LoadUnread];
+        }
+        if self.open == Some(conv) && !mine {
+            return self.mark_read(conv);
+        }
+        Vec::new()
+    }
+
+    /// `message.read_ack`: my read of their messages, confirmed.
+    fn read_acked(&mut self, conversation_id: ConversationId) -> Vec<Action> {
+        if let Some(c) = self.conv_mut(conversation_id) {
+            let other = c.conv.other_user.id;
+            for m in &mut c.messages {
+                if m.sender_id == other {
+                    m.is_read = true;
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// `message.read_update`: the other user read my messages (up to one, or all).
+    fn read_by(
+        &mut self,
+        conversation_id: ConversationId,
+        reader_id: UserId,
+        up_to_message_id: Option<MessageId>,
+        read_at: DateTime<Utc>,
+    ) -> Vec<Action> {
+        if let Some(c) = self.conv_mut(conversation_id) {
+            let limit = up_to_message_id
+                .and_then(|id| c.messages.iter().find(|m| m.id == id))
+                .map(|m| (m.created_at, m.id));
+            for m in &mut c.messages {
+                let within = limit.is_none_or(|l| (m.created_at, m.id) <= l);
+                if m.receiver_id == reader_id && within && !m.is_read {
+                    m.is_read = true;
+                    m.read_at = Some(read_at);
+                }
+            }
+            if let Some(last) = &mut c.conv.last_message {
+                if last.receiver_id == reader_id {
+                    last.is_read = true;
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// `typing.start` / `typing.stop`: show the indicator until `until` (or hide it).
+    fn typing_until(
+        &mut self,
+        conversation_id: ConversationId,
+        until: Option<Instant>,
+    ) -> Vec<Action> {
+        if let Some(c) = self.conv_mut(conversation_id) {
+            c.typing_until = until;
+        }
+        Vec::new()
+    }
+
+    /// `user.online` / `user.offline`: one user's presence changed.
+    fn user_presence(
+        &mut self,
+        user: UserId,
+        online: bool,
+        seen: Option<DateTime<Utc>>,
+    ) -> Vec<Action> {
+        self.presence_of(user, online, seen);
+        Vec::new()
+    }
+
+    /// `status.bulk`: the presence of many users at once.
+    fn status_bulk(&mut self, users: Vec<PresenceEntry>) -> Vec<Action> {
+        for PresenceEntry {
+            user_id,
+            online,
+            last_seen_at,
+        } in users
+        {
+            self.presence_of(user_id, online, last_seen_at);
+        }
+        Vec::new()
+    }
+
+    /// Remember a user's presence (for conversations loaded later) and show it now.
+    fn presence_of(&mut self, user: UserId, online: bool, seen: Option<DateTime<Utc>>) {
+        self.presence.insert(user, (online, seen));
+        for c in &mut self.convs {
+            if c.conv.other_user.id == user {
+                c.conv.other_user.online = online;
+                if seen.is_some() {
+                    c.conv.other_user.last_seen_at = seen;
+                }
+            }
+        }
+    }
+
+    /// `block.updated`: a block changed from another of my sessions.
+    fn block_updated(&mut self, username: &str, blocked: bool) -> Vec<Action> {
+        self.info(format!(
+            "{username} {}",
+            if blocked { "blocked" } else { "unblocked" }
+        ));
+        Vec::new()
+    }
+
+    /// `error`: shown; a refused send marks its pending message failed.
+    fn server_error(
+        &mut self,
+        code: ErrorCode,
+        message: &str,
+        temp_id: Option<String>,
+    ) -> Vec<Action> {
+        if let Some(t) = &temp_id {
+            if let Some(p) = self.pending.iter_mut().find(|p| &p.temp_id == t) {
+                p.failed = Some(code.as_str().to_string());
+            }
+        }
+        self.error(format!("{}: {message}", code.as_str()));
+        Vec::new()
+    }
+}

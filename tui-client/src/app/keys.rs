@@ -1,0 +1,319 @@
+//! Keyboard and mouse input: focus, navigation, scrolling, history paging and typing notices.
+
+use std::time::Instant;
+
+use chat_protocol::ws::ClientEvent;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+
+use super::{Action, App, Conn, Focus, TYPING_IDLE, TYPING_REPEAT};
+
+impl App {
+    /// Timers: typing indicators expire, `typing.stop` after an idle input.
+    pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        for c in &mut self.convs {
+            if c.typing_until.is_some_and(|t| t <= now) {
+                c.typing_until = None;
+            }
+        }
+        if self
+            .last_key
+            .is_some_and(|k| now.duration_since(k) >= TYPING_IDLE)
+        {
+            return self.stop_typing();
+        }
+        Vec::new()
+    }
+
+    /// Forget the typing notice sent, and tell the server it stopped (when online).
+    pub(super) fn stop_typing(&mut self) -> Vec<Action> {
+        match self.typing_sent.take() {
+            Some((conv, _)) if self.conn == Conn::Online => {
+                vec![Action::Ws(ClientEvent::TypingStop {
+                    conversation_id: conv,
+                })]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A character was typed: send `typing.start`, at most every [`TYPING_REPEAT`].
+    fn typed(&mut self, now: Instant) -> Vec<Action> {
+        self.last_key = Some(now);
+        let Some(conv) = self.open else {
+            return Vec::new();
+        };
+        if self.conn != Conn::Online || self.input.starts_with('/') {
+            return Vec::new();
+        }
+        match self.typing_sent {
+            Some((c, at)) if c == conv && now.duration_since(at) < TYPING_REPEAT => Vec::new(),
+            _ => {
+                self.typing_sent = Some((conv, now));
+                vec![Action::Ws(ClientEvent::TypingStart {
+                    conversation_id: conv,
+                })]
+            }
+        }
+    }
+
+    /// The mouse wheel scrolls the message pane.
+    pub(super) fn mouse(&mut self, m: MouseEvent) -> Vec<Action> {
+        match m.kind {
+            MouseEventKind::ScrollUp => self.scroll_up(3),
+            MouseEventKind::ScrollDown => self.scroll_down(3),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Scroll the message pane up by `n` lines, loading older history at the top.
+    fn scroll_up(&mut self, n: usize) -> Vec<Action> {
+        let max = self.pane_lines.saturating_sub(self.pane_height);
+        self.scroll = (self.scroll + n).min(max);
+        if self.scroll >= max {
+            return self.load_older();
+        }
+        Vec::new()
+    }
+
+    /// Scroll the message pane down by `n` lines, loading newer history at the bottom.
+    fn scroll_down(&mut self, n: usize) -> Vec<Action> {
+        self.scroll = self.scroll.saturating_sub(n);
+        self.maybe_load_newer()
+    }
+
+    /// The page before the loaded window of the open conversation.
+    fn load_older(&mut self) -> Vec<Action> {
+        self.load_page(true)
+    }
+
+    /// The page after the loaded window, once the pane is scrolled to the bottom.
+    fn maybe_load_newer(&mut self) -> Vec<Action> {
+        if self.scroll > 0 {
+            return Vec::new();
+        }
+        self.load_page(false)
+    }
+
+    /// The next page of the open conversation past its `older` (or `newer`) cursor, unless
+    /// there is none or one is already loading.
+    fn load_page(&mut self, older: bool) -> Vec<Action> {
+        let Some(id) = self.open else {
+            return Vec::new();
+        };
+        let Some(c) = self.conv_mut(id) else {
+            return Vec::new();
+        };
+        let cursor = if older { &c.older } else { &c.newer };
+        match cursor.clone() {
+            Some(cursor) if !c.loading => {
+                c.loading = true;
+                let (before, after) = if older {
+                    (Some(cursor), None)
+                } else {
+                    (None, Some(cursor))
+                };
+                vec![Action::LoadHistory {
+                    conv: id,
+                    before,
+                    after,
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// One key press: quit, then an open overlay, then global keys, then the focused pane.
+    pub(super) fn key(&mut self, key: KeyEvent, now: Instant) -> Vec<Action> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
+            self.quit = true;
+            return vec![Action::Quit];
+        }
+        if self.help || self.overlay.is_some() {
+            return self.key_overlay(key);
+        }
+        if let Some(actions) = self.key_global(key, ctrl) {
+            return actions;
+        }
+        match self.focus {
+            Focus::Input => self.key_input(key, now),
+            Focus::Conversations => self.key_conversations(key),
+            Focus::Messages => self.key_messages(key),
+        }
+    }
+
+    /// With help or an overlay shown, only its closing keys do anything.
+    fn key_overlay(&mut self, key: KeyEvent) -> Vec<Action> {
+        if matches!(
+            key.code,
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter
+        ) {
+            self.help = false;
+            self.overlay = None;
+        }
+        Vec::new()
+    }
+
+    /// Keys that work in every pane (focus, paging, next/previous conversation), if `key` is one.
+    fn key_global(&mut self, key: KeyEvent, ctrl: bool) -> Option<Vec<Action>> {
+        Some(match key.code {
+            KeyCode::Tab => self.cycle_focus(),
+            KeyCode::BackTab => self.focus_input(),
+            KeyCode::PageUp => self.scroll_up(self.pane_height.max(2) - 1),
+            KeyCode::PageDown => self.scroll_down(self.pane_height.max(2) - 1),
+            KeyCode::Char('n') if ctrl => self.move_conv(1),
+            KeyCode::Char('p') if ctrl => self.move_conv(-1),
+            _ => return None,
+        })
+    }
+
+    /// Tab: input, conversations, messages (selecting the last message), and around.
+    fn cycle_focus(&mut self) -> Vec<Action> {
+        self.focus = match self.focus {
+            Focus::Input => Focus::Conversations,
+            Focus::Conversations => Focus::Messages,
+            Focus::Messages => Focus::Input,
+        };
+        if self.focus == Focus::Messages && self.cursor.is_none() {
+            self.cursor = self
+                .open_conv()
+                .and_then(|c| c.messages.len().checked_sub(1));
+        }
+        Vec::new()
+    }
+
+    /// Back to the input line.
+    fn focus_input(&mut self) -> Vec<Action> {
+        self.focus = Focus::Input;
+        Vec::new()
+    }
+
+    /// Back to the input line with a `/` typed, to start a command.
+    fn start_command(&mut self) -> Vec<Action> {
+        self.focus = Focus::Input;
+        self.input = "/".into();
+        Vec::new()
+    }
+
+    /// Show the help overlay.
+    fn show_help(&mut self) -> Vec<Action> {
+        self.help = true;
+        Vec::new()
+    }
+
+    /// Keys of the conversation list.
+    fn key_conversations(&mut self, key: KeyEvent) -> Vec<Action> {
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.move_conv(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_conv(1),
+            KeyCode::Enter | KeyCode::Esc => self.focus_input(),
+            KeyCode::Char('?') => self.show_help(),
+            KeyCode::Char('/') => self.start_command(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Open the conversation `delta` places down (negative: up) the list, clamped.
+    fn move_conv(&mut self, delta: isize) -> Vec<Action> {
+        if self.convs.is_empty() {
+            return Vec::new();
+        }
+        let n = self.convs.len() as isize;
+        let i = (self.selected as isize + delta).clamp(0, n - 1) as usize;
+        let id = self.convs[i].conv.id;
+        self.select_id(id)
+    }
+
+    /// Keys of the message pane: move the selection, save or open its media.
+    fn key_messages(&mut self, key: KeyEvent) -> Vec<Action> {
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.cursor_up(),
+            KeyCode::Down | KeyCode::Char('j') => self.cursor_down(),
+            KeyCode::Char('s') => self.save_selected(false),
+            KeyCode::Char('o') => self.save_selected(true),
+            KeyCode::Char('?') => self.show_help(),
+            KeyCode::Esc | KeyCode::Enter => {
+                self.highlight = None;
+                self.focus_input()
+            }
+            KeyCode::Char('/') => self.start_command(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Select the previous message; at the first, load older history.
+    fn cursor_up(&mut self) -> Vec<Action> {
+        let len = self.open_conv().map_or(0, |c| c.messages.len());
+        let at = self.cursor.unwrap_or(len).saturating_sub(1);
+        self.cursor = (len > 0).then_some(at);
+        if at == 0 {
+            return self.load_older();
+        }
+        Vec::new()
+    }
+
+    /// Select the next message, stopping at the last.
+    fn cursor_down(&mut self) -> Vec<Action> {
+        let len = self.open_conv().map_or(0, |c| c.messages.len());
+        if len > 0 {
+            self.cursor = Some((self.cursor.unwrap_or(0) + 1).min(len - 1));
+        }
+        Vec::new()
+    }
+
+    /// Download the selected message's first media item (and `open` it).
+    fn save_selected(&mut self, open: bool) -> Vec<Action> {
+        let item = self
+            .cursor
+            .and_then(|i| self.open_conv().and_then(|c| c.messages.get(i)))
+            .and_then(|m| m.media.first().cloned());
+        match item {
+            Some(item) => vec![Action::Save { item, open }],
+            None => {
+                self.error("the selected message has no media");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Keys of the input line: editing, conversation switching, Enter submits.
+    fn key_input(&mut self, key: KeyEvent, now: Instant) -> Vec<Action> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('u') if ctrl => {
+                self.input.clear();
+                Vec::new()
+            }
+            KeyCode::Char('?') if self.input.is_empty() => self.show_help(),
+            KeyCode::Char(ch) if !ctrl => {
+                self.input.push(ch);
+                self.typed(now)
+            }
+            KeyCode::Backspace => {
+                self.input.pop();
+                if self.input.is_empty() {
+                    self.stop_typing()
+                } else {
+                    Vec::new()
+                }
+            }
+            KeyCode::Up => self.move_conv(-1),
+            KeyCode::Down => self.move_conv(1),
+            KeyCode::Esc => {
+                self.input.clear();
+                self.status = None;
+                self.stop_typing()
+            }
+            KeyCode::Enter => {
+                let line = std::mem::take(&mut self.input);
+                let mut actions = self.stop_typing();
+                actions.extend(self.submit(line.trim(), now));
+                actions
+            }
+            _ => Vec::new(),
+        }
+    }
+}

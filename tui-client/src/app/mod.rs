@@ -1,0 +1,473 @@
+//! The interactive client's state, and everything that changes it: keys, mouse, server
+//! events and REST results go in; [`Action`]s (what to send or fetch) come out. No I/O
+//! happens here, so every behaviour is unit-testable and the renderer only reads.
+
+mod commands;
+mod events;
+mod keys;
+mod results;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chat_protocol::rest::{
+    BlockChange, BlockStatus, BlockedUser, Conversation, LinkItem, MediaItem, Message,
+    MessageContext, MessageType, Page, UnreadCount,
+};
+use chat_protocol::ws::{ClientEvent, ServerEvent};
+use chat_protocol::{ConversationId, MessageId, UserId};
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyEvent, MouseEvent};
+
+/// How often a `typing.start` is repeated while the user keeps typing (the server's relay
+/// expires after 5 s), and how long after the last key a `typing.stop` follows.
+pub const TYPING_REPEAT: Duration = Duration::from_secs(3);
+pub const TYPING_IDLE: Duration = Duration::from_secs(3);
+/// The other user's typing indicator disappears this long after their last `typing.start`.
+pub const TYPING_SHOWN: Duration = Duration::from_secs(5);
+/// Page size for history.
+pub const PAGE: u32 = 50;
+
+/// The socket's state, shown in the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    Connecting {
+        attempt: u32,
+    },
+    Online,
+    Offline {
+        reason: String,
+        retry_at: Option<Instant>,
+        attempt: u32,
+    },
+}
+
+/// Which pane the arrow keys drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Input,
+    Conversations,
+    Messages,
+}
+
+/// A message typed here and not yet confirmed by `message.sent`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub temp_id: String,
+    pub conversation_id: ConversationId,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub failed: Option<String>,
+}
+
+/// One conversation as this client knows it.
+#[derive(Debug, Clone)]
+pub struct ConvState {
+    pub conv: Conversation,
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    pub older: Option<String>,
+    /// Set after a jump: newer messages exist past the loaded window.
+    pub newer: Option<String>,
+    pub loaded: bool,
+    pub loading: bool,
+    pub typing_until: Option<Instant>,
+}
+
+/// A read-only list shown over the message pane (media, files, links, blocked users,
+/// block status, help).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overlay {
+    pub title: String,
+    pub lines: Vec<String>,
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A frame for the socket (dropped when offline: pending messages are resent on
+    /// reconnect by [`App::connected`]).
+    Ws(ClientEvent),
+    LoadConversations,
+    LoadUnread,
+    LoadHistory {
+        conv: ConversationId,
+        before: Option<String>,
+        after: Option<String>,
+    },
+    OpenWith(String),
+    SendMedia {
+        conv: ConversationId,
+        paths: Vec<PathBuf>,
+        caption: Option<String>,
+        temp_id: String,
+    },
+    Block(String),
+    Unblock(String),
+    BlockStatus(String),
+    Blocked,
+    Browse {
+        conv: ConversationId,
+        what: Browse,
+    },
+    Jump(MessageId),
+    /// Download a media item; `open` also hands it to the desktop's opener.
+    Save {
+        item: MediaItem,
+        open: bool,
+    },
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Browse {
+    Media,
+    Files,
+    Links,
+}
+
+/// Results and events fed back into the app.
+#[derive(Debug)]
+pub enum Update {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize,
+    Connecting {
+        attempt: u32,
+    },
+    /// The socket is up; `resumed` when it resumed from the last position (`?since=`):
+    /// what happened while away is replayed on the socket, so history is not reloaded.
+    Connected {
+        resumed: bool,
+    },
+    Disconnected {
+        reason: String,
+        retry_in: Option<Duration>,
+        attempt: u32,
+    },
+    Server(ServerEvent),
+    Conversations(Vec<Conversation>),
+    Unread(UnreadCount),
+    History {
+        conv: ConversationId,
+        page: Page<Message>,
+        older: bool,
+    },
+    Opened(Conversation),
+    Context(MessageContext),
+    MediaSent {
+        temp_id: String,
+        result: Result<Message, String>,
+    },
+    Browsed {
+        what: Browse,
+        messages: Vec<Message>,
+        links: Vec<LinkItem>,
+    },
+    Blocked(Vec<BlockedUser>),
+    BlockChanged(BlockChange),
+    BlockStatus {
+        username: String,
+        status: BlockStatus,
+    },
+    Info(String),
+    Error(String),
+}
+
+pub struct App {
+    pub me: Option<(UserId, String)>,
+    pub conn: Conn,
+    pub convs: Vec<ConvState>,
+    pub selected: usize,
+    /// The conversation shown in the message pane.
+    pub open: Option<ConversationId>,
+    pub pending: Vec<Pending>,
+    pub input: String,
+    pub focus: Focus,
+    /// Lines scrolled up from the bottom of the message pane.
+    pub scroll: usize,
+    /// Selected message (index into the open conversation's messages) in Messages focus.
+    pub cursor: Option<usize>,
+    /// Jump target to highlight.
+    pub highlight: Option<MessageId>,
+    pub overlay: Option<Overlay>,
+    pub help: bool,
+    pub status: Option<(String, bool)>,
+    pub unread_total: u64,
+    pub quit: bool,
+    presence: HashMap<UserId, (bool, Option<DateTime<Utc>>)>,
+    typing_sent: Option<(ConversationId, Instant)>,
+    last_key: Option<Instant>,
+    /// Set by the renderer: the message pane's height, for paging and "load older when the
+    /// top is reached".
+    pub pane_height: usize,
+    /// Set by the renderer: total wrapped lines of the open conversation.
+    pub pane_lines: usize,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    pub fn new() -> Self {
+        App {
+            me: None,
+            conn: Conn::Connecting { attempt: 0 },
+            convs: Vec::new(),
+            selected: 0,
+            open: None,
+            pending: Vec::new(),
+            input: String::new(),
+            focus: Focus::Input,
+            scroll: 0,
+            cursor: None,
+            highlight: None,
+            overlay: None,
+            help: false,
+            status: None,
+            unread_total: 0,
+            quit: false,
+            presence: HashMap::new(),
+            typing_sent: None,
+            last_key: None,
+            pane_height: 10,
+            pane_lines: 0,
+        }
+    }
+
+    /// What to fetch at start.
+    pub fn start(&self) -> Vec<Action> {
+        vec![Action::LoadConversations, Action::LoadUnread]
+    }
+
+    /// The conversation shown in the message pane.
+    pub fn open_conv(&self) -> Option<&ConvState> {
+        let id = self.open?;
+        self.convs.iter().find(|c| c.conv.id == id)
+    }
+
+    /// A known conversation, by id.
+    fn conv_mut(&mut self, id: ConversationId) -> Option<&mut ConvState> {
+        self.convs.iter_mut().find(|c| c.conv.id == id)
+    }
+
+    /// Pending messages of one conversation, oldest first.
+    pub fn pending_in(&self, conv: ConversationId) -> impl Iterator<Item = &Pending> {
+        self.pending
+            .iter()
+            .filter(move |p| p.conversation_id == conv)
+    }
+
+    /// Whether I sent `m`.
+    pub fn is_mine(&self, m: &Message) -> bool {
+        self.me.as_ref().is_some_and(|(id, _)| *id == m.sender_id)
+    }
+
+    /// Whether the other user of `conv` is shown typing at `now`.
+    pub fn typing(&self, conv: &ConvState, now: Instant) -> bool {
+        conv.typing_until.is_some_and(|t| t > now)
+    }
+
+    /// A status-bar notice.
+    fn info(&mut self, s: impl Into<String>) {
+        self.status = Some((s.into(), false));
+    }
+
+    /// A status-bar error.
+    fn error(&mut self, s: impl Into<String>) {
+        self.status = Some((s.into(), true));
+    }
+
+    /// Apply one update; return what the runtime must do next.
+    pub fn update(&mut self, update: Update, now: Instant) -> Vec<Action> {
+        match update {
+            Update::Key(key) => self.key(key, now),
+            Update::Mouse(m) => self.mouse(m),
+            Update::Resize => Vec::new(),
+            Update::Connecting { attempt } => self.connecting(attempt),
+            Update::Connected { resumed } => self.connected(resumed),
+            Update::Disconnected {
+                reason,
+                retry_in,
+                attempt,
+            } => self.disconnected(reason, retry_in, attempt, now),
+            Update::Server(ev) => self.server_event(ev, now),
+            Update::Conversations(list) => self.set_conversations(list),
+            Update::Unread(u) => self.unread(u),
+            Update::History { conv, page, older } => self.history(conv, page, older),
+            Update::Opened(conv) => self.opened(conv),
+            Update::Context(ctx) => self.context(ctx),
+            Update::MediaSent { temp_id, result } => self.media_sent(temp_id, result),
+            Update::Browsed {
+                what,
+                messages,
+                links,
+            } => self.browsed(what, &messages, &links),
+            Update::Blocked(list) => self.blocked(&list),
+            Update::BlockChanged(c) => self.block_changed(c),
+            Update::BlockStatus { username, status } => self.block_status(&username, status),
+            Update::Info(s) => {
+                self.info(s);
+                Vec::new()
+            }
+            Update::Error(s) => {
+                self.error(s);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Show a read-only list over the message pane.
+    fn show(&mut self, title: &str, mut lines: Vec<String>) {
+        if lines.is_empty() {
+            lines.push("(nothing yet)".into());
+        }
+        self.overlay = Some(Overlay {
+            title: title.into(),
+            lines,
+        });
+    }
+
+    /// Most recent activity first; the selection follows the open conversation.
+    fn sort(&mut self) {
+        self.convs.sort_by_key(|c| std::cmp::Reverse(c.activity()));
+        self.selected = self
+            .open
+            .and_then(|id| self.convs.iter().position(|c| c.conv.id == id))
+            .unwrap_or(0);
+    }
+
+    /// Open a conversation: load its history on first view and mark it read.
+    fn select_id(&mut self, id: ConversationId) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.open != Some(id) {
+            actions.extend(self.stop_typing());
+        }
+        self.open = Some(id);
+        self.scroll = 0;
+        self.cursor = None;
+        self.highlight = None;
+        self.overlay = None;
+        if let Some(i) = self.convs.iter().position(|c| c.conv.id == id) {
+            self.selected = i;
+        }
+        let Some(c) = self.conv_mut(id) else {
+            return actions;
+        };
+        if !c.loaded && !c.loading {
+            c.loading = true;
+            actions.push(Action::LoadHistory {
+                conv: id,
+                before: None,
+                after: None,
+            });
+        }
+        actions.extend(self.mark_read(id));
+        actions
+    }
+
+    /// Zero a conversation's unread count and tell the server (when there was any).
+    fn mark_read(&mut self, id: ConversationId) -> Vec<Action> {
+        let Some(c) = self.conv_mut(id) else {
+            return Vec::new();
+        };
+        let unread = std::mem::take(&mut c.conv.unread_count);
+        if unread == 0 {
+            return Vec::new();
+        }
+        self.unread_total = self.unread_total.saturating_sub(unread);
+        vec![Action::Ws(ClientEvent::MessageRead {
+            conversation_id: id,
+            up_to_message_id: None,
+        })]
+    }
+
+    /// Add a stored message once, in order, and bump its conversation's last message.
+    fn insert_message(&mut self, m: Message) {
+        let Some(c) = self.conv_mut(m.conversation_id) else {
+            return;
+        };
+        if c.messages.iter().any(|x| x.id == m.id) {
+            return;
+        }
+        if c.newer.is_none() {
+            // Only append when the loaded window reaches the present.
+            let at = c
+                .messages
+                .partition_point(|x| (x.created_at, x.id) <= (m.created_at, m.id));
+            c.messages.insert(at, m.clone());
+        }
+        if c.conv.last_message_at.is_none_or(|t| t <= m.created_at) {
+            c.conv.last_message_at = Some(m.created_at);
+            c.conv.last_message = Some(m);
+        }
+    }
+}
+
+impl ConvState {
+    pub fn new(conv: Conversation) -> Self {
+        ConvState {
+            conv,
+            messages: Vec::new(),
+            older: None,
+            newer: None,
+            loaded: false,
+            loading: false,
+            typing_until: None,
+        }
+    }
+
+    fn activity(&self) -> DateTime<Utc> {
+        self.conv.last_message_at.unwrap_or(self.conv.created_at)
+    }
+}
+
+/// A client-chosen id for idempotent sends (max 64 chars per SPEC).
+pub fn new_temp_id() -> String {
+    format!("tui-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// `[image 1024x768 photo.jpg]`, `[video 0:12 640x360 clip.mp4]`, `[file 12 KB notes.pdf]`.
+pub fn media_label(item: &MediaItem) -> String {
+    let mut parts = vec![match item.kind {
+        MessageType::Image => "image".to_string(),
+        MessageType::Video => "video".to_string(),
+        MessageType::File => "file".to_string(),
+        MessageType::Text => "text".to_string(),
+    }];
+    if let Some(ms) = item.duration_ms {
+        let s = ms / 1000;
+        parts.push(format!("{}:{:02}", s / 60, s % 60));
+    }
+    if let (Some(w), Some(h)) = (item.width, item.height) {
+        parts.push(format!("{w}x{h}"));
+    }
+    if item.kind == MessageType::File {
+        parts.push(human_size(item.size));
+    }
+    if let Some(name) = &item.name {
+        parts.push(name.clone());
+    }
+    format!("[{}]", parts.join(" "))
+}
+
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,287 @@
+//! Unit tests of the app state machine: keys, commands, server events and paging.
+
+use super::*;
+use crate::ui::tests::{msg, sample};
+use chat_protocol::error::ErrorCode;
+use crossterm::event::{KeyCode, KeyModifiers};
+
+fn key(code: KeyCode) -> Update {
+    Update::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn type_line(app: &mut App, s: &str, now: Instant) -> Vec<Action> {
+    let mut out = Vec::new();
+    for ch in s.chars() {
+        out.extend(app.update(key(KeyCode::Char(ch)), now));
+    }
+    out.extend(app.update(key(KeyCode::Enter), now));
+    out
+}
+
+#[test]
+fn a_sent_message_is_optimistic_then_reconciled_once() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    let actions = type_line(&mut app, "hi", now);
+    let temp = app.pending[0].temp_id.clone();
+    assert!(actions.contains(&Action::Ws(ClientEvent::MessageSend {
+        conversation_id: bob.id,
+        content: "hi".into(),
+        temp_id: Some(temp.clone()),
+    })));
+    let mut stored = msg(&bob, me, bob.other_user.id, "hi");
+    stored.temp_id = Some(temp.clone());
+    let before = app.open_conv().map(|c| c.messages.len()).unwrap_or(0);
+    for _ in 0..2 {
+        // A replayed ack (after a resend) changes nothing.
+        app.update(
+            Update::Server(ServerEvent::MessageSent {
+                temp_id: Some(temp.clone()),
+                message: stored.clone(),
+            }),
+            now,
+        );
+    }
+    assert!(app.pending.is_empty());
+    assert_eq!(app.open_conv().map(|c| c.messages.len()), Some(before + 1));
+}
+
+#[test]
+fn typing_starts_once_repeats_after_3s_and_stops_when_idle() {
+    let (mut app, _, bob) = sample();
+    let t0 = Instant::now();
+    let start = Action::Ws(ClientEvent::TypingStart {
+        conversation_id: bob.id,
+    });
+    assert_eq!(app.update(key(KeyCode::Char('a')), t0), vec![start.clone()]);
+    assert!(app
+        .update(key(KeyCode::Char('b')), t0 + Duration::from_secs(1))
+        .is_empty());
+    assert_eq!(
+        app.update(key(KeyCode::Char('c')), t0 + Duration::from_secs(4)),
+        vec![start]
+    );
+    assert!(app.tick(t0 + Duration::from_secs(5)).is_empty());
+    assert_eq!(
+        app.tick(t0 + Duration::from_secs(8)),
+        vec![Action::Ws(ClientEvent::TypingStop {
+            conversation_id: bob.id
+        })]
+    );
+    // Commands are not "typing".
+    app.input.clear();
+    assert!(app
+        .update(key(KeyCode::Char('/')), t0 + Duration::from_secs(20))
+        .is_empty());
+}
+
+#[test]
+fn incoming_messages_mark_the_open_conversation_read_and_count_the_others() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    let m = msg(&bob, bob.other_user.id, me, "yo");
+    let actions = app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+    assert!(actions.contains(&Action::Ws(ClientEvent::MessageRead {
+        conversation_id: bob.id,
+        up_to_message_id: None,
+    })));
+    let carol = app
+        .convs
+        .iter()
+        .find(|c| c.conv.other_user.username == "carol")
+        .map(|c| c.conv.clone())
+        .expect("carol");
+    let total = app.unread_total;
+    let m = msg(&carol, carol.other_user.id, me, "psst");
+    let actions = app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(app.unread_total, total + 1);
+    // carol now has the latest activity: first in the list.
+    assert_eq!(app.convs[0].conv.id, carol.id);
+    // Selecting it marks it read.
+    let actions = app.update(
+        Update::Key(KeyEvent::new(KeyCode::Up, KeyModifiers::NONE)),
+        now,
+    );
+    assert_eq!(app.open, Some(carol.id));
+    assert!(actions.contains(&Action::Ws(ClientEvent::MessageRead {
+        conversation_id: carol.id,
+        up_to_message_id: None,
+    })));
+}
+
+#[test]
+fn read_updates_turn_my_messages_read_and_presence_follows_events() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    let m = msg(&bob, me, bob.other_user.id, "unread one");
+    let id = m.id;
+    app.update(
+        Update::Server(ServerEvent::MessageSent {
+            temp_id: None,
+            message: m,
+        }),
+        now,
+    );
+    let read = |app: &App| {
+        app.open_conv()
+            .and_then(|c| c.messages.iter().find(|m| m.id == id))
+            .map(|m| m.is_read)
+    };
+    assert_eq!(read(&app), Some(false));
+    app.update(
+        Update::Server(ServerEvent::MessageReadUpdate {
+            conversation_id: bob.id,
+            reader_id: bob.other_user.id,
+            up_to_message_id: Some(id),
+            read_at: Utc::now(),
+        }),
+        now,
+    );
+    assert_eq!(read(&app), Some(true));
+    let seen = Utc::now();
+    app.update(
+        Update::Server(ServerEvent::UserOffline {
+            user_id: bob.other_user.id,
+            last_seen_at: seen,
+        }),
+        now,
+    );
+    let u = &app.open_conv().expect("open").conv.other_user;
+    assert!(!u.online);
+    assert_eq!(u.last_seen_at, Some(seen));
+    app.update(
+        Update::Server(ServerEvent::TypingStart {
+            conversation_id: bob.id,
+            user_id: bob.other_user.id,
+        }),
+        now,
+    );
+    assert!(app.typing(app.open_conv().expect("open"), now));
+    app.tick(now + TYPING_SHOWN + Duration::from_millis(1));
+    assert!(!app.typing(app.open_conv().expect("open"), now));
+}
+
+#[test]
+fn commands_map_to_actions() {
+    let (mut app, _, bob) = sample();
+    let now = Instant::now();
+    assert_eq!(
+        app.submit("/open dave", now),
+        vec![Action::OpenWith("dave".into())]
+    );
+    // A known user is opened locally.
+    assert!(app
+        .submit("/open bob", now)
+        .iter()
+        .all(|a| !matches!(a, Action::OpenWith(_))));
+    let a = app.submit("/attach a.png b.png -- two photos", now);
+    assert!(
+        matches!(&a[..], [Action::SendMedia { conv, paths, caption: Some(c), .. }]
+        if *conv == bob.id && paths.len() == 2 && c == "two photos")
+    );
+    assert_eq!(app.submit("/block", now), vec![Action::Block("bob".into())]);
+    assert_eq!(
+        app.submit("/unblock carol", now),
+        vec![Action::Unblock("carol".into())]
+    );
+    assert_eq!(
+        app.submit("/status", now),
+        vec![Action::BlockStatus("bob".into())]
+    );
+    assert_eq!(app.submit("/blocked", now), vec![Action::Blocked]);
+    assert_eq!(
+        app.submit("/links", now),
+        vec![Action::Browse {
+            conv: bob.id,
+            what: Browse::Links
+        }]
+    );
+    assert!(app.submit("/jump nope", now).is_empty());
+    assert_eq!(app.status.as_ref().map(|s| s.1), Some(true));
+    let id = MessageId::new();
+    assert_eq!(
+        app.submit(&format!("/jump {id}"), now),
+        vec![Action::Jump(id)]
+    );
+    assert!(app.submit("/frobnicate", now).is_empty());
+    assert!(app
+        .status
+        .as_ref()
+        .is_some_and(|s| s.0.contains("unknown command")));
+    assert_eq!(app.submit("/quit", now), vec![Action::Quit]);
+    assert!(app.quit);
+}
+
+#[test]
+fn a_refused_send_marks_its_pending_message_failed() {
+    let (mut app, _, _) = sample();
+    let now = Instant::now();
+    type_line(&mut app, "to a blocker", now);
+    let temp = app.pending[0].temp_id.clone();
+    app.update(
+        Update::Server(ServerEvent::Error {
+            code: ErrorCode::Forbidden,
+            message: "blocked".into(),
+            temp_id: Some(temp),
+        }),
+        now,
+    );
+    assert!(app.pending[0].failed.is_some());
+    // Failed messages are not resent on reconnect.
+    let resend = app
+        .update(Update::Connected { resumed: false }, now)
+        .into_iter()
+        .filter(|a| matches!(a, Action::Ws(ClientEvent::MessageSend { .. })))
+        .count();
+    assert_eq!(resend, 0);
+}
+
+#[test]
+fn history_pages_load_once_in_either_direction() {
+    let (mut app, _, bob) = sample();
+    let now = Instant::now();
+    let c = app.conv_mut(bob.id).expect("open");
+    c.older = Some("old-cursor".into());
+    c.newer = Some("new-cursor".into());
+    c.loading = false; // the first page has arrived
+    let older = Action::LoadHistory {
+        conv: bob.id,
+        before: Some("old-cursor".into()),
+        after: None,
+    };
+    assert_eq!(app.update(key(KeyCode::PageUp), now), vec![older]);
+    // Already loading: no second request.
+    assert!(app.update(key(KeyCode::PageUp), now).is_empty());
+    app.conv_mut(bob.id).expect("open").loading = false;
+    app.scroll = 0;
+    let newer = Action::LoadHistory {
+        conv: bob.id,
+        before: None,
+        after: Some("new-cursor".into()),
+    };
+    assert_eq!(app.update(key(KeyCode::PageDown), now), vec![newer]);
+}
+
+#[test]
+fn media_labels() {
+    let mut item = MediaItem {
+        kind: MessageType::Video,
+        url: String::new(),
+        thumbnail_url: None,
+        mime: "video/mp4".into(),
+        size: 10,
+        width: Some(640),
+        height: Some(360),
+        duration_ms: Some(72_000),
+        name: Some("clip.mp4".into()),
+    };
+    assert_eq!(media_label(&item), "[video 1:12 640x360 clip.mp4]");
+    item.kind = MessageType::File;
+    item.duration_ms = None;
+    item.width = None;
+    item.height = None;
+    item.size = 12 * 1024;
+    item.name = Some("notes.pdf".into());
+    assert_eq!(media_label(&item), "[file 12.0 KB notes.pdf]");
+}
