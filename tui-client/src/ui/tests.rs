@@ -1,0 +1,214 @@
+//! Render tests of the ratatui drawing on a `TestBackend` (and helpers other tests share).
+
+use super::*;
+use crate::app::{Action, Conn, Update};
+use chat_protocol::rest::{Conversation, MediaItem, Message, MessageType, UserSummary};
+use chat_protocol::ws::{ClientEvent, ServerEvent};
+use chat_protocol::{ConversationId, MessageId, UserId};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::time::Duration;
+
+pub fn conv(name: &str, online: bool, unread: u64) -> Conversation {
+    Conversation {
+        id: ConversationId::new(),
+        other_user: UserSummary {
+            id: UserId::new(),
+            username: name.into(),
+            display_name: None,
+            online,
+            last_seen_at: Some(Utc::now() - chrono::Duration::minutes(5)),
+        },
+        last_message: None,
+        last_message_at: None,
+        unread_count: unread,
+        created_at: Utc::now(),
+    }
+}
+
+pub fn msg(c: &Conversation, from: UserId, to: UserId, text: &str) -> Message {
+    Message {
+        id: MessageId::new(),
+        conversation_id: c.id,
+        sender_id: from,
+        receiver_id: to,
+        kind: MessageType::Text,
+        content: Some(text.into()),
+        media: Vec::new(),
+        temp_id: None,
+        is_read: false,
+        read_at: None,
+        created_at: Utc::now(),
+    }
+}
+
+/// alice's client with two conversations (bob online with a photo and a read text,
+/// carol offline with 2 unread).
+pub fn sample() -> (App, UserId, Conversation) {
+    let mut app = App::new();
+    let me = UserId::new();
+    app.me = Some((me, "alice".into()));
+    app.conn = Conn::Online;
+    let bob = conv("bob", true, 0);
+    let mut carol = conv("carol", false, 2);
+    carol.last_message_at = Some(Utc::now() - chrono::Duration::hours(1));
+    let now = Instant::now();
+    app.update(Update::Conversations(vec![carol.clone(), bob.clone()]), now);
+    let mut photo = msg(&bob, bob.other_user.id, me, "");
+    photo.kind = MessageType::Image;
+    photo.content = None;
+    photo.media = vec![MediaItem {
+        kind: MessageType::Image,
+        url: "/media/x.jpg".into(),
+        thumbnail_url: None,
+        mime: "image/jpeg".into(),
+        size: 1000,
+        width: Some(1024),
+        height: Some(768),
+        duration_ms: None,
+        name: Some("photo.jpg".into()),
+    }];
+    let mut mine = msg(&bob, me, bob.other_user.id, "hello bob");
+    mine.is_read = true;
+    for m in [photo, mine] {
+        app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+    }
+    let bob_id = bob.id;
+    app.update(Update::Opened(bob.clone()), now);
+    assert_eq!(app.open, Some(bob_id));
+    (app, me, bob)
+}
+
+pub fn render(app: &mut App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| draw(f, app)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn key(code: KeyCode) -> Update {
+    Update::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+#[test]
+fn main_screen_shows_list_messages_receipts_media_and_status() {
+    let (mut app, _, _) = sample();
+    let screen = render(&mut app, 100, 24);
+    assert!(screen.contains("● bob"), "{screen}");
+    assert!(screen.contains("○ carol (2)"), "unread badge: {screen}");
+    assert!(screen.contains("[image 1024x768 photo.jpg]"), "{screen}");
+    assert!(screen.contains("me: hello bob ✓✓"), "{screen}");
+    assert!(screen.contains("bob · online"), "{screen}");
+    assert!(screen.contains("● online"), "status bar: {screen}");
+    assert!(screen.contains("alice"), "{screen}");
+    // Most recent activity first: bob (new messages) above carol.
+    assert!(screen.find("bob").unwrap_or(usize::MAX) < screen.find("carol").unwrap_or(0));
+}
+
+#[test]
+fn help_overlay_lists_keys_and_commands() {
+    let (mut app, _, _) = sample();
+    app.update(key(KeyCode::Char('?')), Instant::now());
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("Keys and commands"), "{screen}");
+    assert!(screen.contains("/attach PATH"), "{screen}");
+    app.update(key(KeyCode::Esc), Instant::now());
+    assert!(!render(&mut app, 100, 30).contains("Keys and commands"));
+}
+
+#[test]
+fn tiny_and_odd_terminals_never_panic() {
+    let (mut app, _, _) = sample();
+    for (w, h) in [
+        (1, 1),
+        (10, 3),
+        (39, 7),
+        (40, 8),
+        (41, 9),
+        (200, 60),
+        (80, 8),
+    ] {
+        let screen = render(&mut app, w, h);
+        if w < MIN_WIDTH || h < MIN_HEIGHT {
+            assert!(screen.contains("too small") || w < 20, "{w}x{h}: {screen}");
+        }
+    }
+    app.help = true;
+    render(&mut app, 40, 8);
+}
+
+#[test]
+fn offline_status_shows_the_countdown_and_queued_messages() {
+    let (mut app, _, bob) = sample();
+    let now = Instant::now();
+    app.update(
+        Update::Disconnected {
+            reason: "connection refused".into(),
+            retry_in: Some(Duration::from_secs(4)),
+            attempt: 2,
+        },
+        now,
+    );
+    for ch in "are you there".chars() {
+        app.update(key(KeyCode::Char(ch)), now);
+    }
+    let actions = app.update(key(KeyCode::Enter), now);
+    assert!(
+        actions.is_empty(),
+        "nothing goes out while offline: {actions:?}"
+    );
+    let screen = render(&mut app, 100, 24);
+    assert!(
+        screen.contains("offline: connection refused; retry in"),
+        "{screen}"
+    );
+    assert!(screen.contains("are you there (queued)"), "{screen}");
+    assert!(screen.contains("1 unsent"), "{screen}");
+    // Back online: the queued message goes out with its temp_id.
+    let actions = app.update(Update::Connected { resumed: false }, now);
+    let temp = app.pending[0].temp_id.clone();
+    assert!(actions.contains(&Action::Ws(ClientEvent::MessageSend {
+        conversation_id: bob.id,
+        content: "are you there".into(),
+        temp_id: Some(temp),
+    })));
+}
+
+#[test]
+fn long_messages_wrap_and_history_scrolls() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    for i in 0..40 {
+        let m = msg(
+            &bob,
+            me,
+            bob.other_user.id,
+            &format!("line {i} {}", "word ".repeat(30)),
+        );
+        app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+    }
+    let screen = render(&mut app, 80, 20);
+    assert!(
+        screen.contains("me: line 39"),
+        "newest at the bottom: {screen}"
+    );
+    app.update(key(KeyCode::PageUp), now);
+    let screen = render(&mut app, 80, 20);
+    assert!(!screen.contains("me: line 39"), "scrolled up: {screen}");
+    assert!(screen.contains("me: line 36"), "one page up: {screen}");
+}
+
+#[test]
+fn wrap_breaks_at_spaces_and_hard_splits_long_words() {
+    assert_eq!(wrap("aaa bbb ccc", 7), vec!["aaa bbb", "ccc"]);
+    assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+    assert_eq!(wrap("a\n\nb", 10), vec!["a", "", "b"]);
+}
