@@ -33,11 +33,6 @@ on_both_backends!(
     a_retry_over_the_send_rate_is_answered_with_the_stored_message,
 );
 
-/// Set `action`'s limit with chatctl and wait until chatd has it in force.
-async fn set_limit(s: &TestServer, action: &str, limit: &str) {
-    s.set_rate_limit(action, limit).await;
-}
-
 /// Flood the socket with `frame` until the server closes it; the close must be 1008
 /// (abuse) and come well before `max` frames.
 async fn flood_until_closed(s: &TestServer, user: &TestUser, frame: Message, max: usize) {
@@ -201,7 +196,7 @@ async fn a_retry_over_the_send_rate_is_answered_with_the_stored_message(s: &Test
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
-    set_limit(s, "send_message", "2/hour").await;
+    s.set_rate_limit("send_message", "2/hour").await;
     let path = format!("/chat/conversations/{conv}/messages");
     let first = s
         .post(&alice, &path, &json!({"content": "one", "temp_id": "r-1"}))
@@ -229,7 +224,7 @@ async fn a_rate_limited_user_cannot_stream_an_upload(s: &TestServer) {
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
-    set_limit(s, "send_message", "1/hour").await;
+    s.set_rate_limit("send_message", "1/hour").await;
     s.send(&alice, &conv, "the one allowed send").await;
     // A 40 MB upload announced, 64 KiB of it sent: the 429 must come without the rest.
     let mut tcp = start_upload(s, &alice, &conv, 40_000_000).await;
@@ -635,7 +630,7 @@ async fn uploads_have_a_budget_and_one_at_a_time_per_user(s: &TestServer) {
     let conv = s.conversation(&a, &b).await;
     let png = || ("p.png", "image/png", chat_e2e::files::png(8, 8));
     // Uploads below are counted by their own cap and budget, not the send rate.
-    set_limit(s, "send_message", "1000/min").await;
+    s.set_rate_limit("send_message", "1000/min").await;
 
     // One upload in progress (a body still arriving): a second one of the same user is
     // refused at once; someone else's goes through. Once chatd has taken the slot for the
@@ -677,7 +672,7 @@ async fn uploads_have_a_budget_and_one_at_a_time_per_user(s: &TestServer) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The megabytes: with `upload_mb` at 3/hour, a 2 MB upload passes, a second does not.
-    set_limit(s, "upload_mb", "3/hour").await;
+    s.set_rate_limit("upload_mb", "3/hour").await;
     let big = || {
         let bytes = [chat_e2e::files::pdf(), vec![b' '; 1_500_000]].concat();
         ("f.pdf", "application/pdf", bytes)

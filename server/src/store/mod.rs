@@ -427,6 +427,30 @@ impl PoolStats {
     }
 }
 
+/// A migrated SQLite store in a fresh temporary directory, for unit tests above the store;
+/// [`TempStore::remove`] closes it and deletes the directory.
+#[cfg(test)]
+pub(crate) struct TempStore {
+    pub store: DynStore,
+    dir: std::path::PathBuf,
+}
+
+#[cfg(test)]
+impl TempStore {
+    pub async fn sqlite() -> TempStore {
+        let dir = std::env::temp_dir().join(format!("chat-unit-{}", uuid::Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}", dir.join("chat.db").display());
+        let store = connect(&url, 2).await.expect("open sqlite");
+        store.migrate().await.expect("migrate");
+        TempStore { store, dir }
+    }
+
+    pub async fn remove(self) {
+        self.store.close().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Open the store the URL names (`postgres://`, `postgresql://`, `sqlite:`).
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -214,10 +214,8 @@ mod tests {
     /// the background). The same message is pushed without the block, so the test can fail.
     #[tokio::test]
     async fn a_block_after_the_send_stops_its_push() {
-        let dir = std::env::temp_dir().join(format!("chat-push-{}", uuid::Uuid::new_v4().simple()));
-        let url = format!("sqlite://{}", dir.join("chat.db").display());
-        let store = crate::store::connect(&url, 2).await.expect("open sqlite");
-        store.migrate().await.expect("migrate");
+        let temp = crate::store::TempStore::sqlite().await;
+        let store = temp.store.clone();
         let (alice, bob) = (UserId::new(), UserId::new());
         store
             .upsert_user(alice, "alice", now())
@@ -263,7 +261,6 @@ mod tests {
         // A push is spawned at once when it goes out; give a wrong one time to show.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(*recorder.0.lock().expect("recorder"), vec![bob]);
-        store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
+        temp.remove().await;
     }
 }

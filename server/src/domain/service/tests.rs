@@ -10,38 +10,34 @@ use crate::bus::LocalBus;
 use crate::domain::presence::LocalPresence;
 use crate::domain::types::Username;
 use crate::ratelimit::RateLimiter;
-use crate::store::BatchSettings;
+use crate::store::{BatchSettings, TempStore};
 use crate::ws::hub::Hub;
 
 struct World {
     service: ChatService,
-    store: DynStore,
-    dir: std::path::PathBuf,
+    temp: TempStore,
 }
 
 impl World {
     async fn new() -> World {
-        let dir = std::env::temp_dir().join(format!("chat-svc-{}", uuid::Uuid::new_v4().simple()));
-        let url = format!("sqlite://{}", dir.join("chat.db").display());
-        let store = crate::store::connect(&url, 2).await.expect("open sqlite");
-        store.migrate().await.expect("migrate");
+        let temp = TempStore::sqlite().await;
         let service = ChatService::new(
-            store.clone(),
+            temp.store.clone(),
             Arc::new(LocalBus::new(Arc::new(Hub::new(16)))),
             Arc::new(LocalPresence::new()),
             RateLimiter::new(),
             BatchSettings::for_backend("sqlite"),
         );
-        World {
-            service,
-            store,
-            dir,
-        }
+        World { service, temp }
     }
 
     async fn user(&self, name: &str) -> AuthUser {
         let id = UserId::new();
-        self.store.upsert_user(id, name, now()).await.expect("user");
+        self.temp
+            .store
+            .upsert_user(id, name, now())
+            .await
+            .expect("user");
         AuthUser {
             id,
             username: Username::parse(name).expect("username"),
@@ -66,8 +62,7 @@ impl World {
     }
 
     async fn done(self) {
-        self.store.close().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.temp.remove().await;
     }
 }
 
