@@ -16,7 +16,7 @@ use chat_e2e::{sqlite_url, temp_dir, TestDatabase};
 use chat_protocol::rest::{Message, MessageType};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chat_server::auth::JwtKeys;
-use chat_server::domain::types::{now, Cursor};
+use chat_server::model::{now, Cursor};
 use chat_server::ratelimit::Action;
 use chat_server::store::{self, Conversation, DynStore, NewMessage, RateLimitSetting};
 use clap::{Parser, ValueEnum};

@@ -8,31 +8,20 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::{JwtKeys, KeyError};
-use crate::bus::{DynBus, LocalBus, RedisBus};
 use crate::config::Config;
+use crate::domain::delivery::DynBus;
 use crate::domain::presence::{LocalPresence, Presence};
 use crate::domain::ChatService;
-use crate::http;
+use crate::http::ws::WsSettings;
+use crate::http::{self, AppState};
 use crate::media::Media;
 use crate::push::{PushError, PushProvider, Pusher, WebPushProvider, WebhookProvider};
 use crate::ratelimit::RateLimiter;
+use crate::realtime::bus::{LocalBus, RedisBus};
+use crate::realtime::hub::{CloseReason, Hub, CLOSE_RESTART};
 use crate::realtime::redis_presence::RedisPresence;
 use crate::redis_breaker::{Breaker, GuardedConnection};
 use crate::store::{self, DynStore, StoreError};
-use crate::ws::hub::{CloseReason, Hub, CLOSE_RESTART};
-use crate::ws::WsSettings;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub service: Arc<ChatService>,
-    pub hub: Arc<Hub>,
-    pub ws: WsSettings,
-    pub keys: Arc<JwtKeys>,
-    pub redis: Option<redis::aio::ConnectionManager>,
-    /// VAPID public key for browsers, when Web Push is configured.
-    pub vapid_public_key: Option<String>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

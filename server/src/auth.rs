@@ -8,8 +8,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 
 use crate::config::CommonConfig;
-use crate::domain::types::Username;
 use crate::error::Error;
+use crate::model::Username;
 
 /// The claims chatd reads: `sub` (user id, UUID), `username`, `exp` (shared wire type).
 pub use chat_protocol::auth::Claims;

@@ -1,12 +1,12 @@
-//! The one domain error type and its one mapping to HTTP status + SPEC error body.
+//! The one domain error type: what a rule, a store call or an input can refuse with,
+//! as a SPEC error code and the message a client may read. No HTTP here: its one mapping
+//! to a status and a body is `http::error`.
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use chat_protocol::{ErrorBody, ErrorCode};
+use chat_protocol::ErrorCode;
 
+use crate::model::InvalidInput;
 use crate::store::StoreError;
 
 /// Everything that can go wrong in a request, from bad input to a lost database.
@@ -54,7 +54,8 @@ pub enum Error {
     Internal(String),
 }
 
-fn retry_after_secs(d: Duration) -> u64 {
+/// Whole seconds to tell a client to wait.
+pub fn retry_after_secs(d: Duration) -> u64 {
     // Round up: telling a client "0" invites it to retry at once and be refused again.
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     secs.max(1)
@@ -86,10 +87,6 @@ impl Error {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        status_for(self.code())
-    }
-
     /// The message a client sees. Internal details stay in the log.
     pub fn public_message(&self) -> String {
         match self {
@@ -100,33 +97,18 @@ impl Error {
     }
 }
 
-/// The single code → status table.
-pub fn status_for(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden | ErrorCode::Blocked => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::InvalidJson
-        | ErrorCode::ValidationFailed
-        | ErrorCode::InvalidId
-        | ErrorCode::InvalidCursor
-        | ErrorCode::InvalidLimit
-        | ErrorCode::InvalidQuery
-        | ErrorCode::UnknownType
-        | ErrorCode::SelfAction => StatusCode::BAD_REQUEST,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 impl From<crate::model::InvalidCursor> for Error {
     fn from(_: crate::model::InvalidCursor) -> Self {
         Error::InvalidCursor
+    }
+}
+
+impl From<InvalidInput> for Error {
+    fn from(e: InvalidInput) -> Self {
+        match e {
+            InvalidInput::Field(msg) => Error::Validation(msg),
+            InvalidInput::Limit(msg) => Error::InvalidLimit(msg),
+        }
     }
 }
 
@@ -145,25 +127,6 @@ impl From<StoreError> for Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        match &self {
-            Error::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-            Error::Unavailable(detail) => tracing::warn!(error = %detail, "dependency unavailable"),
-            _ => tracing::debug!(code = %self.code(), "request refused: {self}"),
-        }
-        let body = ErrorBody::new(self.code(), self.public_message());
-        let mut resp = (status, Json(body)).into_response();
-        if let Error::RateLimited { retry_after } = &self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs(*retry_after).to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        resp
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,19 +140,20 @@ mod tests {
     }
 
     #[test]
-    fn internal_details_never_reach_the_body() {
+    fn internal_details_never_reach_the_message() {
         let e = Error::Internal("syntax error at or near SELECT".into());
         assert_eq!(e.public_message(), "internal server error");
-        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.code(), ErrorCode::Internal);
     }
 
     #[test]
-    fn rate_limited_sets_retry_after() {
-        let resp = Error::RateLimited {
-            retry_after: Duration::from_millis(2100),
-        }
-        .into_response();
-        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(resp.headers()[header::RETRY_AFTER], "3");
+    fn invalid_input_keeps_its_code_and_message() {
+        let e = Error::from(InvalidInput::Limit(
+            "limit must be an integer from 1 to 100".into(),
+        ));
+        assert_eq!(e.code(), ErrorCode::InvalidLimit);
+        assert_eq!(e.public_message(), "limit must be an integer from 1 to 100");
+        let e = Error::from(InvalidInput::Field("content must not be empty".into()));
+        assert_eq!(e.code(), ErrorCode::ValidationFailed);
     }
 }

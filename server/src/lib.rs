@@ -6,7 +6,6 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
-pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -21,8 +20,8 @@ pub mod redis_breaker;
 pub mod slots;
 pub mod store;
 pub mod telemetry;
-pub mod ws;
 
-pub use app::{serve, AppState};
+pub use app::serve;
 pub use config::{CommonConfig, Config};
 pub use error::Error;
+pub use http::AppState;

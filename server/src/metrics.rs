@@ -207,7 +207,7 @@ impl Metrics {
                 .messages_sent
                 .get_or_create(&KindLabel { kind: kind.into() });
         }
-        let actions = crate::ratelimit::Action::ALL.map(crate::ratelimit::Action::as_str);
+        let actions = crate::model::Action::ALL.map(crate::model::Action::as_str);
         for action in actions.into_iter().chain(["ws_frames"]) {
             let _ = m.rate_limited.get_or_create(&ActionLabel {
                 action: action.into(),

@@ -17,59 +17,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::Error;
+pub use crate::model::Action;
 use crate::redis_breaker::{log_failure, GuardedConnection};
 use crate::store::{DynStore, RateLimitSetting};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    SendMessage,
-    CreateConversation,
-    MarkRead,
-    GetConversations,
-    GetMessages,
-    /// Reading about one user or one's own lists: block status, get-or-create a
-    /// conversation by username, the block list, push subscriptions.
-    Lookup,
-    /// Blocking and unblocking.
-    Block,
-    /// Adding and removing push subscriptions.
-    PushSubscribe,
-    /// Megabytes uploaded (charged by the declared size before the upload is read).
-    UploadMb,
-}
-
 impl Action {
-    pub const ALL: [Action; 9] = [
-        Action::SendMessage,
-        Action::CreateConversation,
-        Action::MarkRead,
-        Action::GetConversations,
-        Action::GetMessages,
-        Action::Lookup,
-        Action::Block,
-        Action::PushSubscribe,
-        Action::UploadMb,
-    ];
-
-    /// Name in the `rate_limits` table and in `chatctl`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::SendMessage => "send_message",
-            Action::CreateConversation => "create_conversation",
-            Action::MarkRead => "mark_read",
-            Action::GetConversations => "get_conversations",
-            Action::GetMessages => "get_messages",
-            Action::Lookup => "lookup",
-            Action::Block => "block",
-            Action::PushSubscribe => "push_subscribe",
-            Action::UploadMb => "upload_mb",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-
     /// SPEC defaults, used until the table has been read.
     pub fn default_setting(self) -> RateLimitSetting {
         let (max_requests, period_seconds) = match self {

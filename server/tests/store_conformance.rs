@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chat_e2e::{sqlite_url, temp_dir, TestDatabase};
 use chat_protocol::rest::{MediaItem, Message, MessageType, PushKind};
 use chat_protocol::{ConversationId, MessageId, UserId};
-use chat_server::domain::types::{now, Cursor};
+use chat_server::model::{now, Cursor};
 use chat_server::store::{
     self, BatchSettings, Conversation, DynStore, GroupCommit, InsertOutcome, LoggedEvent,
     LoggedKind, MessageQuery, NewMessage, PurgeCount, PurgeScope, RateLimitSetting, ReadSeqs,

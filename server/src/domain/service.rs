@@ -11,12 +11,12 @@ use chat_protocol::ws::ServerEvent;
 use chat_protocol::{ConversationId, MessageId, UserId};
 
 use crate::auth::{identity, AuthUser, JwtKeys};
-use crate::bus::DynBus;
+use crate::domain::delivery::DynBus;
 use crate::domain::participants::{self, Participants};
 use crate::domain::presence::{Departures, Presence};
-use crate::domain::types::{now, Cursor, Username};
 use crate::error::{Error, Result};
 use crate::media::Media;
+use crate::model::{now, Cursor, Username};
 use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{

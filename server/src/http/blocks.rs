@@ -6,10 +6,10 @@ use axum::Json;
 use chat_protocol::rest::{BlockChange, BlockRequest, BlockStatus, BlockedUser, Page};
 use chat_protocol::ErrorBody;
 
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::Result;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, BackwardPageQuery, PageQuery};
+use crate::http::AppState;
 
 /// Block a user: 201 for a new block, 200 when it already existed. Either direction of a
 /// block stops sending, and the conversation disappears from the blocker's list.

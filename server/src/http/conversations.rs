@@ -6,10 +6,10 @@ use axum::Json;
 use chat_protocol::rest::{Conversation, Page, UnreadCount};
 use chat_protocol::ErrorBody;
 
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::Result;
 use crate::http::extract::{ApiPath, ApiQuery, BackwardPageQuery, PageQuery};
+use crate::http::AppState;
 
 /// The caller's conversations, newest activity first, each with the other user, the last
 /// message and the unread count. Conversations with a user the caller blocked are hidden.

@@ -7,10 +7,10 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::domain::types::{Cursor, Limit};
 use crate::error::Error;
+use crate::http::AppState;
+use crate::model::{Cursor, Limit};
 
 /// JSON body; bad syntax, wrong types, missing fields, wrong content type and oversize
 /// bodies each map to their own error code.

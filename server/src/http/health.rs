@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chat_protocol::rest::{Health, Readiness};
 
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::metrics::{CONTENT_TYPE, METRICS};
 
 /// Liveness: the process is up and serving.

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
-use crate::app::AppState;
 use crate::error::{Error, Result};
+use crate::http::AppState;
 use chat_protocol::ErrorBody;
 
 use crate::http::extract::{ApiPath, ApiQuery};

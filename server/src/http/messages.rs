@@ -1,7 +1,7 @@
 //! Message routes: history, send, mark read, one message, context, galleries, links.
 
 use axum::body::Bytes;
-use axum::extract::multipart::Field;
+use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -11,15 +11,16 @@ use chat_protocol::rest::{
     SendMessageRequest,
 };
 use chat_protocol::{ConversationId, ErrorBody, MessageId};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::domain::service::Sent;
-use crate::domain::types::window_size;
 use crate::error::{Error, Result};
 use crate::http::extract::{json_from_bytes, ApiPath, ApiQuery, BackwardPageQuery, PageQuery};
-use crate::media::{multipart_error, MAX_IMAGES};
+use crate::http::AppState;
+use crate::media::{MAX_BODY, MAX_IMAGES};
+use crate::model::window_size;
 
 /// Largest JSON body accepted by the send endpoint (4000 characters of text fit easily).
 pub const MAX_JSON_BODY: usize = 64 * 1024;
@@ -203,7 +204,9 @@ async fn send_multipart(
                         "at most {MAX_IMAGES} images per message"
                     )));
                 }
-                uploads.push(media.receive(field).await?);
+                let file_name = field.file_name().map(str::to_owned);
+                let chunks = field.map(|c| c.map_err(multipart_error));
+                uploads.push(media.receive(file_name.as_deref(), chunks).await?);
             }
             other => {
                 return Err(Error::Validation(format!(
@@ -237,6 +240,15 @@ async fn linger(body: axum::body::Body) {
         }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
+}
+
+/// A multipart error: 413 when the body limit tripped, 400 otherwise.
+fn multipart_error(e: MultipartError) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge(format!("the upload exceeds {MAX_BODY} bytes"))
+    } else {
+        Error::Validation(format!("malformed multipart body: {}", e.body_text()))
+    }
 }
 
 async fn text_field(mut field: Field<'_>) -> Result<String> {

@@ -3,6 +3,7 @@
 
 pub mod blocks;
 pub mod conversations;
+pub mod error;
 pub mod extract;
 pub mod health;
 pub mod media;
@@ -10,6 +11,8 @@ pub mod messages;
 pub mod openapi;
 pub mod push;
 pub mod serve;
+pub mod state;
+pub mod ws;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -23,8 +26,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
 use crate::error::Error;
+pub use state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -58,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/blocks", post(blocks::add).get(blocks::list))
         .route("/blocks/{username}", delete(blocks::remove))
         .route("/blocks/status/{username}", get(blocks::status))
-        .route("/ws", get(crate::ws::upgrade))
+        .route("/ws", get(ws::upgrade))
         .route("/push/subscriptions", post(push::add).get(push::list))
         .route("/push/subscriptions/{id}", delete(push::remove))
         .route("/push/vapid-public-key", get(push::vapid_public_key))

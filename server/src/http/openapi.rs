@@ -181,7 +181,7 @@ impl Modify for CommonResponses {
     }
 }
 
-// Documentation of `GET /chat/ws`, whose handler is `crate::ws::upgrade`.
+// Documentation of `GET /chat/ws`, whose handler is `crate::http::ws::upgrade`.
 #[utoipa::path(
     get,
     path = "/chat/ws",

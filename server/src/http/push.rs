@@ -6,10 +6,10 @@ use axum::Json;
 use chat_protocol::rest::{Page, PushSubscription, PushSubscriptionRequest, VapidPublicKey};
 use chat_protocol::ErrorBody;
 
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::Result;
 use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::AppState;
 
 /// Register a push target: 201 with the subscription; registering the same target again
 /// refreshes it.

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::multipart::{Field, MultipartError};
-use axum::http::StatusCode;
+use bytes::Bytes;
 use chat_protocol::rest::{MediaItem, Message, MessageType};
+use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
@@ -43,15 +43,6 @@ impl From<ProcessError> for Error {
             ProcessError::TooLarge(m) => Error::PayloadTooLarge(m),
             ProcessError::Io(e) => Error::Internal(format!("media processing: {e}")),
         }
-    }
-}
-
-/// A multipart error: 413 when the body limit tripped, 400 otherwise.
-pub fn multipart_error(e: MultipartError) -> Error {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::PayloadTooLarge(format!("the upload exceeds {} bytes", MAX_BODY))
-    } else {
-        Error::Validation(format!("malformed multipart body: {}", e.body_text()))
     }
 }
 
@@ -218,10 +209,16 @@ impl Media {
         Ok(spool)
     }
 
-    /// Stream one multipart file field to a spool file, typing it from its first bytes and
-    /// refusing it (413) the moment it passes its type's limit.
-    pub async fn receive(&self, mut field: Field<'_>) -> Result<Upload, Error> {
-        let name = field.file_name().and_then(clean_name);
+    /// Stream one uploaded file (its client-side name and its body's chunks) to a spool
+    /// file, typing it from its first bytes and refusing it (413) the moment it passes its
+    /// type's limit.
+    pub async fn receive(
+        &self,
+        file_name: Option<&str>,
+        chunks: impl Stream<Item = Result<Bytes, Error>>,
+    ) -> Result<Upload, Error> {
+        let name = file_name.and_then(clean_name);
+        let mut chunks = std::pin::pin!(chunks);
         let spool = self.new_spool("up");
         let mut file = tokio::fs::File::create(&spool.path)
             .await
@@ -230,7 +227,7 @@ impl Media {
         let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
         let mut detected: Option<Detected> = None;
         let mut size = 0u64;
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        while let Some(chunk) = chunks.next().await.transpose()? {
             size += chunk.len() as u64;
             match detected {
                 Some(d) => {
@@ -436,7 +433,7 @@ pub fn clean_name(raw: &str) -> Option<String> {
     // serves to disguise an extension), and so do other invisible characters.
     let cleaned: String = last
         .chars()
-        .filter(|&c| !c.is_control() && !crate::domain::types::is_invisible(c))
+        .filter(|&c| !c.is_control() && !crate::model::is_invisible(c))
         .take(255)
         .collect();
     let cleaned = cleaned.trim().to_string();

@@ -6,9 +6,9 @@ use chat_protocol::ws::ServerEvent;
 
 use super::{page, ChatService};
 use crate::auth::AuthUser;
-use crate::bus::Delivery;
-use crate::domain::types::{now, Cursor};
+use crate::domain::delivery::Delivery;
 use crate::error::{Error, Result};
+use crate::model::{now, Cursor};
 use crate::ratelimit::Action;
 
 impl ChatService {

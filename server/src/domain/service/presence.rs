@@ -10,10 +10,10 @@ use chat_protocol::ws::{PresenceEntry, ServerEvent};
 use chat_protocol::{ConversationId, UserId};
 
 use super::ChatService;
-use crate::bus::{Delivery, DynBus};
+use crate::domain::delivery::{Delivery, DynBus};
 use crate::domain::presence::Presence;
-use crate::domain::types::now;
 use crate::error::Result;
+use crate::model::now;
 use crate::store::DynStore;
 
 impl ChatService {

@@ -10,8 +10,8 @@ use chat_protocol::rest::{
 use super::ChatService;
 use crate::auth::AuthUser;
 use crate::domain::presence::Presence;
-use crate::domain::types::now;
 use crate::error::{Error, Result};
+use crate::model::now;
 use crate::push::Pusher;
 use crate::ratelimit::Action;
 use crate::store::{DynStore, StoredPush};
@@ -187,7 +187,7 @@ mod tests {
 
     use super::*;
     use crate::domain::presence::LocalPresence;
-    use crate::domain::types::Username;
+    use crate::model::Username;
     use crate::push::{PushError, PushOutcome, PushProvider};
 
     /// Records whom it was asked to notify.

@@ -6,9 +6,9 @@ use chat_protocol::{ConversationId, MessageId};
 
 use super::{message_cursor, ChatService};
 use crate::auth::AuthUser;
-use crate::bus::Delivery;
-use crate::domain::types::now;
+use crate::domain::delivery::Delivery;
 use crate::error::{Error, Result};
+use crate::model::now;
 use crate::ratelimit::Action;
 
 impl ChatService {

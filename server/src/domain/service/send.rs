@@ -6,11 +6,11 @@ use chat_protocol::{ConversationId, MessageId, UserId};
 
 use super::{ChatService, Sent};
 use crate::auth::AuthUser;
-use crate::bus::{ConnKey, Delivery};
+use crate::domain::delivery::{ConnKey, Delivery};
 use crate::domain::links;
-use crate::domain::types::{now, MessageBody, TempId};
 use crate::error::{Error, Result};
 use crate::media::{Upload, MAX_IMAGES};
+use crate::model::{now, MessageBody, TempId};
 use crate::ratelimit::Action;
 use crate::slots::Slot;
 use crate::store::{InsertOutcome, NewMessage};

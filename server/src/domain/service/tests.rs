@@ -6,12 +6,12 @@ use std::sync::Arc;
 use chat_protocol::{ConversationId, UserId};
 
 use super::*;
-use crate::bus::LocalBus;
 use crate::domain::presence::LocalPresence;
-use crate::domain::types::Username;
+use crate::model::Username;
 use crate::ratelimit::RateLimiter;
+use crate::realtime::bus::LocalBus;
+use crate::realtime::hub::Hub;
 use crate::store::{BatchSettings, TempStore};
-use crate::ws::hub::Hub;
 
 struct World {
     service: ChatService,

@@ -2,7 +2,6 @@
 //! same domain services as REST; the writer drains the socket's bounded queue, pings on
 //! schedule and sends the close frame. See [`hub`] for delivery and close codes.
 
-pub mod hub;
 mod reader;
 mod typing;
 
@@ -24,12 +23,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::bus::ConnKey;
+use crate::domain::delivery::ConnKey;
 use crate::error::Error;
 use crate::http::extract::{bearer_from_headers, ApiQuery};
-use hub::{with_seq, CloseReason, Outbound, Registration, CLOSE_IDLE, CLOSE_POLICY};
+use crate::http::AppState;
+use crate::realtime::hub::{
+    self, with_seq, CloseReason, Outbound, Registration, CLOSE_IDLE, CLOSE_POLICY,
+};
 use reader::Reader;
 
 /// Largest client frame we parse; larger ones get an `error` event.
@@ -295,7 +296,7 @@ async fn session(state: AppState, user: AuthUser, since: Option<u64>, socket: We
     let hello = ServerEvent::ConnectionSuccess {
         user_id: user.id,
         username: user.username.as_str().to_string(),
-        server_time: crate::domain::types::now(),
+        server_time: crate::model::now(),
     };
     let _ = replay_tx.try_send(Replay::Frame(frame(&hello)));
     let replayer = tokio::spawn(

@@ -1,6 +1,4 @@
-//! Core values every layer shares, at the bottom of the crate: no HTTP, no database, no
-//! rules. Today the keyset [`Cursor`]; ids and wire types live in `chat-protocol`. The
-//! store uses these without depending on the domain (docs/architecture.md).
+//! The keyset [`Cursor`] behind every paginated list, opaque to clients.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -55,5 +53,22 @@ impl Cursor {
 
     pub fn decode_opt(raw: Option<&str>) -> Result<Option<Self>, InvalidCursor> {
         raw.map(Self::decode).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::now;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = Cursor::new(now(), Uuid::now_v7());
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        for bad in ["", "!!!", "djE6eHl6", "not-a-cursor", &"A".repeat(500)] {
+            assert!(Cursor::decode(bad).is_err(), "{bad} accepted");
+        }
+        let wrong_version = URL_SAFE_NO_PAD.encode(format!("v2:1:{}", Uuid::nil()));
+        assert!(Cursor::decode(&wrong_version).is_err());
     }
 }

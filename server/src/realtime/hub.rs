@@ -13,7 +13,7 @@ use chat_protocol::UserId;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::bus::{ConnKey, Delivery};
+use crate::domain::delivery::{ConnKey, Delivery};
 use crate::metrics::METRICS;
 
 /// Close code for a socket whose outbound queue overflowed (it did not read fast enough).
