@@ -163,7 +163,7 @@ async fn send(store: &DynStore, m: Message) -> Message {
         .await
         .expect("insert")
     {
-        InsertOutcome::Created(m, _) => m,
+        InsertOutcome::Created(m, _) => m.into_keyed(),
         InsertOutcome::Existing(_) => panic!("unexpected existing message"),
     }
 }
@@ -260,7 +260,10 @@ async fn send_bumps_last_message_and_receiver_unread(store: DynStore) {
     let c = store.conversation(conv.id).await.unwrap().unwrap();
     assert_eq!(c.last_message_id, Some(m2.id));
     assert_eq!(c.unread_for(a), 1);
-    assert_eq!(store.message(m1.id).await.unwrap().unwrap(), m1);
+    assert_eq!(
+        store.message(m1.id).await.unwrap().unwrap().into_keyed(),
+        m1
+    );
 }
 
 async fn same_sender_and_temp_id_store_one_message(store: DynStore) {
@@ -280,7 +283,7 @@ async fn same_sender_and_temp_id_store_one_message(store: DynStore) {
         .await
         .unwrap()
     {
-        InsertOutcome::Existing(existing) => assert_eq!(existing, first),
+        InsertOutcome::Existing(existing) => assert_eq!(existing.into_keyed(), first),
         other => panic!("expected existing, got {other:?}"),
     }
     let c = store.conversation(conv.id).await.unwrap().unwrap();

@@ -20,8 +20,8 @@ use crate::model::{now, Cursor, Username};
 use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{
-    BatchSettings, Conversation, ConversationView, DynStore, GroupCommit, LoggedKind, MessageQuery,
-    StoreError, User,
+    BatchSettings, Conversation, DynStore, GroupCommit, LoggedKind, MessageQuery, StoreError,
+    StoredMessage, User,
 };
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -82,10 +82,6 @@ fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> P
     }
 }
 
-pub fn message_cursor(m: &Message) -> Cursor {
-    Cursor::new(m.created_at, m.id.0)
-}
-
 impl ChatService {
     pub fn new(
         store: DynStore,
@@ -128,14 +124,22 @@ impl ChatService {
     }
 
     /// A message as clients see it: media keys replaced by signed, expiring URLs.
-    async fn present(&self, mut m: Message) -> Message {
-        if let (Some(media), false) = (&self.media, m.media.is_empty()) {
-            media.present(&mut m).await;
+    async fn present(&self, m: StoredMessage) -> Message {
+        match &self.media {
+            Some(media) if !m.media.is_empty() => media.present(m).await,
+            // Without media storage there is nothing to sign (and nothing stored to leak).
+            _ => m.into_keyed(),
         }
-        m
     }
 
-    async fn present_all(&self, messages: Vec<Message>) -> Vec<Message> {
+    async fn present_opt(&self, m: Option<StoredMessage>) -> Option<Message> {
+        match m {
+            Some(m) => Some(self.present(m).await),
+            None => None,
+        }
+    }
+
+    async fn present_all(&self, messages: Vec<StoredMessage>) -> Vec<Message> {
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {
             out.push(self.present(m).await);
@@ -143,7 +147,7 @@ impl ChatService {
         out
     }
 
-    async fn present_page(&self, p: Page<Message>) -> Page<Message> {
+    async fn present_page(&self, p: Page<StoredMessage>) -> Page<Message> {
         Page {
             data: self.present_all(p.data).await,
             next_cursor: p.next_cursor,
@@ -212,14 +216,21 @@ impl ChatService {
         }
     }
 
-    fn view(me: UserId, v: ConversationView, online: &HashSet<UserId>) -> rest::Conversation {
+    /// The conversation as `me` sees it, its last message already presented.
+    fn view(
+        me: UserId,
+        conversation: &Conversation,
+        other: &User,
+        last_message: Option<Message>,
+        online: &HashSet<UserId>,
+    ) -> rest::Conversation {
         rest::Conversation {
-            id: v.conversation.id,
-            unread_count: v.conversation.unread_for(me),
-            last_message_at: v.conversation.last_message_at,
-            created_at: v.conversation.created_at,
-            other_user: Self::summary(&v.other, online),
-            last_message: v.last_message,
+            id: conversation.id,
+            unread_count: conversation.unread_for(me),
+            last_message_at: conversation.last_message_at,
+            created_at: conversation.created_at,
+            other_user: Self::summary(other, online),
+            last_message,
         }
     }
 
@@ -296,11 +307,14 @@ impl ChatService {
             if !visible.contains(&v.other.id) {
                 v.other.last_seen_at = None;
             }
-            let mut c = Self::view(me.id, v, &online);
-            if let Some(m) = c.last_message.take() {
-                c.last_message = Some(self.present(m).await);
-            }
-            data.push(c);
+            let last_message = self.present_opt(v.last_message).await;
+            data.push(Self::view(
+                me.id,
+                &v.conversation,
+                &v.other,
+                last_message,
+                &online,
+            ));
         }
         Ok(Page {
             data,
@@ -339,10 +353,7 @@ impl ChatService {
         self.participants
             .remember(conv.id, conv.user1_id, conv.user2_id);
         let last_message = match conv.last_message_id {
-            Some(id) => match self.store.message(id).await? {
-                Some(m) => Some(self.present(m).await),
-                None => None,
-            },
+            Some(id) => self.present_opt(self.store.message(id).await?).await,
             None => None,
         };
         // SPEC "Privacy": opening an empty conversation must not let anyone watch the
@@ -354,12 +365,10 @@ impl ChatService {
             other.last_seen_at = None;
             HashSet::new()
         };
-        let view = ConversationView {
-            conversation: conv,
-            other,
-            last_message,
-        };
-        Ok((Self::view(me.id, view, &online), created))
+        Ok((
+            Self::view(me.id, &conv, &other, last_message, &online),
+            created,
+        ))
     }
 
     // ---- messages ---------------------------------------------------------------------
@@ -383,7 +392,9 @@ impl ChatService {
             ascending: after.is_some() && before.is_none(),
         };
         let rows = self.store.list_messages(conv, &q).await?;
-        Ok(self.present_page(page(rows, limit, message_cursor)).await)
+        Ok(self
+            .present_page(page(rows, limit, StoredMessage::cursor))
+            .await)
     }
 
     /// Image/video (`media`) or file (`files`) messages, newest first.
@@ -405,7 +416,9 @@ impl ChatService {
             ascending: false,
         };
         let rows = self.store.list_messages(conv, &q).await?;
-        Ok(self.present_page(page(rows, limit, message_cursor)).await)
+        Ok(self
+            .present_page(page(rows, limit, StoredMessage::cursor))
+            .await)
     }
 
     pub async fn links(
@@ -478,7 +491,7 @@ impl ChatService {
         Ok(self.present(m).await)
     }
 
-    async fn visible_message(&self, me: &AuthUser, id: MessageId) -> Result<Message> {
+    async fn visible_message(&self, me: &AuthUser, id: MessageId) -> Result<StoredMessage> {
         self.limits.check(Action::GetMessages, me.id).await?;
         match self.store.message(id).await? {
             Some(m) if m.sender_id == me.id || m.receiver_id == me.id => Ok(m),
@@ -495,7 +508,7 @@ impl ChatService {
         after: u32,
     ) -> Result<MessageContext> {
         let target = self.visible_message(me, id).await?;
-        let at = message_cursor(&target);
+        let at = target.cursor();
         let conv = target.conversation_id;
         let mut older = self
             .store
@@ -528,8 +541,8 @@ impl ChatService {
         let mut data = older;
         data.push(target);
         data.extend(newer);
-        let before_cursor = data.first().map(|m| message_cursor(m).encode());
-        let after_cursor = data.last().map(|m| message_cursor(m).encode());
+        let before_cursor = data.first().map(|m| m.cursor().encode());
+        let after_cursor = data.last().map(|m| m.cursor().encode());
         let data = self.present_all(data).await;
         Ok(MessageContext {
             target_id: id,

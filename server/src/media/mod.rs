@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
+use crate::model::StoredMessage;
 use crate::slots::{Slot, Slots};
 use chat_protocol::UserId;
 use detect::{Detected, SNIFF_LEN};
@@ -390,14 +391,17 @@ impl Media {
         }
     }
 
-    /// Replace the object keys of a message's media with signed URLs.
-    pub async fn present(&self, m: &mut Message) {
+    /// The message as a client sees it: the object keys of its media replaced by signed,
+    /// expiring URLs.
+    pub async fn present(&self, m: StoredMessage) -> Message {
+        let mut m = m.into_keyed();
         for item in &mut m.media {
             item.url = self.sign(&item.url).await;
             if let Some(t) = item.thumbnail_url.take() {
                 item.thumbnail_url = Some(self.sign(&t).await);
             }
         }
+        m
     }
 
     async fn sign(&self, key: &str) -> String {

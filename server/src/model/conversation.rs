@@ -1,10 +1,9 @@
 //! The people and conversations every layer speaks of, as the store keeps them.
 
-use chat_protocol::rest::Message;
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
-use crate::model::Cursor;
+use crate::model::{Cursor, StoredMessage};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
@@ -88,5 +87,5 @@ impl Conversation {
 pub struct ConversationView {
     pub conversation: Conversation,
     pub other: User,
-    pub last_message: Option<Message>,
+    pub last_message: Option<StoredMessage>,
 }

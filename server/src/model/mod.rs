@@ -7,6 +7,7 @@ mod action;
 mod conversation;
 mod cursor;
 mod input;
+mod message;
 
 pub use action::Action;
 pub use conversation::{ordered_pair, Conversation, ConversationView, User};
@@ -15,3 +16,4 @@ pub use input::{
     is_invisible, now, truncate_micros, window_size, InvalidInput, Limit, MessageBody, TempId,
     Username,
 };
+pub use message::StoredMessage;

@@ -21,7 +21,7 @@ use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::model::Cursor;
-pub use crate::model::{ordered_pair, Conversation, ConversationView, User};
+pub use crate::model::{ordered_pair, Conversation, ConversationView, StoredMessage, User};
 
 pub use group_commit::{BatchSettings, GroupCommit};
 pub use postgres::PostgresStore;
@@ -163,9 +163,9 @@ pub(crate) async fn unstored_outcome<S: MessageStore + ?Sized>(
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InsertOutcome {
-    Created(Message, SendSeqs),
+    Created(StoredMessage, SendSeqs),
     /// The sender already stored a message with this `temp_id`; nothing was written.
-    Existing(Message),
+    Existing(StoredMessage),
 }
 
 /// Which slice of a conversation's messages to read.
@@ -237,7 +237,7 @@ pub struct LoggedEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoggedKind {
     /// A message the user sent or received.
-    Message(Message),
+    Message(StoredMessage),
     /// The user read the conversation up to a message.
     ReadAck {
         conversation_id: ConversationId,
@@ -359,6 +359,11 @@ impl TempStore {
         let store = connect(&url, 2).await.expect("open sqlite");
         store.migrate().await.expect("migrate");
         TempStore { store, dir }
+    }
+
+    /// The temporary directory (removed with the store), for other test files.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     pub async fn remove(self) {

@@ -13,7 +13,7 @@ use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Conversation, ConversationView, StoreError, StoreResult, User};
+use super::{Conversation, ConversationView, StoreError, StoreResult, StoredMessage, User};
 
 /// Reading one column of a row the way its backend stores the value.
 pub(crate) trait RowExt {
@@ -113,10 +113,10 @@ pub(crate) fn parse_media(json: &str) -> StoreResult<Vec<MediaItem>> {
 }
 
 /// A message from [`super::sql::MESSAGE_COLS`].
-pub(crate) fn message_from_row<R: RowExt>(row: &R) -> StoreResult<Message> {
+pub(crate) fn message_from_row<R: RowExt>(row: &R) -> StoreResult<StoredMessage> {
     let kind = row.text("m_type")?;
     let media = row.media("m_media")?;
-    Ok(Message {
+    Ok(StoredMessage::new(Message {
         id: MessageId(row.uuid("m_id")?),
         conversation_id: ConversationId(row.uuid("m_conversation_id")?),
         sender_id: UserId(row.uuid("m_sender_id")?),
@@ -129,7 +129,7 @@ pub(crate) fn message_from_row<R: RowExt>(row: &R) -> StoreResult<Message> {
         is_read: row.flag("m_is_read")?,
         read_at: row.opt_ts("m_read_at")?,
         created_at: row.ts("m_created_at")?,
-    })
+    }))
 }
 
 /// A conversation from [`super::sql::CONVERSATION_COLS`].

@@ -11,7 +11,7 @@
 //! on a concrete backend (`SqliteStore`, `PostgresStore`) `use crate::store::prelude::*`.
 
 use async_trait::async_trait;
-use chat_protocol::rest::{BlockedUser, LinkItem, MediaItem, Message, PushKind, PushSubscription};
+use chat_protocol::rest::{BlockedUser, LinkItem, MediaItem, PushKind, PushSubscription};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -20,7 +20,7 @@ use super::{
     MessageQuery, NewMessage, PoolStats, PurgeCount, PurgeScope, PurgedBatch, RateLimitSetting,
     SendContext, Stats, StoreError, StoreResult, StoredPush, User,
 };
-use crate::model::Cursor;
+use crate::model::{Cursor, StoredMessage};
 
 /// Everything chatd keeps, behind one interface: every concern plus the lifecycle.
 #[async_trait]
@@ -112,17 +112,17 @@ pub trait MessageStore: Send + Sync {
         conv: ConversationId,
         temp_id: Option<&str>,
     ) -> StoreResult<Option<SendContext>>;
-    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    async fn message(&self, id: MessageId) -> StoreResult<Option<StoredMessage>>;
     async fn message_by_temp_id(
         &self,
         sender: UserId,
         temp_id: &str,
-    ) -> StoreResult<Option<Message>>;
+    ) -> StoreResult<Option<StoredMessage>>;
     async fn list_messages(
         &self,
         conv: ConversationId,
         q: &MessageQuery,
-    ) -> StoreResult<Vec<Message>>;
+    ) -> StoreResult<Vec<StoredMessage>>;
     /// Mark the reader's unread messages up to `up_to` (inclusive, all if `None`) read and
     /// recompute the reader's unread count from the messages themselves.
     async fn mark_read(

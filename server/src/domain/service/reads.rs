@@ -4,7 +4,7 @@ use chat_protocol::rest::{ConversationUnread, MarkReadResponse, UnreadCount};
 use chat_protocol::ws::ServerEvent;
 use chat_protocol::{ConversationId, MessageId};
 
-use super::{message_cursor, ChatService};
+use super::ChatService;
 use crate::auth::AuthUser;
 use crate::domain::delivery::Delivery;
 use crate::error::{Error, Result};
@@ -39,7 +39,7 @@ impl ChatService {
         let conversation = self.participant_conversation(me.id, conv).await?;
         let up_to_cursor = match up_to {
             Some(id) => match self.store.message(id).await? {
-                Some(m) if m.conversation_id == conv => Some(message_cursor(&m)),
+                Some(m) if m.conversation_id == conv => Some(m.cursor()),
                 _ => return Err(Error::NotFound("message")),
             },
             None => None,

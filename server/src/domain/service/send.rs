@@ -13,7 +13,7 @@ use crate::media::{Upload, MAX_IMAGES};
 use crate::model::{now, MessageBody, TempId};
 use crate::ratelimit::Action;
 use crate::slots::Slot;
-use crate::store::{InsertOutcome, NewMessage};
+use crate::store::{InsertOutcome, NewMessage, StoredMessage};
 
 impl ChatService {
     /// Send a text message. The one path for REST and WebSocket sends.
@@ -106,7 +106,7 @@ impl ChatService {
         me: &AuthUser,
         conv: ConversationId,
         temp_id: Option<&TempId>,
-    ) -> Result<(UserId, Option<Message>)> {
+    ) -> Result<(UserId, Option<StoredMessage>)> {
         let ctx = self
             .store
             .send_context(me.id, conv, temp_id.map(TempId::as_str))
@@ -222,7 +222,7 @@ impl ChatService {
     async fn replay(
         &self,
         conv: ConversationId,
-        existing: Message,
+        existing: StoredMessage,
         origin: Option<ConnKey>,
     ) -> Result<Sent> {
         if existing.conversation_id != conv {

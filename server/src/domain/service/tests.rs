@@ -149,3 +149,96 @@ async fn mark_read_clears_the_readers_unread_count_only() {
     assert_eq!((w.unread(&alice).await, w.unread(&bob).await), (1, 0));
     w.done().await;
 }
+
+/// A service that stores media on local disk under the world's temporary directory.
+fn with_local_media(w: World) -> (World, Arc<Media>) {
+    let dir = w.temp.dir().join("media");
+    let local = Arc::new(
+        crate::media::storage::LocalStorage::new(dir.clone(), "http://chat.test", b"k")
+            .expect("local storage"),
+    );
+    let media = Arc::new(
+        Media::new(
+            local.clone(),
+            Some(local),
+            dir.join("spool"),
+            Duration::from_secs(600),
+            1,
+        )
+        .expect("media"),
+    );
+    let service = w.service.with_media(media.clone());
+    (World { service, ..w }, media)
+}
+
+/// Issue 17: stored object keys and signed URLs are two types, so every way a message
+/// leaves the service is signed. Checked here on each of them: the send's answer, the
+/// page, the single message, the context window, the gallery, the conversation list's
+/// last message and the replayed event log.
+#[tokio::test]
+async fn every_message_that_leaves_the_service_carries_signed_urls_not_keys() {
+    let (w, media) = with_local_media(World::new().await);
+    let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+    let conv = w.chat(&alice, &bob).await;
+    let pdf = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"%PDF-1.7\n%%EOF\n"))]);
+    let upload = media.receive(Some("a.pdf"), pdf).await.expect("receive");
+    let sent = w
+        .service
+        .send_media(&alice, conv, Some("the doc"), None, vec![upload])
+        .await
+        .expect("send media");
+    let key = {
+        let stored = w.temp.store.message(sent.message.id).await.expect("read");
+        stored.expect("stored").media[0].url.clone()
+    };
+    assert!(!key.contains('/'), "stored as a bare object key: {key}");
+    let signed = |m: &Message, via: &str| {
+        assert_eq!(m.media.len(), 1, "{via}");
+        let url = &m.media[0].url;
+        assert!(
+            url.starts_with("http://chat.test/media/") && url.contains('?') && url != &key,
+            "{via} gave {url:?} for key {key:?}"
+        );
+    };
+    signed(&sent.message, "send");
+    let page = w
+        .service
+        .list_messages(&bob, conv, None, None, 10)
+        .await
+        .expect("page");
+    signed(&page.data[0], "list_messages");
+    let one = w.service.message(&bob, sent.message.id).await.expect("one");
+    signed(&one, "message");
+    let ctx = w
+        .service
+        .context(&bob, sent.message.id, 5, 5)
+        .await
+        .expect("context");
+    signed(&ctx.data[0], "context");
+    let files = w
+        .service
+        .gallery(&bob, conv, vec![MessageType::File], None, 10)
+        .await
+        .expect("gallery");
+    signed(&files.data[0], "gallery");
+    let list = w
+        .service
+        .list_conversations(&bob, None, 10)
+        .await
+        .expect("list");
+    signed(
+        list.data[0].last_message.as_ref().expect("last message"),
+        "list_conversations",
+    );
+    let head = w.service.event_head(bob.id).await.expect("head");
+    let events = w.service.events(bob.id, 0, head, 10).await.expect("events");
+    let replayed = events
+        .iter()
+        .find_map(|(_, e)| match e {
+            ServerEvent::MessageNew { message } => Some(message),
+            _ => None,
+        })
+        .expect("the message in bob's log");
+    signed(replayed, "events");
+    w.done().await;
+}

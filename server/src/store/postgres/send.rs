@@ -1,6 +1,7 @@
 //! Sends in batches (group commit) on PostgreSQL: one statement for the whole batch.
 
 use super::*;
+use crate::model::StoredMessage;
 
 /// One statement (one round trip, one durable commit) for a batch of sends: the event-log
 /// positions of everyone in it, the messages, each conversation's last message, activity
@@ -165,7 +166,7 @@ impl PostgresStore {
         let mut out = Vec::with_capacity(batch.len());
         for m in msgs() {
             out.push(match stored.get(&m.id.0) {
-                Some(seqs) => Ok(InsertOutcome::Created(m.clone(), *seqs)),
+                Some(seqs) => Ok(InsertOutcome::Created(StoredMessage::new(m.clone()), *seqs)),
                 None => self.unstored(m).await,
             });
         }

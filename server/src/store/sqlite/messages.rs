@@ -31,7 +31,7 @@ impl MessageStore for SqliteStore {
         .transpose()
     }
 
-    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+    async fn message(&self, id: MessageId) -> StoreResult<Option<StoredMessage>> {
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLS} FROM messages m WHERE m.id = $1"
         ))
@@ -45,7 +45,7 @@ impl MessageStore for SqliteStore {
         &self,
         sender: UserId,
         temp_id: &str,
-    ) -> StoreResult<Option<Message>> {
+    ) -> StoreResult<Option<StoredMessage>> {
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLS} FROM messages m WHERE m.sender_id = $1 AND m.temp_id = $2"
         ))
@@ -60,7 +60,7 @@ impl MessageStore for SqliteStore {
         &self,
         conv: ConversationId,
         q: &MessageQuery,
-    ) -> StoreResult<Vec<Message>> {
+    ) -> StoreResult<Vec<StoredMessage>> {
         let mut sql = format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.conversation_id = $1");
         sql.push_str(&type_filter(&q.types));
         if q.before.is_some() {

@@ -1,6 +1,7 @@
 //! Sends in batches (group commit) on SQLite: one transaction, a savepoint per send.
 
 use super::*;
+use crate::model::StoredMessage;
 
 impl SqliteStore {
     /// [`MessageStore::insert_messages`] on this backend.
@@ -17,7 +18,7 @@ impl SqliteStore {
         for (n, r) in batch.iter().zip(stored) {
             let m = &n.message;
             out.push(match r {
-                Ok(Some(seqs)) => Ok(InsertOutcome::Created(m.clone(), seqs)),
+                Ok(Some(seqs)) => Ok(InsertOutcome::Created(StoredMessage::new(m.clone()), seqs)),
                 Ok(None) => self.unstored(m).await,
                 Err(e) => Err(e),
             });
