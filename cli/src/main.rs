@@ -17,7 +17,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod purge;
-use purge::{human_bytes, purge};
+use chat_protocol::units::human_bytes;
+use purge::purge;
 
 #[derive(Debug, Parser)]
 #[command(

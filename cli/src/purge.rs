@@ -41,21 +41,6 @@ fn describe(c: &PurgeCount) -> String {
     )
 }
 
-pub(crate) fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 fn summary(r: &PurgeReport) {
     println!(
         "deleted {} messages, {} media objects, {} conversations, {} blocks, {} push subscriptions",

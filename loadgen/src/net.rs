@@ -14,36 +14,18 @@ pub const PER_SOURCE: usize = 10_000;
 
 /// Raise RLIMIT_NOFILE towards `want`; returns the soft limit now in force.
 pub fn raise_nofile(want: u64) -> u64 {
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 0;
-        }
-        if r.rlim_cur >= want {
-            return r.rlim_cur;
-        }
-        // Try to lift the hard limit too (works as root); else go as far as it allows.
-        let both = libc::rlimit {
-            rlim_cur: want,
-            rlim_max: want.max(r.rlim_max),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &both) == 0 {
-            return want;
-        }
-        let soft = libc::rlimit {
-            rlim_cur: r.rlim_max.min(want),
-            rlim_max: r.rlim_max,
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &soft) == 0 {
-            soft.rlim_cur
-        } else {
-            r.rlim_cur
-        }
+    use rlimit::Resource;
+    let Ok((soft, hard)) = Resource::NOFILE.get() else {
+        return 0;
+    };
+    if soft >= want {
+        return soft;
     }
+    // Lift the hard limit too where allowed (as root); else go as far as it allows.
+    if Resource::NOFILE.set(want, want.max(hard)).is_ok() {
+        return want;
+    }
+    rlimit::increase_nofile_limit(want).unwrap_or(soft)
 }
 
 /// Where the server is: `http://host:port` → (socket address, "host:port").

@@ -1,5 +1,6 @@
-//! Operator input shared by `chatctl` and `chat-loadgen`: durations (`24h`, `365d`) and
-//! rates (`30/min`, `500/s`), spelled the same way in every tool.
+//! Units spelled the same way in every tool: operator input shared by `chatctl` and
+//! `chat-loadgen` (durations `24h`, `365d`; rates `30/min`, `500/s`) and byte sizes as
+//! `chatctl` and `chat-tui` print them ([`human_bytes`]).
 
 use std::time::Duration;
 
@@ -64,6 +65,22 @@ pub fn rate(s: &str) -> Result<(u32, u32)> {
     Ok((n, period))
 }
 
+/// A byte count for people, in binary units: `512 B`, `12.0 KiB`, `3.4 MiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +101,14 @@ mod tests {
         for bad in ["30/hr", "-1/min", "0/min", "30", "x/min", "30/"] {
             assert!(rate(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn human_bytes_uses_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(12 * 1024), "12.0 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 + 400 * 1024), "3.4 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16777216.0 TiB");
     }
 }

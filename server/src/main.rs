@@ -30,22 +30,9 @@ async fn main() -> anyhow::Result<()> {
 /// Every socket is a file descriptor: lift the soft open-file limit to the hard limit (as
 /// Go and nginx do), so a default `ulimit -n` of 1024 is not a connection ceiling.
 fn raise_nofile() {
-    #[cfg(unix)]
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
-    unsafe {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            let lifted = libc::rlimit {
-                rlim_cur: r.rlim_max,
-                rlim_max: r.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lifted) == 0 {
-                tracing::debug!(from = r.rlim_cur, to = r.rlim_max, "raised open-file limit");
-            }
-        }
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(now) => tracing::debug!(limit = now, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
 }
 

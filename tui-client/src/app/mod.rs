@@ -433,7 +433,7 @@ pub fn new_temp_id() -> String {
     format!("tui-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// `[image 1024x768 photo.jpg]`, `[video 0:12 640x360 clip.mp4]`, `[file 12 KB notes.pdf]`.
+/// `[image 1024x768 photo.jpg]`, `[video 0:12 640x360 clip.mp4]`, `[file 12.0 KiB notes.pdf]`.
 pub fn media_label(item: &MediaItem) -> String {
     let mut parts = vec![match item.kind {
         MessageType::Image => "image".to_string(),
@@ -449,25 +449,10 @@ pub fn media_label(item: &MediaItem) -> String {
         parts.push(format!("{w}x{h}"));
     }
     if item.kind == MessageType::File {
-        parts.push(human_size(item.size));
+        parts.push(chat_protocol::units::human_bytes(item.size));
     }
     if let Some(name) = &item.name {
         parts.push(name.clone());
     }
     format!("[{}]", parts.join(" "))
-}
-
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }

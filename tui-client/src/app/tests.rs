@@ -283,5 +283,5 @@ fn media_labels() {
     item.height = None;
     item.size = 12 * 1024;
     item.name = Some("notes.pdf".into());
-    assert_eq!(media_label(&item), "[file 12.0 KB notes.pdf]");
+    assert_eq!(media_label(&item), "[file 12.0 KiB notes.pdf]");
 }
