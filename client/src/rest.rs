@@ -83,6 +83,16 @@ impl Client {
         })
     }
 
+    /// A client on an existing connection pool (a load generator shares one pool and its
+    /// tuning among thousands of users).
+    pub fn with_http(http: reqwest::Client, base: &str, token: &str) -> Self {
+        Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        }
+    }
+
     /// The same server and connection pool, another user.
     pub fn with_token(&self, token: &str) -> Self {
         Client {
@@ -191,6 +201,16 @@ impl Client {
                 .mime_str(&f.content_type)?;
             form = form.part("file", part);
         }
+        self.send_form(conv, form).await
+    }
+
+    /// A media message from a ready multipart form (`file` parts, optional `content` and
+    /// `temp_id`), for callers that stream large files instead of holding them.
+    pub async fn send_form(
+        &self,
+        conv: ConversationId,
+        form: reqwest::multipart::Form,
+    ) -> Result<Message> {
         self.call(
             self.request(Method::POST, &format!("/conversations/{conv}/messages"))
                 .multipart(form),

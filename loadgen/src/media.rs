@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use chat_client::PageQuery;
 use chat_protocol::UserId;
 use clap::Args;
-use tokio::sync::Semaphore;
 
 use crate::memory::{proc_status_kib, rss_kib};
 
@@ -25,7 +25,8 @@ pub struct MediaArgs {
     /// How many uploads.
     #[arg(long, default_value_t = 50)]
     count: u32,
-    /// Uploads in flight at once.
+    /// Uploads in flight at once, each from its own sender (chatd takes one upload at a
+    /// time from each user).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// chatd's process id: report its RSS before and its peak RSS (VmHWM) after.
@@ -97,63 +98,64 @@ pub async fn media(args: MediaArgs) -> Result<bool> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
         .build()?;
+    // One sender per upload in flight: chatd takes one upload at a time from each user
+    // (`CHAT_MEDIA_UPLOADS_PER_USER`), so parallel uploads come from parallel users, all
+    // to one receiver.
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let (sender, receiver) = (format!("media_{tag}_a"), format!("media_{tag}_b"));
-    let (ta, tb) = (
-        token(&args.jwt_secret, &sender)?,
-        token(&args.jwt_secret, &receiver)?,
-    );
-    http.get(format!("{base}/chat/blocks"))
-        .bearer_auth(&tb)
-        .send()
-        .await?
-        .error_for_status()
+    let receiver = format!("media_{tag}_r");
+    let bob =
+        chat_client::Client::with_http(http.clone(), &base, &token(&args.jwt_secret, &receiver)?);
+    bob.blocks(&PageQuery::limit(1))
+        .await
         .context("provision the receiver")?;
-    let conv: serde_json::Value = http
-        .get(format!("{base}/chat/conversations/with/{receiver}"))
-        .bearer_auth(&ta)
-        .send()
-        .await?
-        .error_for_status()
-        .context("open the conversation")?
-        .json()
-        .await?;
-    let conv = conv["id"].as_str().context("conversation id")?.to_string();
-    let url = format!("{base}/chat/conversations/{conv}/messages");
+    let workers = args.concurrency.max(1);
+    let mut senders = Vec::with_capacity(workers);
+    for w in 0..workers {
+        let name = format!("media_{tag}_s{w}");
+        let api =
+            chat_client::Client::with_http(http.clone(), &base, &token(&args.jwt_secret, &name)?);
+        let conv = api
+            .conversation_with(&receiver)
+            .await
+            .context("open a conversation")?
+            .id;
+        senders.push((api, conv));
+    }
 
     let rss_before = args.server_pid.and_then(rss_kib);
-    let sem = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
-    for i in 0..args.count {
-        let permit = sem.clone().acquire_owned().await?;
-        let (http, url, ta, file) = (http.clone(), url.clone(), ta.clone(), file.clone());
+    for (w, (api, conv)) in senders.into_iter().enumerate() {
+        let (file, count) = (file.clone(), args.count as usize);
         tasks.spawn(async move {
-            let _permit = permit;
-            let form = file.form(&format!("up-{i}"))?;
-            let t = Instant::now();
-            let r = http
-                .post(url)
-                .bearer_auth(ta)
-                .multipart(form)
-                .send()
-                .await?;
-            let status = r.status();
-            let text = r.text().await?;
-            Ok::<_, anyhow::Error>((t.elapsed(), status, text))
+            let mut results = Vec::new();
+            for i in (w..count).step_by(workers) {
+                let form = match file.form(&format!("up-{i}")) {
+                    Ok(form) => form,
+                    Err(e) => {
+                        results.push(Err(e));
+                        continue;
+                    }
+                };
+                let t = Instant::now();
+                let sent = api.send_form(conv, form).await;
+                results.push(Ok((t.elapsed(), sent)));
+            }
+            results
         });
     }
     let mut hist = crate::report::histogram();
     let mut failed = 0u32;
-    while let Some(done) = tasks.join_next().await {
-        match done? {
-            Ok((took, status, _)) if status.as_u16() == 201 => {
+    let results: Vec<Result<_>> = tasks.join_all().await.into_iter().flatten().collect();
+    for result in results {
+        match result {
+            Ok((took, Ok(_))) => {
                 hist.saturating_record(took.as_micros() as u64);
             }
-            Ok((_, status, text)) => {
+            Ok((_, Err(e))) => {
                 failed += 1;
                 if failed == 1 {
-                    eprintln!("upload refused: HTTP {status}: {text}");
+                    eprintln!("upload refused: {e}");
                 }
             }
             Err(e) => {

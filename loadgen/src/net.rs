@@ -80,7 +80,8 @@ pub async fn connect_ws(
     let stream = socket.connect(server).await.context("tcp connect")?;
     stream.set_nodelay(true)?;
     let resume = since.map(|s| format!("?since={s}")).unwrap_or_default();
-    let mut req = format!("ws://{hostport}/chat/ws{resume}").into_client_request()?;
+    let url = chat_client::ws_url(&format!("http://{hostport}"));
+    let mut req = format!("{url}{resume}").into_client_request()?;
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
     // Small buffers: tungstenite's 128 KiB defaults would cost ~256 KiB per socket.

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_protocol::rest::{BlockStatus, MarkReadRequest};
+use chat_client::{ClientError, PageQuery};
 use rand::Rng;
 use tokio::sync::Semaphore;
 
@@ -147,18 +147,12 @@ pub(crate) async fn rest_loop(
             let _permit = permit;
             let u = &users[ui];
             let (conv, partner) = u.pair.expect("active users are paired");
-            let req = match op {
-                RestOp::Conversations => http.get(format!("{base}/chat/conversations?limit=20")),
-                RestOp::Messages => http.get(format!(
-                    "{base}/chat/conversations/{conv}/messages?limit=50"
-                )),
-                RestOp::MarkRead => http
-                    .post(format!("{base}/chat/conversations/{conv}/read"))
-                    .json(&MarkReadRequest::default()),
-                RestOp::BlockStatus => http.get(format!(
-                    "{base}/chat/blocks/status/{}",
-                    users[partner].username
-                )),
+            let api = chat_client::Client::with_http(http, &base, &u.token);
+            let outcome = match op {
+                RestOp::Conversations => api.conversations(&PageQuery::limit(20)).await.map(drop),
+                RestOp::Messages => api.messages(conv, &PageQuery::limit(50)).await.map(drop),
+                RestOp::MarkRead => api.mark_read(conv, None).await.map(drop),
+                RestOp::BlockStatus => api.block_status(&users[partner].username).await.map(drop),
                 RestOp::MediaUpload => {
                     let form = match upload.as_deref().map(|f| f.form(&format!("md-{i}"))) {
                         Some(Ok(form)) => form,
@@ -167,48 +161,34 @@ pub(crate) async fn rest_loop(
                             return;
                         }
                     };
-                    http.post(format!("{base}/chat/conversations/{conv}/messages"))
-                        .multipart(form)
+                    api.send_form(conv, form).await.map(drop)
                 }
             };
-            let outcome = async {
-                let r = req.bearer_auth(&u.token).send().await?;
-                let status = r.status();
-                let bytes = r.bytes().await?;
-                Ok::<_, reqwest::Error>((status, bytes))
-            }
-            .await;
             shared.rest_done.fetch_add(1, Ordering::Relaxed);
             match outcome {
-                Ok((status, body)) if status.is_success() => {
-                    if op == RestOp::BlockStatus
-                        && serde_json::from_slice::<BlockStatus>(&body).is_err()
-                    {
-                        shared.error("rest: block status body unreadable");
-                    }
+                Ok(()) => {
                     let mut h = shared.hists.lock().expect("hists lock");
                     h.rest
                         .entry(op.metric())
                         .or_insert_with(report::histogram)
                         .saturating_record(elapsed_us(due));
                 }
-                Ok((status, _)) => {
-                    shared.error(format!("{}: HTTP {}", op.metric(), status.as_u16()))
-                }
-                Err(e) => shared.error(format!(
-                    "{}: {}",
-                    op.metric(),
-                    if e.is_timeout() {
-                        "timeout"
-                    } else {
-                        "transport error"
-                    }
-                )),
+                Err(e) => shared.error(format!("{}: {}", op.metric(), failure(&e))),
             }
         });
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// What went wrong with one call, short enough to count by kind in the summary.
+fn failure(e: &ClientError) -> String {
+    match e {
+        ClientError::Api { status, .. } => format!("HTTP {status}"),
+        ClientError::Transport(t) if t.is_timeout() => "timeout".into(),
+        ClientError::Transport(_) => "transport error".into(),
+        ClientError::Decode(_) => "body unreadable".into(),
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use chat_client::PageQuery;
 use chat_protocol::auth::Claims;
-use chat_protocol::rest::Conversation;
 use chat_protocol::{ConversationId, UserId};
 use indicatif::ProgressStyle;
 use tokio::sync::Semaphore;
@@ -129,24 +129,14 @@ pub(crate) async fn provision(ctx: &Ctx, users: &[User], concurrency: usize) -> 
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for u in users {
-        let (http, url, token) = (
-            ctx.http.clone(),
-            format!("{}/chat/blocks", base_of(u)),
-            u.token.clone(),
-        );
+        let api = chat_client::Client::with_http(ctx.http.clone(), &base_of(u), &u.token);
         let permit = sem.clone().acquire_owned().await?;
         set.spawn(async move {
             let _permit = permit;
-            let r = http.get(url).bearer_auth(token).send().await;
-            match r {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!(
-                    "HTTP {}: {}",
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                )),
-                Err(e) => Err(e.to_string()),
-            }
+            api.blocks(&PageQuery::limit(1))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
         });
         while let Some(done) = set.try_join_next() {
             done?.map_err(|e| anyhow::anyhow!("provisioning a user failed: {e}"))?;
@@ -170,33 +160,17 @@ pub(crate) async fn pair(ctx: &Ctx, users: &mut [User], concurrency: usize) -> R
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut pair_set = tokio::task::JoinSet::new();
     for i in (0..users.len() - 1).step_by(2) {
-        let (http, url, token) = (
-            ctx.http.clone(),
-            format!(
-                "{}/chat/conversations/with/{}",
-                base_of(&users[i]),
-                users[i + 1].username
-            ),
-            users[i].token.clone(),
-        );
+        let api =
+            chat_client::Client::with_http(ctx.http.clone(), &base_of(&users[i]), &users[i].token);
+        let other = users[i + 1].username.clone();
         let permit = sem.clone().acquire_owned().await?;
         pair_set.spawn(async move {
             let _permit = permit;
-            let r = http
-                .get(url)
-                .bearer_auth(token)
-                .send()
+            let c = api
+                .conversation_with(&other)
                 .await
                 .map_err(|e| e.to_string())?;
-            let status = r.status();
-            if !status.is_success() {
-                return Err(format!(
-                    "HTTP {status}: {}",
-                    r.text().await.unwrap_or_default()
-                ));
-            }
-            let c: Conversation = r.json().await.map_err(|e| e.to_string())?;
-            Ok((i, c.id))
+            Ok::<_, String>((i, c.id))
         });
     }
     while let Some(done) = pair_set.join_next().await {

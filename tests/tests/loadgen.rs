@@ -167,6 +167,51 @@ async fn media_uploads_mix_into_a_run() {
     server.stop().await;
 }
 
+/// `chat-loadgen media`: every upload is stored as an image message, and the report says so.
+#[tokio::test]
+async fn the_media_benchmark_uploads_every_file() {
+    let _serial = SERIAL.lock().await;
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let png = server.data_dir.join("bench.png");
+    std::fs::write(&png, chat_e2e::files::png(200, 100)).unwrap();
+    let out = tokio::process::Command::new(binary("chat-loadgen"))
+        .args([
+            "media",
+            "--server",
+            &server.base,
+            "--jwt-secret",
+            &server.secret,
+        ])
+        .args([
+            "--file",
+            png.to_str().unwrap(),
+            "--count",
+            "4",
+            "--concurrency",
+            "2",
+        ])
+        .output()
+        .await
+        .unwrap();
+    chat_e2e::exited_zero(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("4 accepted, 0 failed"), "{stdout}");
+    let stats = tokio::process::Command::new(binary("chatctl"))
+        .env_clear()
+        .env("CHAT_DATA_DIR", &server.data_dir)
+        .env("CHAT_DATABASE_URL", &server.database_url)
+        .env("CHAT_JWT_SECRET", &server.secret)
+        .args(["stats", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let stats: Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
+    assert_eq!(stats["messages_by_type"]["image"], 4, "{stats}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn wrong_secret_cannot_run() {
     // Serialized like the others: its server and generator beside a timed run would
