@@ -15,20 +15,22 @@ use crate::store::{BatchSettings, TempStore};
 
 struct World {
     service: ChatService,
+    hub: Arc<Hub>,
     temp: TempStore,
 }
 
 impl World {
     async fn new() -> World {
         let temp = TempStore::sqlite().await;
+        let hub = Arc::new(Hub::new(16));
         let service = ChatService::new(
             temp.store.clone(),
-            Arc::new(LocalBus::new(Arc::new(Hub::new(16)))),
+            Arc::new(LocalBus::new(hub.clone())),
             Arc::new(LocalPresence::new()),
             RateLimiter::new(),
             BatchSettings::for_backend("sqlite"),
         );
-        World { service, temp }
+        World { service, hub, temp }
     }
 
     async fn user(&self, name: &str) -> AuthUser {
@@ -59,6 +61,20 @@ impl World {
 
     async fn unread(&self, me: &AuthUser) -> u64 {
         self.service.unread_count(me).await.expect("unread").total
+    }
+
+    async fn texts(&self, me: &AuthUser, conv: ConversationId, n: usize) -> Vec<MessageId> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(
+                self.send(me, conv, &format!("m{i}"))
+                    .await
+                    .expect("send")
+                    .message
+                    .id,
+            );
+        }
+        ids
     }
 
     async fn done(self) {
@@ -240,5 +256,189 @@ async fn every_message_that_leaves_the_service_carries_signed_urls_not_keys() {
         })
         .expect("the message in bob's log");
     signed(replayed, "events");
+    w.done().await;
+}
+
+/// The frames waiting in a registered socket's queue, as JSON.
+fn drain(reg: &mut crate::realtime::hub::Registration) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while let Ok(frame) = reg.rx.try_recv() {
+        out.push(serde_json::from_str(&frame.text).expect("frame JSON"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_send_reaches_every_socket_of_both_but_its_origin_each_with_its_own_position() {
+    let w = World::new().await;
+    let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+    let conv = w.chat(&alice, &bob).await;
+    let (mut origin, mut alice_other, mut bob_socket) = (
+        w.hub.register(alice.id),
+        w.hub.register(alice.id),
+        w.hub.register(bob.id),
+    );
+    let sent = w
+        .service
+        .send_text(&alice, conv, "hello", None, Some(origin.key))
+        .await
+        .expect("send");
+    assert!(
+        drain(&mut origin).is_empty(),
+        "the sending socket has its answer"
+    );
+    let (a, b) = (drain(&mut alice_other), drain(&mut bob_socket));
+    assert_eq!((a.len(), b.len()), (1, 1), "{a:?} {b:?}");
+    for f in [&a[0], &b[0]] {
+        assert_eq!(f["type"], "message.new");
+        assert_eq!(f["data"]["message"]["id"], sent.message.id.to_string());
+    }
+    assert_eq!(
+        a[0]["seq"].as_u64(),
+        sent.seq,
+        "the sender's own log position"
+    );
+    let bob_head = w.service.event_head(bob.id).await.expect("head");
+    assert_eq!(
+        b[0]["seq"].as_u64(),
+        Some(bob_head),
+        "the receiver's log position"
+    );
+    w.done().await;
+}
+
+#[tokio::test]
+async fn history_pages_walk_every_message_once_newest_first() {
+    let w = World::new().await;
+    let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+    let conv = w.chat(&alice, &bob).await;
+    let mut sent = w.texts(&alice, conv, 7).await;
+    sent.reverse();
+    let (mut seen, mut before) = (Vec::new(), None);
+    loop {
+        let page = w
+            .service
+            .list_messages(&bob, conv, before, None, 3)
+            .await
+            .expect("page");
+        seen.extend(page.data.iter().map(|m| m.id));
+        match page.next_cursor {
+            Some(c) => {
+                assert!(page.has_more);
+                before = Some(Cursor::decode(&c).expect("cursor"));
+            }
+            None => {
+                assert!(!page.has_more);
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, sent);
+    w.done().await;
+}
+
+#[tokio::test]
+async fn the_context_window_centres_on_the_message_and_says_what_lies_beyond() {
+    let w = World::new().await;
+    let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+    let conv = w.chat(&alice, &bob).await;
+    let sent = w.texts(&alice, conv, 9).await;
+    let ctx = w
+        .service
+        .context(&bob, sent[4], 2, 2)
+        .await
+        .expect("context");
+    let ids: Vec<MessageId> = ctx.data.iter().map(|m| m.id).collect();
+    assert_eq!(ids, sent[2..7].to_vec(), "oldest first, two on each side");
+    assert_eq!(ctx.target_id, sent[4]);
+    assert!(ctx.has_more_before && ctx.has_more_after);
+    let edge = w.service.context(&bob, sent[0], 3, 0).await.expect("edge");
+    assert_eq!(edge.data.len(), 1);
+    assert!(!edge.has_more_before && edge.has_more_after);
+    let eve = w.user("eve").await;
+    let foreign = w.service.context(&eve, sent[4], 2, 2).await;
+    assert!(matches!(foreign, Err(Error::NotFound(_))), "{foreign:?}");
+    w.done().await;
+}
+
+#[tokio::test]
+async fn a_block_refuses_sends_both_ways_until_it_is_lifted() {
+    let w = World::new().await;
+    let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+    let conv = w.chat(&alice, &bob).await;
+    w.send(&alice, conv, "hi").await.expect("send");
+    w.service.block(&bob, "alice").await.expect("block");
+    for (who, text) in [(&alice, "still there?"), (&bob, "I blocked you")] {
+        let refused = w.send(who, conv, text).await;
+        assert!(matches!(refused, Err(Error::Blocked(_))), "{refused:?}");
+    }
+    let status = w.service.block_status(&alice, "bob").await.expect("status");
+    assert!(
+        status.blocked_me && !status.blocked_by_me,
+        "{status:?}"
+    );
+    w.service.unblock(&bob, "alice").await.expect("unblock");
+    w.send(&alice, conv, "back again")
+        .await
+        .expect("send after unblock");
+    let page = w
+        .service
+        .list_messages(&bob, conv, None, None, 10)
+        .await
+        .expect("page");
+    assert_eq!(page.data.len(), 2, "nothing refused was stored");
+    w.done().await;
+}
+
+#[tokio::test]
+async fn the_event_log_replays_sends_and_reads_in_order_for_each_side() {
+    let w = World::new().await;
+    let (alice, bob) = (w.user("alice").await, w.user("bob").await);
+    let conv = w.chat(&alice, &bob).await;
+    let sent = w.texts(&alice, conv, 2).await;
+    w.service
+        .mark_read(&bob, conv, None)
+        .await
+        .expect("mark read");
+    let kinds = |events: Vec<(u64, ServerEvent)>| -> Vec<String> {
+        let mut last = 0;
+        events
+            .into_iter()
+            .map(|(seq, e)| {
+                assert!(seq > last, "positions increase");
+                last = seq;
+                match e {
+                    ServerEvent::MessageNew { message } => {
+                        let n = sent.iter().position(|id| *id == message.id);
+                        format!("new {}", n.expect("a sent message"))
+                    }
+                    ServerEvent::MessageReadAck { .. } => "read_ack".into(),
+                    ServerEvent::MessageReadUpdate { .. } => "read_update".into(),
+                    other => format!("{other:?}"),
+                }
+            })
+            .collect()
+    };
+    let alice_head = w.service.event_head(alice.id).await.expect("head");
+    let bob_head = w.service.event_head(bob.id).await.expect("head");
+    let alice_log = w
+        .service
+        .events(alice.id, 0, alice_head, 10)
+        .await
+        .expect("log");
+    let bob_log = w
+        .service
+        .events(bob.id, 0, bob_head, 10)
+        .await
+        .expect("log");
+    assert_eq!(kinds(alice_log), ["new 0", "new 1", "read_update"]);
+    assert_eq!(kinds(bob_log), ["new 0", "new 1", "read_ack"]);
+    // A resume from the middle starts after it.
+    let tail = w
+        .service
+        .events(bob.id, 2, bob_head, 10)
+        .await
+        .expect("tail");
+    assert_eq!(tail.len(), 1);
     w.done().await;
 }
