@@ -224,6 +224,50 @@ macro_rules! on_both_backends {
     };
 }
 
+/// One test body (`async fn name(servers: &[&TestServer])`) run on every way chatd is
+/// deployed: one instance on SQLite (module `sqlite`), one on PostgreSQL (`postgres`) and
+/// two instances sharing PostgreSQL and Redis (`two_instances`, the body gets both).
+/// Service-backed modules follow [`on_both_backends!`]'s rule: a failure under CI.
+#[macro_export]
+macro_rules! on_every_deployment {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let s = $crate::server::TestServer::start($crate::server::Backend::Sqlite)
+                        .await
+                        .expect("sqlite server");
+                    super::$name(&[&s]).await;
+                    s.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(s) = $crate::server::TestServer::start($crate::server::Backend::Postgres).await
+                    else { return };
+                    super::$name(&[&s]).await;
+                    s.stop().await;
+                }
+            )*
+        }
+        mod two_instances {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some((a, b, _)) = $crate::server::TestServer::pair().await else { return };
+                    super::$name(&[&a, &b]).await;
+                    b.stop().await;
+                    a.stop().await;
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -263,22 +263,48 @@ impl TestServer {
         let out = self.chatctl(&["ratelimit", "set", action, limit]);
         assert!(out.status.success(), "{out:?}");
         let (n, period) = chat_protocol::units::rate(limit).expect("a valid N/PERIOD");
-        let want = [
-            format!("chat_rate_limit_requests{{action=\"{action}\"}} {n}\n"),
-            format!("chat_rate_limit_period_seconds{{action=\"{action}\"}} {period}\n"),
-        ];
+        self.wait_metric(
+            &format!("chat_rate_limit_requests{{action=\"{action}\"}}"),
+            |v| v == f64::from(n),
+        )
+        .await;
+        self.wait_metric(
+            &format!("chat_rate_limit_period_seconds{{action=\"{action}\"}}"),
+            |v| v == f64::from(period),
+        )
+        .await;
+    }
+
+    /// The value of one series in `/metrics` (`name{labels}` exactly as rendered), or
+    /// `None` when it is absent or `/metrics` cannot be read right now.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Poll `/metrics` until `series` satisfies `ok` (30 s at most): how a test waits for
+    /// something chatd does in the background instead of sleeping for a guessed time.
+    pub async fn wait_metric(&self, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let text = match self.http.get(self.url("/metrics")).send().await {
-                Ok(r) => r.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            if want.iter().all(|w| text.contains(w.as_str())) {
-                return;
+            let value = self.metric(series).await;
+            if let Some(v) = value.filter(|v| ok(*v)) {
+                return v;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{action} = {limit} not in force after 30 s"
+                "{series} still {value:?} after 30 s"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -591,8 +591,11 @@ async fn one_address_cannot_hold_more_than_its_connection_cap() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(open); // room for the metrics request, once chatd has seen them close
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(refusals(&s, "connections_per_address").await >= 1);
+    s.wait_metric(
+        r#"chat_refused_total{reason="connections_per_address"}"#,
+        |v| v >= 1.0,
+    )
+    .await;
     s.stop().await;
 }
 

@@ -322,7 +322,11 @@ async fn web_push_never_reaches_private_addresses_by_default() {
     let by_name = named_url.replace("127.0.0.1", "localhost");
     subscribe_browser(&s, &bob, &[&literal_url, &by_name]).await;
     s.send(&alice, &conv, "must not leave").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The attempt is over (refused before any request) once the provider counted it.
+    s.wait_metric(r#"chat_push_attempts_total{provider="webpush"}"#, |v| {
+        v >= 1.0
+    })
+    .await;
     assert!(wait_calls(&literal, 0, Duration::from_millis(10))
         .await
         .is_empty());
@@ -399,9 +403,7 @@ async fn push_subscriptions_are_capped_and_their_registration_limited() {
         .await
         .expect_error(429, "rate_limited");
     // With the limit lifted, two more replace the two oldest.
-    let out = s.chatctl(&["ratelimit", "set", "push_subscribe", "100/min"]);
-    assert!(out.status.success(), "{out:?}");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.set_rate_limit("push_subscribe", "100/min").await;
     for i in 10..12 {
         s.post(&bob, "/chat/push/subscriptions", &add(i))
             .await

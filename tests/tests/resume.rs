@@ -13,46 +13,7 @@ use chat_e2e::server::{TestServer, TestUser};
 use chat_e2e::ws::WsClient;
 use serde_json::{json, Value};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let s = chat_e2e::server::TestServer::start(chat_e2e::server::Backend::Sqlite)
-                        .await
-                        .expect("sqlite server");
-                    super::$name(&[&s]).await;
-                    s.stop().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(s) = chat_e2e::server::TestServer::start(chat_e2e::server::Backend::Postgres).await
-                    else { return };
-                    super::$name(&[&s]).await;
-                    s.stop().await;
-                }
-            )*
-        }
-        mod two_instances {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some((a, b, _)) = chat_e2e::server::TestServer::pair().await else { return };
-                    super::$name(&[&a, &b]).await;
-                    b.stop().await;
-                    a.stop().await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+chat_e2e::on_every_deployment!(
     resume_replays_what_was_missed_in_order_then_goes_live,
     senders_never_wait_and_a_flapping_receiver_misses_nothing,
 );

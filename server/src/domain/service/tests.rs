@@ -373,10 +373,7 @@ async fn a_block_refuses_sends_both_ways_until_it_is_lifted() {
         assert!(matches!(refused, Err(Error::Blocked(_))), "{refused:?}");
     }
     let status = w.service.block_status(&alice, "bob").await.expect("status");
-    assert!(
-        status.blocked_me && !status.blocked_by_me,
-        "{status:?}"
-    );
+    assert!(status.blocked_me && !status.blocked_by_me, "{status:?}");
     w.service.unblock(&bob, "alice").await.expect("unblock");
     w.send(&alice, conv, "back again")
         .await
