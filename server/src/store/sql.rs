@@ -4,6 +4,7 @@
 use chat_protocol::rest::MessageType;
 
 use super::PurgeScope;
+use crate::model::Cursor;
 
 /// The columns [`super::rows::message_from_row`] reads (`messages m`, prefixed `m_`).
 pub(crate) const MESSAGE_COLS: &str = "m.id AS m_id, m.conversation_id AS m_conversation_id, \
@@ -24,6 +25,16 @@ pub(crate) const USER_COLS: &str = "u.id AS u_id, u.username AS u_username, \
     u.last_seen_at AS u_last_seen_at";
 
 /// `type IN (...)` from enum values (never from client text).
+/// ` AND (time, id) < ($n, $n+1)` (or `>`, `<=`) when there is a cursor, else nothing:
+/// the keyset condition of every `(time, id)`-ordered listing. `cols` names the two
+/// columns (`"m.created_at, m.id"`); the cursor's time and id bind at `$n` and `$n+1`.
+pub(crate) fn keyset(cursor: Option<Cursor>, cols: &str, op: &str, n: usize) -> String {
+    match cursor {
+        Some(_) => format!(" AND ({cols}) {op} (${n}, ${})", n + 1),
+        None => String::new(),
+    }
+}
+
 pub(crate) fn type_filter(types: &Option<Vec<MessageType>>) -> String {
     match types {
         Some(t) if !t.is_empty() => {

@@ -52,11 +52,7 @@ impl BlockStore for PostgresStore {
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<(BlockedUser, Cursor)>> {
-        let cursor_clause = if before.is_some() {
-            " AND (b.created_at, b.id) < ($3, $4)"
-        } else {
-            ""
-        };
+        let cursor_clause = keyset(before, "b.created_at, b.id", "<", 3);
         let sql = format!(
             "SELECT b.id AS b_id, b.created_at AS b_created_at, {USER_COLS}
              FROM blocks b JOIN users u ON u.id = b.blocked_id

@@ -64,21 +64,11 @@ impl MessageStore for PostgresStore {
         let mut sql = format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.conversation_id = $1");
         sql.push_str(&type_filter(&q.types));
         let mut n = 2;
+        sql.push_str(&keyset(q.before, "m.created_at, m.id", "<", n + 1));
         if q.before.is_some() {
-            sql.push_str(&format!(
-                " AND (m.created_at, m.id) < (${}, ${})",
-                n + 1,
-                n + 2
-            ));
             n += 2;
         }
-        if q.after.is_some() {
-            sql.push_str(&format!(
-                " AND (m.created_at, m.id) > (${}, ${})",
-                n + 1,
-                n + 2
-            ));
-        }
+        sql.push_str(&keyset(q.after, "m.created_at, m.id", ">", n + 1));
         sql.push_str(if q.ascending {
             " ORDER BY m.created_at ASC, m.id ASC LIMIT $2"
         } else {
@@ -125,9 +115,7 @@ impl MessageStore for PostgresStore {
             "UPDATE messages SET is_read = TRUE, read_at = $3, updated_at = $3
              WHERE conversation_id = $1 AND receiver_id = $2 AND NOT is_read",
         );
-        if up_to.is_some() {
-            sql.push_str(" AND (created_at, id) <= ($4, $5)");
-        }
+        sql.push_str(&keyset(up_to, "created_at, id", "<=", 4));
         sql.push_str(" RETURNING id, created_at");
         let mut query = sqlx::query(&sql).bind(conv.0).bind(reader.0).bind(now);
         if let Some(c) = up_to {
@@ -315,11 +303,7 @@ impl MessageStore for PostgresStore {
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<(LinkItem, Cursor)>> {
-        let cursor_clause = if before.is_some() {
-            " AND (l.created_at, l.id) < ($3, $4)"
-        } else {
-            ""
-        };
+        let cursor_clause = keyset(before, "l.created_at, l.id", "<", 3);
         let sql = format!(
             "SELECT l.id, l.url, l.message_id, l.sender_id, l.created_at FROM message_links l
              WHERE l.conversation_id = $1 {cursor_clause}

@@ -54,11 +54,7 @@ impl BlockStore for SqliteStore {
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<(BlockedUser, Cursor)>> {
-        let cursor_clause = if before.is_some() {
-            " AND (b.created_at, b.id) < ($3, $4)"
-        } else {
-            ""
-        };
+        let cursor_clause = keyset(before, "b.created_at, b.id", "<", 3);
         let (b_at, b_id) = before.map(|c| (ts(c.at), c.id.to_string())).unzip();
         let rows = sqlx::query(&format!(
             "SELECT b.id AS b_id, b.created_at AS b_created_at, {USER_COLS}

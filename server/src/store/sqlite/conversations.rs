@@ -61,11 +61,7 @@ impl ConversationStore for SqliteStore {
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<ConversationView>> {
-        let cursor_clause = if before.is_some() {
-            " AND (c.activity_at, c.id) < ($3, $4)"
-        } else {
-            ""
-        };
+        let cursor_clause = keyset(before, "c.activity_at, c.id", "<", 3);
         let sql = format!(
             "SELECT {CONVERSATION_COLS}, {USER_COLS}, {MESSAGE_COLS}
              FROM conversations c

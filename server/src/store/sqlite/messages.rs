@@ -63,12 +63,8 @@ impl MessageStore for SqliteStore {
     ) -> StoreResult<Vec<StoredMessage>> {
         let mut sql = format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.conversation_id = $1");
         sql.push_str(&type_filter(&q.types));
-        if q.before.is_some() {
-            sql.push_str(" AND (m.created_at, m.id) < ($3, $4)");
-        }
-        if q.after.is_some() {
-            sql.push_str(" AND (m.created_at, m.id) > ($5, $6)");
-        }
+        sql.push_str(&keyset(q.before, "m.created_at, m.id", "<", 3));
+        sql.push_str(&keyset(q.after, "m.created_at, m.id", ">", 5));
         sql.push_str(if q.ascending {
             " ORDER BY m.created_at ASC, m.id ASC LIMIT $2"
         } else {
@@ -106,9 +102,7 @@ impl MessageStore for SqliteStore {
             "UPDATE messages SET is_read = 1, read_at = $3, updated_at = $3
              WHERE conversation_id = $1 AND receiver_id = $2 AND is_read = 0",
         );
-        if up_to.is_some() {
-            sql.push_str(" AND (created_at, id) <= ($4, $5)");
-        }
+        sql.push_str(&keyset(up_to, "created_at, id", "<=", 4));
         sql.push_str(" RETURNING id, created_at");
         let (u_at, u_id) = up_to.map(|c| (ts(c.at), c.id.to_string())).unzip();
         let rows = sqlx::query(&sql)
@@ -314,11 +308,7 @@ impl MessageStore for SqliteStore {
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<(LinkItem, Cursor)>> {
-        let cursor_clause = if before.is_some() {
-            " AND (l.created_at, l.id) < ($3, $4)"
-        } else {
-            ""
-        };
+        let cursor_clause = keyset(before, "l.created_at, l.id", "<", 3);
         let (b_at, b_id) = before.map(|c| (ts(c.at), c.id.to_string())).unzip();
         let rows = sqlx::query(&format!(
             "SELECT l.id, l.url, l.message_id, l.sender_id, l.created_at FROM message_links l
