@@ -392,14 +392,14 @@ pub async fn media(
     ApiPath(conv): ApiPath<ConversationId>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Message>>> {
-    let (before, limit) = q.parse_backwards()?;
-    let types = vec![MessageType::Image, MessageType::Video];
-    Ok(Json(
-        state
-            .service
-            .gallery(&me, conv, types, before, limit)
-            .await?,
-    ))
+    gallery(
+        &state,
+        &me,
+        conv,
+        &q,
+        vec![MessageType::Image, MessageType::Video],
+    )
+    .await
 }
 
 /// File (document) messages, newest first.
@@ -423,12 +423,22 @@ pub async fn files(
     ApiPath(conv): ApiPath<ConversationId>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Message>>> {
+    gallery(&state, &me, conv, &q, vec![MessageType::File]).await
+}
+
+/// The messages of `types` in `conv`, newest first (`media` and `files`).
+async fn gallery(
+    state: &AppState,
+    me: &AuthUser,
+    conv: ConversationId,
+    q: &PageQuery,
+    types: Vec<MessageType>,
+) -> Result<Json<Page<Message>>> {
     let (before, limit) = q.parse_backwards()?;
-    let types = vec![MessageType::File];
     Ok(Json(
         state
             .service
-            .gallery(&me, conv, types, before, limit)
+            .gallery(me, conv, types, before, limit)
             .await?,
     ))
 }

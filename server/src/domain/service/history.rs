@@ -12,19 +12,14 @@ impl ChatService {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Page<Message>> {
-        self.limits.check(Action::GetMessages, me.id).await?;
-        self.participant_conversation(me.id, conv).await?;
         let q = MessageQuery {
             before,
             after,
             types: None,
-            limit: limit + 1,
+            limit,
             ascending: after.is_some() && before.is_none(),
         };
-        let rows = self.store.list_messages(conv, &q).await?;
-        Ok(self
-            .present_page(page(rows, limit, StoredMessage::cursor))
-            .await)
+        self.message_page(me, conv, q).await
     }
 
     /// Image/video (`media`) or file (`files`) messages, newest first.
@@ -36,14 +31,30 @@ impl ChatService {
         before: Option<Cursor>,
         limit: u32,
     ) -> Result<Page<Message>> {
-        self.limits.check(Action::GetMessages, me.id).await?;
-        self.participant_conversation(me.id, conv).await?;
         let q = MessageQuery {
             before,
             after: None,
             types: Some(types),
-            limit: limit + 1,
+            limit,
             ascending: false,
+        };
+        self.message_page(me, conv, q).await
+    }
+
+    /// One page of `conv`'s messages for a participant: `q.limit` of them, presented,
+    /// with a cursor when there are more.
+    async fn message_page(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        q: MessageQuery,
+    ) -> Result<Page<Message>> {
+        self.limits.check(Action::GetMessages, me.id).await?;
+        self.participant_conversation(me.id, conv).await?;
+        let limit = q.limit;
+        let q = MessageQuery {
+            limit: limit + 1,
+            ..q
         };
         let rows = self.store.list_messages(conv, &q).await?;
         Ok(self
