@@ -24,7 +24,6 @@ pub(crate) const USER_COLS: &str = "u.id AS u_id, u.username AS u_username, \
     u.display_name AS u_display_name, u.created_at AS u_created_at, \
     u.last_seen_at AS u_last_seen_at";
 
-/// `type IN (...)` from enum values (never from client text).
 /// ` AND (time, id) < ($n, $n+1)` (or `>`, `<=`) when there is a cursor, else nothing:
 /// the keyset condition of every `(time, id)`-ordered listing. `cols` names the two
 /// columns (`"m.created_at, m.id"`); the cursor's time and id bind at `$n` and `$n+1`.
@@ -35,11 +34,20 @@ pub(crate) fn keyset(cursor: Option<Cursor>, cols: &str, op: &str, n: usize) -> 
     }
 }
 
+/// `type IN (...)` from enum values (never from client text). Without text among them it
+/// also says `type <> 'text'`: the predicate of the partial type keyset index
+/// (`messages_media_type_keyset`), spelled out so SQLite, which only uses a partial index
+/// whose predicate the query states, uses it too.
 pub(crate) fn type_filter(types: &Option<Vec<MessageType>>) -> String {
     match types {
         Some(t) if !t.is_empty() => {
             let list: Vec<String> = t.iter().map(|k| format!("'{}'", k.as_str())).collect();
-            format!(" AND m.type IN ({})", list.join(","))
+            let media_only = if t.contains(&MessageType::Text) {
+                ""
+            } else {
+                " AND m.type <> 'text'"
+            };
+            format!(" AND m.type IN ({}){media_only}", list.join(","))
         }
         _ => String::new(),
     }
