@@ -25,7 +25,8 @@ pub enum ClientError {
         code: Option<ErrorCode>,
         message: String,
     },
-    #[error("transport: {0}")]
+    /// No HTTP answer: the server is unreachable, refused the connection, or timed out.
+    #[error("{}", transport_message(.0))]
     Transport(#[from] reqwest::Error),
     #[error("unexpected response body: {0}")]
     Decode(String),
@@ -48,6 +49,29 @@ impl ClientError {
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A transport failure in words a user can act on: what failed, where, and the innermost
+/// cause (`cannot connect to http://127.0.0.1:8080: Connection refused (os error 111)`)
+/// rather than reqwest's "error sending request for url".
+fn transport_message(e: &reqwest::Error) -> String {
+    let at = e
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|| "the server".into());
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    if e.is_timeout() {
+        format!("no answer from {at} in time")
+    } else if e.is_connect() {
+        format!("cannot connect to {at}: {cause}")
+    } else if e.is_decode() || e.is_body() {
+        format!("bad response from {at}: {cause}")
+    } else {
+        format!("request to {at} failed: {cause}")
+    }
+}
 
 /// A fresh user id and an HS256 token for it, signed with the server's secret (for local
 /// use, tests and load generation; production tokens come from the identity provider).
@@ -79,4 +103,31 @@ pub fn mint_token_for(
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18 bug 16: an unreachable server is named, with the reason.
+    #[tokio::test]
+    async fn a_refused_connection_says_where_and_why() {
+        // A port nothing listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let err = Client::new(&base, "t")
+            .expect("client")
+            .unread_count()
+            .await
+            .expect_err("nothing listens there");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cannot connect to {base}")),
+            "{text}"
+        );
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+    }
 }

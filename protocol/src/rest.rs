@@ -128,6 +128,10 @@ pub struct UnreadCount {
     pub conversations: Vec<ConversationUnread>,
 }
 
+/// The most characters (Unicode scalar values, after trimming) a text message or caption
+/// may have; the server refuses more with `validation_failed`.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
 /// `POST /chat/conversations/:id/messages` with a JSON body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SendMessageRequest {

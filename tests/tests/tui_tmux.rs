@@ -179,8 +179,13 @@ async fn chat_tui_in_a_real_terminal() {
     tmux.key("Enter");
     tmux.wait_for("[image 64x48 photo.png]").await;
 
-    // Help overlay, then quit: the process exits and tmux's session ends.
+    // "?" alone is a message (issue 18: it used to open help).
     tmux.keys("?");
+    tmux.key("Enter");
+    tmux.wait_for("me: ?").await;
+
+    // Help overlay (F1), then quit: the process exits and tmux's session ends.
+    tmux.key("F1");
     tmux.wait_for("Keys and commands").await;
     tmux.key("Escape");
     tmux.key("C-c");

@@ -265,10 +265,29 @@ async fn read_upload(path: &Path) -> Result<Upload, String> {
     })
 }
 
+/// A refusal of the upgrade that retrying cannot cure: a client error other than a
+/// timeout (408) or a rate limit (429).
+fn refusal_is_final(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
+/// What to tell the user when the server refuses the socket for good, and what to do.
+fn final_refusal(status: u16, message: &str) -> String {
+    let hint = match status {
+        401 => "restart with a valid token",
+        409 => {
+            "this username belongs to another account (one made by `chatctl` or another \
+             identity provider): get its token with `chatctl token issue USER` and pass --token"
+        }
+        _ => "not retrying; restart once it is fixed",
+    };
+    format!("refused ({status}: {message}); {hint}")
+}
+
 /// Keeps one socket up: connects, forwards frames both ways, pings, and on any failure
 /// waits [`backoff`] and tries again, resuming from the last position it has without a
-/// hole (`?since=`), so the server replays what went by. A refused token (401) stops it
-/// for good.
+/// hole (`?since=`), so the server replays what went by. A refusal that cannot change
+/// (401 token, 409 username taken, any client error but 408/429) stops it for good.
 async fn socket_task(
     client: Client,
     mut outbound: mpsc::UnboundedReceiver<ClientEvent>,
@@ -291,10 +310,11 @@ async fn socket_task(
                 }
             }
             Err(WsError::Connect {
-                status: Some(401), ..
-            }) => {
+                status: Some(status),
+                message,
+            }) if refusal_is_final(status) => {
                 let _ = up.send(Update::Disconnected {
-                    reason: "token refused (401); restart with a valid token".into(),
+                    reason: final_refusal(status, &message),
                     retry_in: None,
                     attempt,
                 });
@@ -384,6 +404,19 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_that_retrying_cannot_cure_stop_the_loop() {
+        for s in [400, 401, 403, 404, 409] {
+            assert!(refusal_is_final(s), "{s}");
+        }
+        for s in [408, 429, 500, 502, 503] {
+            assert!(!refusal_is_final(s), "{s}");
+        }
+        let taken = final_refusal(409, "conflict: username alice is taken");
+        assert!(taken.contains("chatctl token issue"), "{taken}");
+        assert!(final_refusal(401, "invalid token").contains("valid token"));
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps_at_30_s() {

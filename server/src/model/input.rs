@@ -80,7 +80,7 @@ pub fn is_invisible(c: char) -> bool {
 }
 
 impl MessageBody {
-    pub const MAX_CHARS: usize = 4000;
+    pub const MAX_CHARS: usize = chat_protocol::rest::MAX_MESSAGE_CHARS;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let s = raw.trim();

@@ -3,11 +3,15 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use chat_protocol::rest::MAX_MESSAGE_CHARS;
 use chat_protocol::ws::ClientEvent;
 use chat_protocol::{ConversationId, MessageId};
 use chrono::Utc;
 
 use super::{new_temp_id, Action, App, Browse, Conn, Pending};
+
+/// The status notice of a message typed while offline (cleared once it is sent).
+pub(super) const QUEUED_NOTICE: &str = "offline: message queued, it is sent on reconnect";
 
 impl App {
     /// Send the line, or run it when it is a `/command`.
@@ -42,7 +46,7 @@ impl App {
                 vec![Action::Quit]
             }
             _ => {
-                self.error(format!("unknown command /{name} (press ? for help)"));
+                self.error(format!("unknown command /{name} (press F1 for help)"));
                 Vec::new()
             }
         }
@@ -151,11 +155,20 @@ impl App {
     }
 
     /// A text message to the open conversation: pending until acked, queued when offline.
+    /// Over the server's length limit it is not sent: it goes back to the input to edit.
     fn send_text(&mut self, content: String) -> Vec<Action> {
         let Some(conv) = self.open else {
             self.error("open a conversation first: /open USERNAME");
             return Vec::new();
         };
+        let n = content.chars().count();
+        if n > MAX_MESSAGE_CHARS {
+            self.error(format!(
+                "not sent: {n} characters, the limit is {MAX_MESSAGE_CHARS}"
+            ));
+            self.input = content;
+            return Vec::new();
+        }
         let temp_id = new_temp_id();
         self.pending.push(Pending {
             temp_id: temp_id.clone(),
@@ -166,7 +179,7 @@ impl App {
         });
         // Offline: it stays pending and goes out on reconnect.
         if self.conn != Conn::Online {
-            self.info("offline: message queued, it is sent on reconnect");
+            self.info(QUEUED_NOTICE);
             return Vec::new();
         }
         vec![Action::Ws(ClientEvent::MessageSend {

@@ -65,6 +65,15 @@ impl App {
         if let Some(t) = temp_id {
             self.pending.retain(|p| p.temp_id != t);
         }
+        let queued = self.pending.iter().any(|p| p.failed.is_none());
+        if !queued
+            && self
+                .status
+                .as_ref()
+                .is_some_and(|(s, _)| s == super::commands::QUEUED_NOTICE)
+        {
+            self.status = None;
+        }
         self.insert_message(message);
         self.sort();
         Vec::new()

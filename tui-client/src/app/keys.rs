@@ -149,7 +149,7 @@ impl App {
     fn key_overlay(&mut self, key: KeyEvent) -> Vec<Action> {
         if matches!(
             key.code,
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter | KeyCode::F(1)
         ) {
             self.help = false;
             self.overlay = None;
@@ -160,6 +160,7 @@ impl App {
     /// Keys that work in every pane (focus, paging, next/previous conversation), if `key` is one.
     fn key_global(&mut self, key: KeyEvent, ctrl: bool) -> Option<Vec<Action>> {
         Some(match key.code {
+            KeyCode::F(1) => self.show_help(),
             KeyCode::Tab => self.cycle_focus(),
             KeyCode::BackTab => self.focus_input(),
             KeyCode::PageUp => self.scroll_up(self.pane_height.max(2) - 1),
@@ -279,16 +280,18 @@ impl App {
         }
     }
 
-    /// Keys of the input line: editing, conversation switching, Enter submits.
+    /// Keys of the input line: editing, conversation switching, Enter submits. Every
+    /// printable character is text here (`?` too: help is F1); Alt+letter is a shortcut
+    /// no one expects to type a letter, so it types nothing.
     fn key_input(&mut self, key: KeyEvent, now: Instant) -> Vec<Action> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
         match key.code {
             KeyCode::Char('u') if ctrl => {
                 self.input.clear();
                 Vec::new()
             }
-            KeyCode::Char('?') if self.input.is_empty() => self.show_help(),
-            KeyCode::Char(ch) if !ctrl => {
+            KeyCode::Char(ch) if !ctrl && !alt => {
                 self.input.push(ch);
                 self.typed(now)
             }
@@ -308,6 +311,8 @@ impl App {
                 self.stop_typing()
             }
             KeyCode::Enter => {
+                // A new command or message: what the status line said is about the last.
+                self.status = None;
                 let line = std::mem::take(&mut self.input);
                 let mut actions = self.stop_typing();
                 actions.extend(self.submit(line.trim(), now));

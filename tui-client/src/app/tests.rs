@@ -285,3 +285,67 @@ fn media_labels() {
     item.name = Some("notes.pdf".into());
     assert_eq!(media_label(&item), "[file 12.0 KiB notes.pdf]");
 }
+
+/// Issue 18 bug 8: over the server's 4,000 characters nothing is sent; the text goes back
+/// to the input line to edit, and the status line says why.
+#[test]
+fn an_over_long_message_is_kept_for_editing_not_sent() {
+    let (mut app, _, _) = sample();
+    let now = Instant::now();
+    let long = "é".repeat(4001);
+    app.input = long.clone();
+    let actions = app.update(key(KeyCode::Enter), now);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(app.pending.is_empty());
+    assert_eq!(app.input, long);
+    let (text, is_error) = app.status.clone().expect("a status");
+    assert!(
+        is_error && text.contains("4001") && text.contains("4000"),
+        "{text}"
+    );
+    // Exactly at the limit it goes.
+    app.input = "é".repeat(4000);
+    let sent = app.update(key(KeyCode::Enter), now);
+    assert!(
+        sent.iter()
+            .any(|a| matches!(a, Action::Ws(ClientEvent::MessageSend { .. }))),
+        "{sent:?}"
+    );
+}
+
+/// Issue 18 bug 14: the status line speaks of the last thing done: Enter clears it, and the
+/// offline "queued" notice goes once the queued message is stored.
+#[test]
+fn the_status_line_does_not_keep_stale_notices() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    type_line(&mut app, "/open", now);
+    assert!(
+        app.status.as_ref().is_some_and(|s| s.1),
+        "usage error shown"
+    );
+    type_line(&mut app, "/open bob", now);
+    assert_eq!(
+        app.status, None,
+        "a good /open leaves no usage error behind"
+    );
+
+    app.conn = Conn::Connecting { attempt: 1 };
+    type_line(&mut app, "later", now);
+    let temp = app.pending[0].temp_id.clone();
+    assert_eq!(
+        app.status.as_ref().map(|s| s.0.as_str()),
+        Some(commands::QUEUED_NOTICE)
+    );
+    app.conn = Conn::Online;
+    let mut stored = msg(&bob, me, bob.other_user.id, "later");
+    stored.temp_id = Some(temp.clone());
+    app.update(
+        Update::Server(ServerEvent::MessageSent {
+            temp_id: Some(temp),
+            message: stored,
+        }),
+        now,
+    );
+    assert_eq!(app.status, None, "sent: the queued notice is gone");
+}

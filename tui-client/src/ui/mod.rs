@@ -10,6 +10,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::app::{media_label, App, Conn, ConvState, Focus};
 
@@ -37,7 +38,7 @@ pub const HELP: &[(&str, &str)] = &[
         "save / open the selected message's media",
     ),
     ("Esc", "clear the input, close an overlay"),
-    ("?", "this help (with an empty input)"),
+    ("F1 (or ? outside the input)", "this help"),
     ("Ctrl-C", "quit"),
     ("/open USER", "open or start a conversation"),
     (
@@ -136,7 +137,7 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
                         .map(media_label)
                         .or_else(|| m.content.clone())
                         .unwrap_or_default()
-                        .replace('\n', " ")
+                        .replace(['\n', '\t'], " ")
                 })
             };
             ListItem::new(vec![
@@ -233,8 +234,8 @@ fn message_lines(
         base.fg(Color::Magenta)
     };
     let mut out = Vec::new();
-    let body = text.join("\n");
-    let chunks = wrap(&body, width.saturating_sub(prefix.chars().count()).max(8));
+    let body = expand_tabs(&text.join("\n"));
+    let chunks = wrap(&body, width.saturating_sub(columns(&prefix)).max(8));
     let last = chunks.len().saturating_sub(1);
     for (i, chunk) in chunks.into_iter().enumerate() {
         let mut spans = if i == 0 {
@@ -243,7 +244,7 @@ fn message_lines(
                 Span::styled(format!(" {who}: "), name_style),
             ]
         } else {
-            vec![Span::styled(" ".repeat(prefix.chars().count()), base)]
+            vec![Span::styled(" ".repeat(columns(&prefix)), base)]
         };
         spans.push(Span::styled(chunk, base));
         if i == last && !receipt.is_empty() {
@@ -257,7 +258,7 @@ fn message_lines(
 fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
     let Some(c) = app.open_conv() else {
         frame.render_widget(
-            Paragraph::new("No conversation open. Type /open USERNAME, or ? for help.")
+            Paragraph::new("No conversation open. Type /open USERNAME, or F1 for help.")
                 .block(Block::bordered().title(" Messages "))
                 .wrap(Wrap { trim: true }),
             area,
@@ -348,14 +349,9 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
     let width = area.width.saturating_sub(2) as usize;
-    // Show the tail of a long input.
-    let shown: String = {
-        let n = app.input.chars().count();
-        app.input
-            .chars()
-            .skip(n.saturating_sub(width.saturating_sub(1)))
-            .collect()
-    };
+    // Show the tail of a long input (tabs drawn as spaces, widths in columns).
+    let input = expand_tabs(&app.input);
+    let shown = tail_within(&input, width.saturating_sub(1)).to_string();
     let title = match app.open_conv() {
         Some(c) => format!(" to {} ", c.conv.other_user.username),
         None => " /open USERNAME to start ".into(),
@@ -369,7 +365,7 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
         area,
     );
     if app.focus == Focus::Input && !app.help && app.overlay.is_none() {
-        let x = area.x + 1 + shown.chars().count() as u16;
+        let x = area.x + 1 + columns(&shown) as u16;
         frame.set_cursor_position((x.min(area.right().saturating_sub(2)), area.y + 1));
     }
 }
@@ -418,7 +414,7 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
             },
         ));
     }
-    spans.push(Span::styled(" │ ? help", Style::new().fg(Color::DarkGray)));
+    spans.push(Span::styled(" │ F1 help", Style::new().fg(Color::DarkGray)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -460,19 +456,79 @@ fn draw_overlay(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
     );
 }
 
-/// Truncate to `n` characters with an ellipsis.
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
+/// Columns a string takes on a terminal (CJK and most emoji take two).
+pub fn columns(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+fn char_columns(c: char) -> usize {
+    UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// Text as a terminal can draw it: tabs expanded to the next multiple of four columns
+/// (a raw tab moves the terminal's cursor past what ratatui thinks it drew, so borders and
+/// text after it end up in the wrong cells).
+pub fn expand_tabs(s: &str) -> String {
+    if !s.contains('\t') {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut col = 0;
+    for c in s.chars() {
+        match c {
+            '\t' => {
+                let pad = 4 - col % 4;
+                out.extend(std::iter::repeat_n(' ', pad));
+                col += pad;
+            }
+            '\n' => {
+                out.push(c);
+                col = 0;
+            }
+            _ => {
+                out.push(c);
+                col += char_columns(c);
+            }
+        }
+    }
+    out
+}
+
+/// Truncate to `n` columns with an ellipsis.
+fn clip(s: &str, n: usize) -> String {
+    if columns(s) <= n {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = char_columns(c);
+        if used + w + 1 > n {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
     out.push('…');
     out
 }
 
-/// Hard-wrap each line of `s` at `width` characters (at a space when there is one).
+/// The longest tail of `s` that fits in `n` columns.
+fn tail_within(s: &str, n: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices().rev() {
+        used += char_columns(c);
+        if used > n {
+            return &s[i + c.len_utf8()..];
+        }
+    }
+    s
+}
+
+/// Hard-wrap each line of `s` at `width` terminal columns (at a space when there is one).
+/// Nothing is lost: a character wider than the whole width gets a line of its own.
 pub fn wrap(s: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
+    let width = width.max(2);
     let mut out = Vec::new();
     for line in s.split('\n') {
         let mut rest: Vec<char> = line.chars().collect();
@@ -480,16 +536,23 @@ pub fn wrap(s: &str, width: usize) -> Vec<String> {
             out.push(String::new());
         }
         while !rest.is_empty() {
-            if rest.len() <= width {
+            // How many characters fit, and whether the next one is a space.
+            let (mut fit, mut used) = (0, 0);
+            while fit < rest.len() && used + char_columns(rest[fit]) <= width {
+                used += char_columns(rest[fit]);
+                fit += 1;
+            }
+            if fit == rest.len() {
                 out.push(rest.iter().collect());
                 break;
             }
+            let fit = fit.max(1);
             // A space right at the limit is a clean break too.
-            let cut = rest[..=width]
+            let cut = rest[..=fit.min(rest.len() - 1)]
                 .iter()
                 .rposition(|c| *c == ' ')
                 .filter(|&i| i > 0)
-                .unwrap_or(width);
+                .unwrap_or(fit);
             out.push(rest[..cut].iter().collect());
             let skip = if rest.get(cut) == Some(&' ') {
                 cut + 1

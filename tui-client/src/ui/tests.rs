@@ -116,7 +116,7 @@ fn main_screen_shows_list_messages_receipts_media_and_status() {
 #[test]
 fn help_overlay_lists_keys_and_commands() {
     let (mut app, _, _) = sample();
-    app.update(key(KeyCode::Char('?')), Instant::now());
+    app.update(key(KeyCode::F(1)), Instant::now());
     let screen = render(&mut app, 100, 30);
     assert!(screen.contains("Keys and commands"), "{screen}");
     assert!(screen.contains("/attach PATH"), "{screen}");
@@ -211,4 +211,110 @@ fn wrap_breaks_at_spaces_and_hard_splits_long_words() {
     assert_eq!(wrap("aaa bbb ccc", 7), vec!["aaa bbb", "ccc"]);
     assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
     assert_eq!(wrap("a\n\nb", 10), vec!["a", "", "b"]);
+}
+
+/// Issue 18 bug 2: wide characters wrap by terminal columns and none is lost.
+#[test]
+fn wrap_counts_columns_and_loses_no_wide_character() {
+    let text = "漢字テスト".repeat(20);
+    let lines = wrap(&text, 30);
+    assert!(lines.iter().all(|l| columns(l) <= 30), "{lines:?}");
+    assert_eq!(lines.concat(), text, "every character kept");
+    assert_eq!(lines.len(), 7, "200 columns in lines of 30");
+    // Emoji are two columns as well; a width too small for one still places it.
+    assert_eq!(wrap("😀😀😀", 4), vec!["😀😀", "😀"]);
+    assert_eq!(wrap("😀", 1), vec!["😀"]);
+}
+
+/// Issue 18 bug 2, on screen: a CJK message shows all of its characters.
+#[test]
+fn a_cjk_message_is_drawn_whole() {
+    let (mut app, me, bob) = sample();
+    let text = "漢字テスト".repeat(20);
+    let m = msg(&bob, bob.other_user.id, me, &text);
+    app.update(
+        Update::Server(ServerEvent::MessageNew { message: m }),
+        Instant::now(),
+    );
+    let screen = render(&mut app, 80, 30);
+    // The message pane is right of the list's border (the list preview is clipped).
+    let pane: String = screen
+        .lines()
+        .filter_map(|l| l.split_once("││").map(|(_, right)| right))
+        .collect();
+    for c in ['漢', '字', 'テ', 'ス', 'ト'] {
+        assert_eq!(pane.matches(c).count(), 20, "{c} in:\n{screen}");
+    }
+}
+
+/// Issue 18 bug 1: tabs are expanded before drawing, in the message pane and in the list
+/// preview, so no raw tab reaches the terminal and the preview stays inside its border.
+#[test]
+fn tabs_are_drawn_as_spaces_everywhere() {
+    assert_eq!(expand_tabs("a\tb"), "a   b");
+    assert_eq!(expand_tabs("abcd\te\n\tf"), "abcd    e\n    f");
+    assert_eq!(
+        expand_tabs("漢\tx"),
+        "漢  x",
+        "to the next multiple of four columns"
+    );
+    let (mut app, me, bob) = sample();
+    let m = msg(&bob, bob.other_user.id, me, "col1\tcol2\tcol3");
+    app.update(
+        Update::Server(ServerEvent::MessageNew { message: m }),
+        Instant::now(),
+    );
+    let screen = render(&mut app, 100, 24);
+    assert!(!screen.contains('\t'), "{screen}");
+    assert!(screen.contains("col1    col2    col3"), "{screen}");
+    assert!(screen.contains("col1 col2 col3"), "list preview: {screen}");
+}
+
+/// Issue 18 bug 2, the input line: the cursor sits after wide characters, not inside them.
+#[test]
+fn the_input_cursor_counts_columns() {
+    let (mut app, _, _) = sample();
+    app.focus = Focus::Input;
+    app.input = "漢字ab".into();
+    let mut term = Terminal::new(TestBackend::new(80, 20)).expect("terminal");
+    term.draw(|f| draw(f, &mut app)).expect("draw");
+    let at = term.get_cursor_position().expect("cursor");
+    let input_row = term.backend().buffer().clone();
+    let row: String = (0..80)
+        .map(|x| input_row[(x, at.y)].symbol().to_string())
+        .collect();
+    // A wide character's second cell draws as a blank in the test buffer.
+    assert!(row.contains("漢 字 ab"), "{row}");
+    let start = (0..80u16)
+        .find(|&x| input_row[(x, at.y)].symbol() == "漢")
+        .expect("input text");
+    assert_eq!(at.x, start + 6, "two wide characters and two narrow ones");
+}
+
+/// Issue 18 bug 10: in the input line `?` is text (a message may be just "?"), F1 is
+/// help, and Alt+letter types nothing.
+#[test]
+fn a_question_mark_is_text_in_the_input_and_alt_letters_type_nothing() {
+    let (mut app, _, _) = sample();
+    app.focus = Focus::Input;
+    let now = Instant::now();
+    app.update(key(KeyCode::Char('?')), now);
+    assert!(!app.help, "? in the input is not help");
+    assert_eq!(app.input, "?");
+    app.update(
+        Update::Key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::ALT)),
+        now,
+    );
+    assert_eq!(app.input, "?", "Alt-x typed nothing");
+    let sent = app.update(key(KeyCode::Enter), now);
+    assert!(
+        sent.iter().any(|a| matches!(
+            a,
+            Action::Ws(ClientEvent::MessageSend { content, .. }) if content == "?"
+        )),
+        "{sent:?}"
+    );
+    app.focus = Focus::Conversations;
+    app.update(key(KeyCode::Char('?')), now);
+    assert!(app.help, "outside the input, ? is help");
 }
