@@ -184,6 +184,14 @@ async fn chat_tui_in_a_real_terminal() {
     tmux.key("Enter");
     tmux.wait_for("me: ?").await;
 
+    // A two-line paste (bracketed, as terminals send it) is one message with its break.
+    tmux.cmd(&["set-buffer", "-b", "p", "pasted first\npasted second"]);
+    tmux.cmd(&["paste-buffer", "-p", "-b", "p", "-t", "chat"]);
+    tmux.key("Enter");
+    let screen = tmux.wait_for("me: pasted first").await;
+    assert!(screen.contains("pasted second"), "{screen}");
+    assert!(!screen.contains("me: pasted second"), "one message, not two: {screen}");
+
     // Help overlay (F1), then quit: the process exits and tmux's session ends.
     tmux.key("F1");
     tmux.wait_for("Keys and commands").await;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use chat_client::{Client, PageQuery, Socket, Upload, WsError};
 use chat_protocol::ws::{ClientEvent, Envelope, SeqTracker, ServerEvent};
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
@@ -39,10 +41,18 @@ const PING_EVERY: Duration = Duration::from_secs(25);
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
+/// Updates applied between two draws at most (the screen still refreshes under a flood).
+const MAX_UPDATES_PER_FRAME: usize = 1024;
+
 fn enter() -> anyhow::Result<Term> {
     enable_raw_mode().context("raw mode (is this a terminal?)")?;
     let mut out = std::io::stdout();
-    execute!(out, EnterAlternateScreen, EnableMouseCapture)?;
+    execute!(
+        out,
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )?;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         leave();
@@ -53,7 +63,12 @@ fn enter() -> anyhow::Result<Term> {
 
 fn leave() {
     let _ = disable_raw_mode();
-    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, DisableMouseCapture);
+    let _ = execute!(
+        std::io::stdout(),
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        DisableMouseCapture
+    );
 }
 
 pub async fn run(client: Client, download_dir: PathBuf) -> anyhow::Result<()> {
@@ -67,6 +82,8 @@ pub async fn run(client: Client, download_dir: PathBuf) -> anyhow::Result<()> {
             Ok(Event::Key(k)) => Update::Key(k),
             Ok(Event::Mouse(m)) => Update::Mouse(m),
             Ok(Event::Resize(..)) => Update::Resize,
+            // A paste arrives whole (bracketed paste), not as one key event per character.
+            Ok(Event::Paste(text)) => Update::Paste(text),
             Ok(_) => continue,
             Err(_) => return,
         };
@@ -91,13 +108,21 @@ pub async fn run(client: Client, download_dir: PathBuf) -> anyhow::Result<()> {
         if let Err(e) = term.draw(|f| ui::draw(f, &mut app)) {
             break Err(e.into());
         }
-        let actions = tokio::select! {
+        let mut actions = tokio::select! {
             u = up_rx.recv() => match u {
                 Some(u) => app.update(u, std::time::Instant::now()),
                 None => break Ok(()),
             },
             _ = tick.tick() => app.tick(std::time::Instant::now()),
         };
+        // Everything else already waiting is applied before the next draw: a burst of
+        // keys or events costs one frame, not one frame each.
+        for _ in 0..MAX_UPDATES_PER_FRAME {
+            match up_rx.try_recv() {
+                Ok(u) => actions.extend(app.update(u, std::time::Instant::now())),
+                Err(_) => break,
+            }
+        }
         for a in actions {
             exec.run(a, &app);
         }

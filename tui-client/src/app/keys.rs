@@ -280,6 +280,18 @@ impl App {
         }
     }
 
+    /// Pasted text goes into the input line as it is (line breaks too: a multi-line paste
+    /// is one message), with `\r\n` and `\r` as `\n`.
+    pub(super) fn paste(&mut self, text: &str, now: Instant) -> Vec<Action> {
+        if self.help || self.overlay.is_some() {
+            return Vec::new();
+        }
+        self.focus = Focus::Input;
+        self.input
+            .push_str(&text.replace("\r\n", "\n").replace('\r', "\n"));
+        self.typed(now)
+    }
+
     /// Keys of the input line: editing, conversation switching, Enter submits. Every
     /// printable character is text here (`?` too: help is F1); Alt+letter is a shortcut
     /// no one expects to type a letter, so it types nothing.
@@ -290,6 +302,11 @@ impl App {
             KeyCode::Char('u') if ctrl => {
                 self.input.clear();
                 Vec::new()
+            }
+            // A line break inside the message (Enter alone sends).
+            KeyCode::Enter if alt => {
+                self.input.push('\n');
+                self.typed(now)
             }
             KeyCode::Char(ch) if !ctrl && !alt => {
                 self.input.push(ch);

@@ -133,6 +133,8 @@ pub enum Browse {
 #[derive(Debug)]
 pub enum Update {
     Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste): one update, newlines kept.
+    Paste(String),
     Mouse(MouseEvent),
     Resize,
     Connecting {
@@ -288,6 +290,7 @@ impl App {
     pub fn update(&mut self, update: Update, now: Instant) -> Vec<Action> {
         match update {
             Update::Key(key) => self.key(key, now),
+            Update::Paste(text) => self.paste(&text, now),
             Update::Mouse(m) => self.mouse(m),
             Update::Resize => Vec::new(),
             Update::Connecting { attempt } => self.connecting(attempt),

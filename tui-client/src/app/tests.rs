@@ -349,3 +349,35 @@ fn the_status_line_does_not_keep_stale_notices() {
     );
     assert_eq!(app.status, None, "sent: the queued notice is gone");
 }
+
+/// Issue 18 bug 3: a paste is one update whatever its size, and a multi-line paste (or
+/// Alt-Enter) makes one message with its line breaks, not one message per line.
+#[test]
+fn a_multi_line_paste_is_one_message() {
+    let (mut app, _, _) = sample();
+    let now = Instant::now();
+    app.focus = Focus::Conversations;
+    let big = format!("first line\r\nsecond line\r{}", "x".repeat(4000 - 24));
+    app.update(Update::Paste(big), now);
+    assert_eq!(app.focus, Focus::Input, "a paste goes to the input line");
+    assert!(
+        app.input.starts_with("first line\nsecond line\nx"),
+        "{:?}",
+        &app.input[..30]
+    );
+    app.input.truncate(22);
+    app.update(
+        Update::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)),
+        now,
+    );
+    app.update(key(KeyCode::Char('3')), now);
+    let sent = app.update(key(KeyCode::Enter), now);
+    let contents: Vec<&str> = sent
+        .iter()
+        .filter_map(|a| match a {
+            Action::Ws(ClientEvent::MessageSend { content, .. }) => Some(content.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(contents, vec!["first line\nsecond line\n3"]);
+}

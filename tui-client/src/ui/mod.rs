@@ -20,6 +20,10 @@ pub const MIN_HEIGHT: u16 = 8;
 
 pub const HELP: &[(&str, &str)] = &[
     ("Enter", "send the message / run the /command"),
+    (
+        "Alt-Enter",
+        "a line break in the message (pastes keep theirs)",
+    ),
     ("Tab / Shift-Tab", "focus: input → conversations → messages"),
     (
         "↑ ↓ (input)",
@@ -349,8 +353,9 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
     let width = area.width.saturating_sub(2) as usize;
-    // Show the tail of a long input (tabs drawn as spaces, widths in columns).
-    let input = expand_tabs(&app.input);
+    // Show the tail of a long input (tabs drawn as spaces, line breaks as ↵, widths in
+    // columns).
+    let input = expand_tabs(&app.input).replace('\n', "↵");
     let shown = tail_within(&input, width.saturating_sub(1)).to_string();
     let title = match app.open_conv() {
         Some(c) => format!(" to {} ", c.conv.other_user.username),

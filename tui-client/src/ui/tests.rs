@@ -318,3 +318,13 @@ fn a_question_mark_is_text_in_the_input_and_alt_letters_type_nothing() {
     app.update(key(KeyCode::Char('?')), now);
     assert!(app.help, "outside the input, ? is help");
 }
+
+/// A line break in the input shows as ↵ (the input is one line on screen).
+#[test]
+fn line_breaks_in_the_input_show_as_a_mark() {
+    let (mut app, _, _) = sample();
+    app.focus = Focus::Input;
+    app.input = "one\ntwo".into();
+    let screen = render(&mut app, 80, 20);
+    assert!(screen.contains("one↵two"), "{screen}");
+}
