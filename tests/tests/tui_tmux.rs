@@ -190,7 +190,10 @@ async fn chat_tui_in_a_real_terminal() {
     tmux.key("Enter");
     let screen = tmux.wait_for("me: pasted first").await;
     assert!(screen.contains("pasted second"), "{screen}");
-    assert!(!screen.contains("me: pasted second"), "one message, not two: {screen}");
+    assert!(
+        !screen.contains("me: pasted second"),
+        "one message, not two: {screen}"
+    );
 
     // Help overlay (F1), then quit: the process exits and tmux's session ends.
     tmux.key("F1");

@@ -90,11 +90,13 @@ impl App {
         let Some(conv) = self.need_conv() else {
             return Vec::new();
         };
-        let (paths, caption) = match arg.split_once(" -- ") {
-            Some((p, c)) => (p, Some(c.trim().to_string()).filter(|c| !c.is_empty())),
-            None => (arg, None),
+        let (paths, caption) = match attach_args(arg, std::env::var_os("HOME")) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                self.error(format!("/attach: {e}"));
+                return Vec::new();
+            }
         };
-        let paths: Vec<PathBuf> = paths.split_whitespace().map(PathBuf::from).collect();
         if paths.is_empty() {
             self.error("usage: /attach PATH... [-- caption]");
             return Vec::new();
@@ -203,4 +205,65 @@ fn uploading_label(paths: &[PathBuf]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+/// `/attach`'s arguments: paths as a shell would split them (quotes `'…'` and `"…"`,
+/// backslash escapes, so `"my photo.jpg"` or `my\ photo.jpg` is one path; a leading `~`
+/// is `home`), then an optional caption after a separate `--`, taken as typed.
+pub(super) fn attach_args(
+    arg: &str,
+    home: Option<std::ffi::OsString>,
+) -> Result<(Vec<PathBuf>, Option<String>), String> {
+    let mut paths = Vec::new();
+    let mut chars = arg.char_indices().peekable();
+    loop {
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let Some(&(start, _)) = chars.peek() else {
+            return Ok((paths, None));
+        };
+        let (mut word, mut quoted) = (String::new(), false);
+        while let Some(&(_, c)) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            chars.next();
+            match c {
+                '\'' | '"' => {
+                    quoted = true;
+                    loop {
+                        match chars.next() {
+                            Some((_, q)) if q == c => break,
+                            Some((_, '\\')) if c == '"' => {
+                                if let Some((_, e)) = chars.next() {
+                                    word.push(e);
+                                }
+                            }
+                            Some((_, other)) => word.push(other),
+                            None => return Err(format!("unclosed {c} in {arg:?}")),
+                        }
+                    }
+                }
+                '\\' => {
+                    if let Some((_, e)) = chars.next() {
+                        word.push(e);
+                    }
+                }
+                other => word.push(other),
+            }
+        }
+        if word == "--" && !quoted {
+            let rest = arg[start + 2..].trim();
+            return Ok((paths, (!rest.is_empty()).then(|| rest.to_string())));
+        }
+        paths.push(expand_home(&word, quoted, home.as_deref()));
+    }
+}
+
+/// `~` and `~/…` as the home directory (not inside quotes, as in a shell).
+fn expand_home(word: &str, quoted: bool, home: Option<&std::ffi::OsStr>) -> PathBuf {
+    match (quoted, home) {
+        (false, Some(home)) if word == "~" => PathBuf::from(home),
+        (false, Some(home)) if word.starts_with("~/") => PathBuf::from(home).join(&word[2..]),
+        _ => PathBuf::from(word),
+    }
 }

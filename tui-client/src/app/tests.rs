@@ -381,3 +381,39 @@ fn a_multi_line_paste_is_one_message() {
         .collect();
     assert_eq!(contents, vec!["first line\nsecond line\n3"]);
 }
+
+/// Issue 18 bug 12: `/attach` takes paths with spaces (quoted or escaped) and `~`.
+#[test]
+fn attach_paths_split_like_a_shell() {
+    use super::commands::attach_args;
+    use std::path::PathBuf;
+    let home = Some(std::ffi::OsString::from("/home/al"));
+    let p = |s: &str| PathBuf::from(s);
+    assert_eq!(
+        attach_args(r#""my photo.jpg" b\ c.png ~/d.pdf '~/e f'"#, home.clone()).unwrap(),
+        (
+            vec![
+                p("my photo.jpg"),
+                p("b c.png"),
+                p("/home/al/d.pdf"),
+                p("~/e f")
+            ],
+            None
+        )
+    );
+    assert_eq!(
+        attach_args("a.png --  a  caption -- with dashes ", home.clone()).unwrap(),
+        (vec![p("a.png")], Some("a  caption -- with dashes".into()))
+    );
+    assert_eq!(
+        attach_args(r#"a.png "--" b.png"#, home.clone()).unwrap().0,
+        vec![p("a.png"), p("--"), p("b.png")],
+        "a quoted -- is a path"
+    );
+    assert_eq!(
+        attach_args("~", home.clone()).unwrap().0,
+        vec![p("/home/al")]
+    );
+    assert!(attach_args(r#""unclosed.png"#, home).is_err());
+    assert_eq!(attach_args("   ", None).unwrap(), (vec![], None));
+}

@@ -47,7 +47,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/open USER", "open or start a conversation"),
     (
         "/attach PATH... [-- caption]",
-        "send up to 10 images, or a video, or a file",
+        "send up to 10 images, or a video, or a file (\"quote\" paths with spaces; ~ works)",
     ),
     (
         "/block [USER]  /unblock [USER]",
