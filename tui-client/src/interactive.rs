@@ -189,8 +189,13 @@ impl Exec {
                     after,
                     limit: Some(PAGE),
                 };
-                let page = c.messages(conv, &q).await.map_err(e)?;
-                Ok(Update::History { conv, page, older })
+                match c.messages(conv, &q).await {
+                    Ok(page) => Ok(Update::History { conv, page, older }),
+                    Err(err) => Ok(Update::HistoryFailed {
+                        conv,
+                        error: err.to_string(),
+                    }),
+                }
             }),
             Action::OpenWith(user) => {
                 spawn!(Ok(Update::Opened(

@@ -158,6 +158,12 @@ pub enum Update {
         page: Page<Message>,
         older: bool,
     },
+    /// A history page could not be loaded (say, the server is unreachable): the
+    /// conversation is no longer "loading", and the next chance (reconnect, scroll) retries.
+    HistoryFailed {
+        conv: ConversationId,
+        error: String,
+    },
     Opened(Conversation),
     Context(MessageContext),
     MediaSent {
@@ -304,6 +310,7 @@ impl App {
             Update::Conversations(list) => self.set_conversations(list),
             Update::Unread(u) => self.unread(u),
             Update::History { conv, page, older } => self.history(conv, page, older),
+            Update::HistoryFailed { conv, error } => self.history_failed(conv, error),
             Update::Opened(conv) => self.opened(conv),
             Update::Context(ctx) => self.context(ctx),
             Update::MediaSent { temp_id, result } => self.media_sent(temp_id, result),

@@ -55,12 +55,23 @@ impl App {
         // conversation unless the socket replays what was missed.
         actions.push(Action::LoadConversations);
         actions.push(Action::LoadUnread);
-        if let (Some(conv), false) = (self.open, resumed) {
-            actions.push(Action::LoadHistory {
-                conv,
-                before: None,
-                after: None,
+        // The open conversation's history is reloaded unless the socket replays what was
+        // missed; but one whose first page never came (opened while offline) loads now.
+        if let Some(conv) = self.open {
+            let never_loaded = self.conv_mut(conv).is_some_and(|c| {
+                let first = !c.loaded;
+                if first {
+                    c.loading = true;
+                }
+                first
             });
+            if !resumed || never_loaded {
+                actions.push(Action::LoadHistory {
+                    conv,
+                    before: None,
+                    after: None,
+                });
+            }
         }
         actions
     }
@@ -97,6 +108,15 @@ impl App {
                 conv.conv.unread_count = c.unread;
             }
         }
+        Vec::new()
+    }
+
+    /// A history page did not come: say so, and let the next attempt ask again.
+    pub(super) fn history_failed(&mut self, conv: ConversationId, error: String) -> Vec<Action> {
+        if let Some(c) = self.conv_mut(conv) {
+            c.loading = false;
+        }
+        self.error(format!("history not loaded: {error}"));
         Vec::new()
     }
 

@@ -417,3 +417,42 @@ fn attach_paths_split_like_a_shell() {
     assert!(attach_args(r#""unclosed.png"#, home).is_err());
     assert_eq!(attach_args("   ", None).unwrap(), (vec![], None));
 }
+
+/// Issue 18 bug 6: a conversation opened while the server was unreachable does not stay
+/// "loading…": the failed page clears it, and the reconnect (even a resumed one) loads it.
+#[test]
+fn a_conversation_opened_offline_loads_on_reconnect() {
+    let (mut app, _, _) = sample();
+    let now = Instant::now();
+    let carol = app
+        .convs
+        .iter()
+        .find(|c| c.conv.other_user.username == "carol");
+    let carol = carol.expect("carol").conv.id;
+    app.conn = Conn::Connecting { attempt: 2 };
+    let asked = app.update(key(KeyCode::Down), now);
+    let load = Action::LoadHistory {
+        conv: carol,
+        before: None,
+        after: None,
+    };
+    assert!(asked.contains(&load), "{asked:?}");
+    app.update(
+        Update::HistoryFailed {
+            conv: carol,
+            error: "cannot connect to http://127.0.0.1:1: Connection refused".into(),
+        },
+        now,
+    );
+    assert!(!app.conv_mut(carol).expect("carol").loading);
+    assert!(app
+        .status
+        .as_ref()
+        .is_some_and(|s| s.1 && s.0.contains("refused")));
+    let back = app.update(Update::Connected { resumed: true }, now);
+    assert!(
+        back.contains(&load),
+        "loads on a resumed reconnect too: {back:?}"
+    );
+    assert!(app.conv_mut(carol).expect("carol").loading);
+}
