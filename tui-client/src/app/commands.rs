@@ -101,6 +101,7 @@ impl App {
             self.error("usage: /attach PATH... [-- caption]");
             return Vec::new();
         }
+        let mut actions = self.back_to_present(conv);
         let temp_id = new_temp_id();
         self.pending.push(Pending {
             temp_id: temp_id.clone(),
@@ -109,12 +110,13 @@ impl App {
             created_at: Utc::now(),
             failed: None,
         });
-        vec![Action::SendMedia {
+        actions.push(Action::SendMedia {
             conv,
             paths,
             caption,
             temp_id,
-        }]
+        });
+        actions
     }
 
     /// `/block`, `/unblock`, `/status` [USERNAME] (default: the open conversation's user).
@@ -171,6 +173,7 @@ impl App {
             self.input = content;
             return Vec::new();
         }
+        let mut actions = self.back_to_present(conv);
         let temp_id = new_temp_id();
         self.pending.push(Pending {
             temp_id: temp_id.clone(),
@@ -182,13 +185,14 @@ impl App {
         // Offline: it stays pending and goes out on reconnect.
         if self.conn != Conn::Online {
             self.info(QUEUED_NOTICE);
-            return Vec::new();
+            return actions;
         }
-        vec![Action::Ws(ClientEvent::MessageSend {
+        actions.push(Action::Ws(ClientEvent::MessageSend {
             conversation_id: conv,
             content,
             temp_id: Some(temp_id),
-        })]
+        }));
+        actions
     }
 }
 

@@ -399,6 +399,31 @@ impl App {
     }
 
     /// Add a stored message once, in order, and bump its conversation's last message.
+    /// Before sending into `conv`: if its loaded window stops short of the present (after
+    /// `/jump`), drop the window and load the newest page, so the message shows where it
+    /// lands instead of past the end of what is loaded.
+    pub(super) fn back_to_present(&mut self, conv: ConversationId) -> Vec<Action> {
+        let Some(c) = self.conv_mut(conv) else {
+            return Vec::new();
+        };
+        if c.newer.is_none() {
+            return Vec::new();
+        }
+        c.messages.clear();
+        c.older = None;
+        c.newer = None;
+        c.loaded = false;
+        c.loading = true;
+        self.scroll = 0;
+        self.cursor = None;
+        self.highlight = None;
+        vec![Action::LoadHistory {
+            conv,
+            before: None,
+            after: None,
+        }]
+    }
+
     fn insert_message(&mut self, m: Message) {
         let Some(c) = self.conv_mut(m.conversation_id) else {
             return;

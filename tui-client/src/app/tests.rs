@@ -456,3 +456,51 @@ fn a_conversation_opened_offline_loads_on_reconnect() {
     );
     assert!(app.conv_mut(carol).expect("carol").loading);
 }
+
+/// Issue 18 bug 7: after `/jump` the loaded window ends in the past; sending snaps back to
+/// the newest page, so one's own message is where it lands (and is drawn).
+#[test]
+fn sending_after_a_jump_goes_back_to_the_present() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    let old = msg(&bob, bob.other_user.id, me, "an old one");
+    app.update(
+        Update::Context(chat_protocol::rest::MessageContext {
+            target_id: old.id,
+            data: vec![old.clone()],
+            has_more_before: true,
+            has_more_after: true,
+            before_cursor: Some("b".into()),
+            after_cursor: Some("a".into()),
+        }),
+        now,
+    );
+    assert!(
+        app.open_conv().is_some_and(|c| c.newer.is_some()),
+        "a window in the past"
+    );
+    app.focus = Focus::Input;
+    let actions = type_line(&mut app, "now", now);
+    let latest = Action::LoadHistory {
+        conv: bob.id,
+        before: None,
+        after: None,
+    };
+    assert!(actions.contains(&latest), "{actions:?}");
+    let temp = app.pending[0].temp_id.clone();
+    let mut stored = msg(&bob, me, bob.other_user.id, "now");
+    stored.temp_id = Some(temp.clone());
+    app.update(
+        Update::Server(ServerEvent::MessageSent {
+            temp_id: Some(temp),
+            message: stored.clone(),
+        }),
+        now,
+    );
+    let c = app.open_conv().expect("open");
+    assert!(c.newer.is_none());
+    assert!(
+        c.messages.iter().any(|m| m.id == stored.id),
+        "my message is shown"
+    );
+}
