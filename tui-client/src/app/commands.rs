@@ -39,6 +39,7 @@ impl App {
             "unread" => vec![Action::LoadUnread, Action::LoadConversations],
             "help" | "h" => {
                 self.help = true;
+                self.overlay_scroll = 0;
                 Vec::new()
             }
             "quit" | "q" => {

@@ -145,14 +145,29 @@ impl App {
         }
     }
 
-    /// With help or an overlay shown, only its closing keys do anything.
+    /// With help or an overlay shown, only its keys do anything: scrolling it (the drawing
+    /// clamps the position to what there is) and closing it.
     fn key_overlay(&mut self, key: KeyEvent) -> Vec<Action> {
-        if matches!(
-            key.code,
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter | KeyCode::F(1)
-        ) {
-            self.help = false;
-            self.overlay = None;
+        let page = self.pane_height.max(2) - 1;
+        match key.code {
+            KeyCode::Esc
+            | KeyCode::Char('q')
+            | KeyCode::Char('?')
+            | KeyCode::Enter
+            | KeyCode::F(1) => {
+                self.help = false;
+                self.overlay = None;
+                self.overlay_scroll = 0;
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.overlay_scroll = self.overlay_scroll.saturating_sub(1)
+            }
+            KeyCode::Down | KeyCode::Char('j') => self.overlay_scroll += 1,
+            KeyCode::PageUp => self.overlay_scroll = self.overlay_scroll.saturating_sub(page),
+            KeyCode::PageDown => self.overlay_scroll += page,
+            KeyCode::Home => self.overlay_scroll = 0,
+            KeyCode::End => self.overlay_scroll = usize::MAX / 2,
+            _ => {}
         }
         Vec::new()
     }
@@ -202,6 +217,7 @@ impl App {
     /// Show the help overlay.
     fn show_help(&mut self) -> Vec<Action> {
         self.help = true;
+        self.overlay_scroll = 0;
         Vec::new()
     }
 

@@ -202,6 +202,8 @@ pub struct App {
     /// Jump target to highlight.
     pub highlight: Option<MessageId>,
     pub overlay: Option<Overlay>,
+    /// First line shown of the help or list overlay (↑/↓, PgUp/PgDn, Home/End scroll it).
+    pub overlay_scroll: usize,
     pub help: bool,
     pub status: Option<(String, bool)>,
     pub unread_total: u64,
@@ -237,6 +239,7 @@ impl App {
             cursor: None,
             highlight: None,
             overlay: None,
+            overlay_scroll: 0,
             help: false,
             status: None,
             unread_total: 0,
@@ -334,7 +337,7 @@ impl App {
     }
 
     /// Show a read-only list over the message pane.
-    fn show(&mut self, title: &str, mut lines: Vec<String>) {
+    pub(crate) fn show(&mut self, title: &str, mut lines: Vec<String>) {
         if lines.is_empty() {
             lines.push("(nothing yet)".into());
         }
@@ -342,6 +345,7 @@ impl App {
             title: title.into(),
             lines,
         });
+        self.overlay_scroll = 0;
     }
 
     /// Most recent activity first; the selection follows the open conversation.

@@ -91,11 +91,12 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     draw_messages(frame, app, pane, now);
     draw_input(frame, app, input);
     draw_status(frame, app, status, now);
+    // The scroll position is kept clamped to what there is, so Up after End works at once.
     if app.help {
-        draw_help(frame, main);
+        app.overlay_scroll = draw_help(frame, main, app.overlay_scroll);
     } else if let Some(o) = &app.overlay {
         let lines: Vec<Line> = o.lines.iter().map(|l| Line::raw(l.as_str())).collect();
-        draw_overlay(frame, pane, &format!(" {} (Esc closes) ", o.title), lines);
+        app.overlay_scroll = draw_overlay(frame, pane, &o.title, lines, app.overlay_scroll);
     }
 }
 
@@ -423,7 +424,7 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
+fn draw_help(frame: &mut Frame, area: Rect, scroll: usize) -> usize {
     let key_width = HELP
         .iter()
         .map(|(k, _)| k.chars().count())
@@ -438,10 +439,19 @@ fn draw_help(frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
-    draw_overlay(frame, area, " Keys and commands (Esc closes) ", lines);
+    draw_overlay(frame, area, "Keys and commands", lines, scroll)
 }
 
-fn draw_overlay(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
+/// A bordered list over `area`, scrolled to `scroll` (clamped, so the last page stays
+/// full); when it does not fit, the title says which lines are shown and how to scroll.
+/// Returns the scroll position used.
+fn draw_overlay(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    lines: Vec<Line>,
+    scroll: usize,
+) -> usize {
     let w = area.width.saturating_sub(4).max(1);
     let h = (lines.len() as u16 + 2)
         .min(area.height.saturating_sub(2))
@@ -452,13 +462,32 @@ fn draw_overlay(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
         width: w,
         height: h,
     };
+    let inner_width = usize::from(w.saturating_sub(2)).max(1);
+    // Rows the lines take once wrapped, and how many rows the box shows.
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner_width))
+        .sum();
+    let visible = usize::from(h.saturating_sub(2)).max(1);
+    let scroll = scroll.min(rows.saturating_sub(visible));
+    let title = if rows > visible {
+        format!(
+            " {title} ({}–{} of {rows}; ↑↓ PgUp PgDn scroll, Esc closes) ",
+            scroll + 1,
+            (scroll + visible).min(rows)
+        )
+    } else {
+        format!(" {title} (Esc closes) ")
+    };
     frame.render_widget(Clear, r);
     frame.render_widget(
         Paragraph::new(lines)
-            .block(Block::bordered().title(title.to_string()))
-            .wrap(Wrap { trim: false }),
+            .block(Block::bordered().title(title))
+            .wrap(Wrap { trim: false })
+            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0)),
         r,
     );
+    scroll
 }
 
 /// Columns a string takes on a terminal (CJK and most emoji take two).

@@ -328,3 +328,35 @@ fn line_breaks_in_the_input_show_as_a_mark() {
     let screen = render(&mut app, 80, 20);
     assert!(screen.contains("one↵two"), "{screen}");
 }
+
+/// Issue 18 bugs 13 and 15: help and list overlays that do not fit scroll, and say so.
+#[test]
+fn overlays_that_do_not_fit_scroll() {
+    let (mut app, _, _) = sample();
+    let now = Instant::now();
+    app.update(key(KeyCode::F(1)), now);
+    let top = render(&mut app, 80, 20);
+    assert!(top.contains("Enter"), "{top}");
+    assert!(
+        top.contains("↑↓ PgUp PgDn scroll"),
+        "says it scrolls: {top}"
+    );
+    assert!(!top.contains("/quit"), "the end is below: {top}");
+    app.update(key(KeyCode::End), now);
+    let bottom = render(&mut app, 80, 20);
+    assert!(bottom.contains("/quit"), "{bottom}");
+    // Clamped: one Up after End moves at once.
+    let at_end = app.overlay_scroll;
+    app.update(key(KeyCode::Up), now);
+    assert_eq!(app.overlay_scroll, at_end - 1);
+    app.update(key(KeyCode::Esc), now);
+    // A long list (say 46 links) shows its last item after scrolling.
+    let links: Vec<String> = (1..=46)
+        .map(|i| format!("https://example.com/{i}"))
+        .collect();
+    app.show("Links", links);
+    app.update(key(KeyCode::End), now);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("https://example.com/46"), "{screen}");
+    assert!(screen.contains("of 46"), "{screen}");
+}
