@@ -11,7 +11,8 @@ use anyhow::Context;
 use chat_client::{Client, PageQuery, Socket, Upload, WsError};
 use chat_protocol::ws::{ClientEvent, Envelope, SeqTracker, ServerEvent};
 use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture, Event,
 };
 use crossterm::execute;
 use crossterm::terminal::{
@@ -51,7 +52,8 @@ fn enter() -> anyhow::Result<Term> {
         out,
         EnterAlternateScreen,
         EnableMouseCapture,
-        EnableBracketedPaste
+        EnableBracketedPaste,
+        EnableFocusChange
     )?;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -66,6 +68,7 @@ fn leave() {
     let _ = execute!(
         std::io::stdout(),
         DisableBracketedPaste,
+        DisableFocusChange,
         LeaveAlternateScreen,
         DisableMouseCapture
     );
@@ -84,7 +87,9 @@ pub async fn run(client: Client, download_dir: PathBuf) -> anyhow::Result<()> {
             Ok(Event::Resize(..)) => Update::Resize,
             // A paste arrives whole (bracketed paste), not as one key event per character.
             Ok(Event::Paste(text)) => Update::Paste(text),
-            Ok(_) => continue,
+            // Terminals that report focus: no read receipts while it is elsewhere.
+            Ok(Event::FocusGained) => Update::Focus(true),
+            Ok(Event::FocusLost) => Update::Focus(false),
             Err(_) => return,
         };
         if keys.send(update).is_err() {

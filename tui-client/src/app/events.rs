@@ -97,7 +97,12 @@ impl App {
             return vec![Action::LoadConversations, Action::LoadUnread];
         }
         if self.open == Some(conv) && !mine {
-            return self.mark_read(conv);
+            if self.viewing(conv) {
+                return self.mark_read(conv);
+            }
+            if self.scroll > 0 {
+                self.new_below += 1;
+            }
         }
         Vec::new()
     }

@@ -78,7 +78,15 @@ impl App {
     /// Scroll the message pane down by `n` lines, loading newer history at the bottom.
     fn scroll_down(&mut self, n: usize) -> Vec<Action> {
         self.scroll = self.scroll.saturating_sub(n);
-        self.maybe_load_newer()
+        let mut actions = self.maybe_load_newer();
+        // Back at the bottom: what arrived meanwhile is on screen now.
+        if self.scroll == 0 {
+            self.new_below = 0;
+            if let Some(id) = self.open.filter(|id| self.viewing(*id)) {
+                actions.extend(self.mark_read(id));
+            }
+        }
+        actions
     }
 
     /// The page before the loaded window of the open conversation.

@@ -133,6 +133,8 @@ pub enum Browse {
 #[derive(Debug)]
 pub enum Update {
     Key(KeyEvent),
+    /// The terminal gained (true) or lost (false) focus, where it reports that.
+    Focus(bool),
     /// Text pasted into the terminal (bracketed paste): one update, newlines kept.
     Paste(String),
     Mouse(MouseEvent),
@@ -207,6 +209,12 @@ pub struct App {
     pub help: bool,
     pub status: Option<(String, bool)>,
     pub unread_total: u64,
+    /// Someone is at the terminal: a key, paste or mouse event since start, and the
+    /// terminal has not reported losing focus since. Read receipts wait for it.
+    pub engaged: bool,
+    /// Messages that arrived in the open conversation while it was scrolled up (shown as
+    /// "↓ N new"; read once the pane is back at the bottom).
+    pub new_below: usize,
     pub quit: bool,
     presence: HashMap<UserId, (bool, Option<DateTime<Utc>>)>,
     typing_sent: Option<(ConversationId, Instant)>,
@@ -243,6 +251,8 @@ impl App {
             help: false,
             status: None,
             unread_total: 0,
+            engaged: false,
+            new_below: 0,
             quit: false,
             presence: HashMap::new(),
             typing_sent: None,
@@ -298,9 +308,26 @@ impl App {
     /// Apply one update; return what the runtime must do next.
     pub fn update(&mut self, update: Update, now: Instant) -> Vec<Action> {
         match update {
-            Update::Key(key) => self.key(key, now),
-            Update::Paste(text) => self.paste(&text, now),
-            Update::Mouse(m) => self.mouse(m),
+            Update::Key(key) => {
+                let mut actions = self.engage();
+                actions.extend(self.key(key, now));
+                actions
+            }
+            Update::Paste(text) => {
+                let mut actions = self.engage();
+                actions.extend(self.paste(&text, now));
+                actions
+            }
+            Update::Mouse(m) => {
+                let mut actions = self.engage();
+                actions.extend(self.mouse(m));
+                actions
+            }
+            Update::Focus(true) => self.engage(),
+            Update::Focus(false) => {
+                self.engaged = false;
+                Vec::new()
+            }
             Update::Resize => Vec::new(),
             Update::Connecting { attempt } => self.connecting(attempt),
             Update::Connected { resumed } => self.connected(resumed),
@@ -382,8 +409,29 @@ impl App {
                 after: None,
             });
         }
-        actions.extend(self.mark_read(id));
+        self.new_below = 0;
+        if self.engaged {
+            actions.extend(self.mark_read(id));
+        }
         actions
+    }
+
+    /// Whether the user sees the newest messages of `id` right now: it is open, scrolled to
+    /// the bottom, and someone is at the terminal. Only then is anything marked read.
+    pub(super) fn viewing(&self, id: ConversationId) -> bool {
+        self.open == Some(id) && self.scroll == 0 && self.engaged
+    }
+
+    /// Someone is at the terminal: what the open conversation shows at its bottom is read.
+    fn engage(&mut self) -> Vec<Action> {
+        if self.engaged {
+            return Vec::new();
+        }
+        self.engaged = true;
+        match self.open {
+            Some(id) if self.scroll == 0 => self.mark_read(id),
+            _ => Vec::new(),
+        }
     }
 
     /// Zero a conversation's unread count and tell the server (when there was any).
@@ -402,7 +450,6 @@ impl App {
         })]
     }
 
-    /// Add a stored message once, in order, and bump its conversation's last message.
     /// Before sending into `conv`: if its loaded window stops short of the present (after
     /// `/jump`), drop the window and load the newest page, so the message shows where it
     /// lands instead of past the end of what is loaded.
@@ -428,6 +475,7 @@ impl App {
         }]
     }
 
+    /// Add a stored message once, in order, and bump its conversation's last message.
     fn insert_message(&mut self, m: Message) {
         let Some(c) = self.conv_mut(m.conversation_id) else {
             return;

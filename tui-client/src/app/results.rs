@@ -97,7 +97,17 @@ impl App {
             let id = self.convs[self.selected.min(self.convs.len() - 1)].conv.id;
             return self.select_id(id);
         }
-        Vec::new()
+        self.read_what_is_seen()
+    }
+
+    /// A snapshot from the server (list or counters) may predate a read sent since, or
+    /// show messages the user is looking at: the conversation in view is read, so mark it
+    /// (again: idempotent) instead of showing a count that is not true for the user.
+    fn read_what_is_seen(&mut self) -> Vec<Action> {
+        match self.open {
+            Some(id) if self.viewing(id) => self.mark_read(id),
+            _ => Vec::new(),
+        }
     }
 
     /// Unread counters, in total and per conversation.
@@ -108,7 +118,7 @@ impl App {
                 conv.conv.unread_count = c.unread;
             }
         }
-        Vec::new()
+        self.read_what_is_seen()
     }
 
     /// A history page did not come: say so, and let the next attempt ask again.

@@ -504,3 +504,103 @@ fn sending_after_a_jump_goes_back_to_the_present() {
         "my message is shown"
     );
 }
+
+fn read_of(conv: ConversationId) -> Action {
+    Action::Ws(ClientEvent::MessageRead {
+        conversation_id: conv,
+        up_to_message_id: None,
+    })
+}
+
+/// Issue 18 bug 5: the conversation opened by itself at start is not marked read until
+/// someone is at the terminal (a key, a paste, the mouse, or focus coming back).
+#[test]
+fn nothing_is_read_before_anyone_is_at_the_terminal() {
+    let mut app = App::new();
+    let now = Instant::now();
+    app.me = Some((UserId::new(), "alice".into()));
+    app.conn = Conn::Online;
+    let mut bob = crate::ui::tests::conv("bob", true, 2);
+    bob.last_message_at = Some(Utc::now());
+    let actions = app.update(Update::Conversations(vec![bob.clone()]), now);
+    assert_eq!(app.open, Some(bob.id), "the newest conversation is shown");
+    assert!(
+        !actions.contains(&read_of(bob.id)),
+        "but not read: {actions:?}"
+    );
+    assert_eq!(app.open_conv().map(|c| c.conv.unread_count), Some(2));
+    // Focus lost and regained: regaining is someone coming back.
+    app.update(Update::Focus(false), now);
+    assert!(app
+        .update(Update::Focus(true), now)
+        .contains(&read_of(bob.id)));
+    assert_eq!(app.open_conv().map(|c| c.conv.unread_count), Some(0));
+    // Away again: what arrives is counted, not read.
+    app.update(Update::Focus(false), now);
+    let m = msg(&bob, bob.other_user.id, UserId::new(), "hello?");
+    let actions = app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(app.unread_total, 1);
+    let actions = app.update(key(KeyCode::Char('x')), now);
+    assert!(
+        actions.contains(&read_of(bob.id)),
+        "a key press: {actions:?}"
+    );
+    assert_eq!(app.unread_total, 0);
+}
+
+/// Issue 18 bug 5, scrolled up: a new message is counted and announced, not read; back at
+/// the bottom it is.
+#[test]
+fn messages_arriving_while_scrolled_up_wait_below_unread() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    app.pane_lines = 100;
+    app.pane_height = 10;
+    app.update(key(KeyCode::PageUp), now);
+    assert!(app.scroll > 0);
+    let m = msg(&bob, bob.other_user.id, me, "while you read back");
+    let actions = app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+    assert!(!actions.contains(&read_of(bob.id)), "{actions:?}");
+    assert_eq!(app.new_below, 1);
+    assert_eq!(app.open_conv().map(|c| c.conv.unread_count), Some(1));
+    let screen = crate::ui::tests::render(&mut app, 100, 24);
+    assert!(screen.contains("↓ 1 new"), "{screen}");
+    let mut actions = Vec::new();
+    for _ in 0..20 {
+        actions.extend(app.update(key(KeyCode::PageDown), now));
+    }
+    assert!(actions.contains(&read_of(bob.id)), "{actions:?}");
+    assert_eq!((app.scroll, app.new_below), (0, 0));
+}
+
+/// Issue 18 bug 4: a counter snapshot that predates a read (or counts what is on screen)
+/// does not bring a stale badge back: the conversation in view is read again.
+#[test]
+fn a_stale_unread_snapshot_does_not_undo_a_read() {
+    let (mut app, _, bob) = sample();
+    let now = Instant::now();
+    let carol = app
+        .convs
+        .iter()
+        .find(|c| c.conv.other_user.username == "carol")
+        .map(|c| c.conv.id)
+        .expect("carol");
+    let stale = UnreadCount {
+        total: 63,
+        conversations: vec![
+            chat_protocol::rest::ConversationUnread {
+                conversation_id: bob.id,
+                unread: 61,
+            },
+            chat_protocol::rest::ConversationUnread {
+                conversation_id: carol,
+                unread: 2,
+            },
+        ],
+    };
+    let actions = app.update(Update::Unread(stale), now);
+    assert!(actions.contains(&read_of(bob.id)), "{actions:?}");
+    assert_eq!(app.open_conv().map(|c| c.conv.unread_count), Some(0));
+    assert_eq!(app.unread_total, 2, "only carol's count stands");
+}

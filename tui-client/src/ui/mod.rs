@@ -270,7 +270,10 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
         );
         return;
     };
-    let title = header(c, app, now);
+    let mut title = header(c, app, now);
+    if app.new_below > 0 && app.scroll > 0 {
+        title.push_str(&format!("· ↓ {} new (PgDn) ", app.new_below));
+    }
     let width = area.width.saturating_sub(2) as usize;
     let height = area.height.saturating_sub(2) as usize;
     let mut lines: Vec<Line> = Vec::new();

@@ -50,6 +50,8 @@ pub fn sample() -> (App, UserId, Conversation) {
     let me = UserId::new();
     app.me = Some((me, "alice".into()));
     app.conn = Conn::Online;
+    // Someone is at the terminal (the start-up case without anyone is tested apart).
+    app.engaged = true;
     let bob = conv("bob", true, 0);
     let mut carol = conv("carol", false, 2);
     carol.last_message_at = Some(Utc::now() - chrono::Duration::hours(1));
