@@ -203,7 +203,7 @@ impl App {
             "{username} {}",
             if blocked { "blocked" } else { "unblocked" }
         ));
-        Vec::new()
+        self.apply_block(username, blocked)
     }
 
     /// `error`: shown; a refused send marks its pending message failed.

@@ -32,6 +32,13 @@ impl App {
             attempt,
         };
         self.typing_sent = None;
+        // Presence is unknown while away: no green dot we cannot vouch for. The socket's
+        // `status.bulk` on reconnect brings the truth back.
+        self.presence.clear();
+        for c in &mut self.convs {
+            c.conv.other_user.online = false;
+            c.typing_until = None;
+        }
         Vec::new()
     }
 
@@ -261,7 +268,36 @@ impl App {
             c.username,
             if c.blocked { "blocked" } else { "unblocked" }
         ));
-        Vec::new()
+        self.apply_block(&c.username, c.blocked)
+    }
+
+    /// What a block I made (here or on another device) changes on screen, as the server
+    /// changes it (SPEC "Blocking"): the conversation leaves my list, and its presence is
+    /// no longer known; unblocking brings it back with fresh counts.
+    pub(super) fn apply_block(&mut self, username: &str, blocked: bool) -> Vec<Action> {
+        if !blocked {
+            return vec![Action::LoadConversations, Action::LoadUnread];
+        }
+        let Some(i) = self
+            .convs
+            .iter()
+            .position(|c| c.conv.other_user.username == username)
+        else {
+            return Vec::new();
+        };
+        let gone = self.convs.remove(i);
+        self.presence.remove(&gone.conv.other_user.id);
+        self.unread_total = self.unread_total.saturating_sub(gone.conv.unread_count);
+        let mut actions = Vec::new();
+        if self.open == Some(gone.conv.id) {
+            actions.extend(self.stop_typing());
+            self.open = None;
+            self.cursor = None;
+            self.highlight = None;
+            self.scroll = 0;
+        }
+        self.selected = self.selected.min(self.convs.len().saturating_sub(1));
+        actions
     }
 
     /// Whether I block a user and whether they block me.

@@ -604,3 +604,46 @@ fn a_stale_unread_snapshot_does_not_undo_a_read() {
     assert_eq!(app.open_conv().map(|c| c.conv.unread_count), Some(0));
     assert_eq!(app.unread_total, 2, "only carol's count stands");
 }
+
+/// Issue 18 bug 9: a block takes the conversation off the blocker's list (as the server
+/// does) and an unblock brings it back; offline, no contact shows as online.
+#[test]
+fn blocks_and_lost_connections_leave_no_stale_presence() {
+    let (mut app, _, bob) = sample();
+    let now = Instant::now();
+    assert!(app.open_conv().is_some_and(|c| c.conv.other_user.online));
+    let actions = app.update(
+        Update::Server(ServerEvent::BlockUpdated {
+            username: "bob".into(),
+            blocked: true,
+        }),
+        now,
+    );
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(
+        app.convs.iter().all(|c| c.conv.id != bob.id),
+        "bob left the list"
+    );
+    assert_eq!(app.open, None);
+    let back = app.update(
+        Update::Server(ServerEvent::BlockUpdated {
+            username: "bob".into(),
+            blocked: false,
+        }),
+        now,
+    );
+    assert_eq!(back, vec![Action::LoadConversations, Action::LoadUnread]);
+
+    let (mut app, _, _) = sample();
+    app.update(
+        Update::Disconnected {
+            reason: "socket closed".into(),
+            retry_in: Some(Duration::from_secs(1)),
+            attempt: 1,
+        },
+        now,
+    );
+    assert!(app.convs.iter().all(|c| !c.conv.other_user.online));
+    let screen = crate::ui::tests::render(&mut app, 100, 24);
+    assert!(!screen.contains("● bob"), "{screen}");
+}
