@@ -253,33 +253,34 @@ impl Exec {
             Action::Jump(id) => {
                 spawn!(Ok(Update::Context(c.context(id, 20, 20).await.map_err(e)?)))
             }
-            Action::Save { item, open } => {
+            Action::Save { items, open } => {
                 let dir = self.download_dir.clone();
                 spawn!({
-                    let bytes = c.download(&item.url).await.map_err(e)?;
-                    let name = item
-                        .name
-                        .as_deref()
-                        .and_then(|n| Path::new(n).file_name())
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "download".into());
-                    let path = dir.join(name);
-                    tokio::fs::write(&path, &bytes)
-                        .await
-                        .map_err(|err| format!("{}: {err}", path.display()))?;
-                    if open {
+                    let mut saved = Vec::new();
+                    for item in &items {
+                        let bytes = c.download(&item.url).await.map_err(e)?;
+                        let name = item
+                            .name
+                            .as_deref()
+                            .and_then(|n| Path::new(n).file_name())
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_else(|| "download".into());
+                        let path = write_new(&dir, &name, &bytes)
+                            .await
+                            .map_err(|err| format!("{}: {err}", dir.join(&name).display()))?;
+                        saved.push(path);
+                    }
+                    if let (true, Some(first)) = (open, saved.first()) {
                         std::process::Command::new("xdg-open")
-                            .arg(&path)
+                            .arg(first)
                             .stdout(std::process::Stdio::null())
                             .stderr(std::process::Stdio::null())
                             .spawn()
-                            .map_err(|err| format!("saved {}; xdg-open: {err}", path.display()))?;
+                            .map_err(|err| format!("saved {}; xdg-open: {err}", first.display()))?;
                     }
-                    Ok(Update::Info(format!(
-                        "saved {} ({} bytes)",
-                        path.display(),
-                        bytes.len()
-                    )))
+                    let names: Vec<String> =
+                        saved.iter().map(|p| p.display().to_string()).collect();
+                    Ok(Update::Info(format!("saved {}", names.join(", "))))
                 });
             }
         }
@@ -298,6 +299,42 @@ async fn read_upload(path: &Path) -> Result<Upload, String> {
         content_type: "application/octet-stream".into(),
         bytes,
     })
+}
+
+/// Write `bytes` to a new file named `name` in `dir`, never over an existing one: if the
+/// name is taken, `name (1).ext`, `name (2).ext`, … (created exclusively, so two saves at
+/// once cannot pick the same name).
+async fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    use tokio::io::AsyncWriteExt;
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
+        _ => (name, String::new()),
+    };
+    for n in 0..1000u32 {
+        let candidate = if n == 0 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{stem} ({n}){ext}"))
+        };
+        match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+            .await
+        {
+            Ok(mut f) => {
+                f.write_all(bytes).await?;
+                f.flush().await?;
+                return Ok(candidate);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "1,000 files of that name already",
+    ))
 }
 
 /// A refusal of the upgrade that retrying cannot cure: a client error other than a
@@ -439,6 +476,24 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 18 bug 13: saving never overwrites; the next free name is taken.
+    #[tokio::test]
+    async fn saving_never_overwrites_a_file() {
+        let dir = std::env::temp_dir().join(format!("chat-tui-save-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = write_new(&dir, "photo.jpg", b"one").await.unwrap();
+        let second = write_new(&dir, "photo.jpg", b"two").await.unwrap();
+        let third = write_new(&dir, "README", b"three").await.unwrap();
+        let fourth = write_new(&dir, "README", b"four").await.unwrap();
+        assert_eq!(first, dir.join("photo.jpg"));
+        assert_eq!(second, dir.join("photo (1).jpg"));
+        assert_eq!(fourth, dir.join("README (1)"));
+        assert_eq!(std::fs::read(&first).unwrap(), b"one", "not overwritten");
+        assert_eq!(std::fs::read(&second).unwrap(), b"two");
+        assert_eq!(std::fs::read(&third).unwrap(), b"three");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn refusals_that_retrying_cannot_cure_stop_the_loop() {

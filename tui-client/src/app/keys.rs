@@ -289,19 +289,18 @@ impl App {
         Vec::new()
     }
 
-    /// Download the selected message's first media item (and `open` it).
+    /// Download the selected message's media, every item (and `open` the first).
     fn save_selected(&mut self, open: bool) -> Vec<Action> {
-        let item = self
+        let items = self
             .cursor
             .and_then(|i| self.open_conv().and_then(|c| c.messages.get(i)))
-            .and_then(|m| m.media.first().cloned());
-        match item {
-            Some(item) => vec![Action::Save { item, open }],
-            None => {
-                self.error("the selected message has no media");
-                Vec::new()
-            }
+            .map(|m| m.media.clone())
+            .unwrap_or_default();
+        if items.is_empty() {
+            self.error("the selected message has no media");
+            return Vec::new();
         }
+        vec![Action::Save { items, open }]
     }
 
     /// Pasted text goes into the input line as it is (line breaks too: a multi-line paste

@@ -114,9 +114,10 @@ pub enum Action {
         what: Browse,
     },
     Jump(MessageId),
-    /// Download a media item; `open` also hands it to the desktop's opener.
+    /// Download every media item of a message (never over an existing file); `open` also
+    /// hands the first to the desktop's opener.
     Save {
-        item: MediaItem,
+        items: Vec<MediaItem>,
         open: bool,
     },
     Quit,

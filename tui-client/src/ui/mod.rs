@@ -39,7 +39,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "s / o (messages)",
-        "save / open the selected message's media",
+        "save (all items, never overwriting) / open the selected message's media",
     ),
     ("Esc", "clear the input, close an overlay"),
     ("F1 (or ? outside the input)", "this help"),
