@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Local, NaiveDate, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -209,10 +209,16 @@ fn message_lines(
         app.open_conv()
             .map_or_else(|| "them".into(), |c| c.conv.other_user.username.clone())
     };
+    // The selected message shows its full date and time (the day is in its separator
+    // otherwise).
     let time = m
         .created_at
         .with_timezone(&Local)
-        .format("%H:%M")
+        .format(if selected {
+            "%Y-%m-%d %H:%M:%S"
+        } else {
+            "%H:%M"
+        })
         .to_string();
     let receipt = if !mine {
         ""
@@ -291,8 +297,18 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
         lines.push(Line::styled("loading…", Style::new().fg(Color::DarkGray)));
     }
     let mut cursor_span = None;
+    let today = Local::now().date_naive();
+    let mut day = None;
     for (i, m) in c.messages.iter().enumerate() {
         let sel = app.focus == Focus::Messages && app.cursor == Some(i);
+        let date = m.created_at.with_timezone(&Local).date_naive();
+        if day != Some(date) {
+            day = Some(date);
+            lines.push(Line::styled(
+                day_separator(date, today, width),
+                Style::new().fg(Color::DarkGray),
+            ));
+        }
         let start = lines.len();
         lines.extend(message_lines(
             app,
@@ -491,6 +507,21 @@ fn draw_overlay(
         r,
     );
     scroll
+}
+
+/// The line between two days of messages: `── Today ──`, `── Yesterday ──`, the weekday
+/// within the last week, else the ISO date; centred in `width` columns.
+pub fn day_separator(date: NaiveDate, today: NaiveDate, width: usize) -> String {
+    let days = (today - date).num_days();
+    let label = match days {
+        0 => "Today".to_string(),
+        1 => "Yesterday".to_string(),
+        2..=6 => date.format("%A").to_string(),
+        _ => date.format("%Y-%m-%d").to_string(),
+    };
+    let label = format!(" {label} ");
+    let side = width.saturating_sub(columns(&label)) / 2;
+    format!("{}{label}{}", "─".repeat(side), "─".repeat(side))
 }
 
 /// Columns a string takes on a terminal (CJK and most emoji take two).

@@ -362,3 +362,62 @@ fn overlays_that_do_not_fit_scroll() {
     assert!(screen.contains("https://example.com/46"), "{screen}");
     assert!(screen.contains("of 46"), "{screen}");
 }
+
+/// Issue 18: day separators between days of messages, and the selected message's full time.
+#[test]
+fn days_are_separated_and_the_selected_message_shows_its_date() {
+    use chrono::Datelike;
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).expect("date");
+    let sep = |d: u32| day_separator(today.with_day(d).expect("day"), today, 20);
+    assert_eq!(sep(3), "────── Today ──────");
+    assert!(sep(2).contains(" Yesterday "));
+    assert_eq!(
+        day_separator(today.with_day(1).expect("day"), today, 30).trim_matches('─'),
+        " Tuesday "
+    );
+    assert!(day_separator(
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+        today,
+        30
+    )
+    .contains(" 2026-11-20 "));
+
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    let mut old = msg(&bob, bob.other_user.id, me, "from last year");
+    old.created_at = Utc::now() - chrono::Duration::days(400);
+    app.update(
+        Update::History {
+            conv: bob.id,
+            page: chat_protocol::rest::Page {
+                data: vec![old.clone()],
+                next_cursor: None,
+                has_more: false,
+            },
+            older: true,
+        },
+        now,
+    );
+    let screen = render(&mut app, 100, 24);
+    let old_day = old
+        .created_at
+        .with_timezone(&Local)
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(screen.contains(&format!(" {old_day} ")), "{screen}");
+    assert!(screen.contains(" Today "), "{screen}");
+    assert!(
+        screen.find(&old_day) < screen.find(" Today "),
+        "oldest first: {screen}"
+    );
+    // Select it: its full date and time show.
+    app.focus = Focus::Messages;
+    app.cursor = Some(0);
+    let screen = render(&mut app, 100, 24);
+    let full = old
+        .created_at
+        .with_timezone(&Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    assert!(screen.contains(&full), "{screen}");
+}
