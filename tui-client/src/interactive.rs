@@ -74,7 +74,73 @@ fn leave() {
     );
 }
 
-pub async fn run(client: Client, download_dir: PathBuf) -> anyhow::Result<()> {
+/// Desktop notifications through the terminal's escape sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Desktop {
+    /// `OSC 777;notify;TITLE;BODY` (urxvt, foot, kitty, wezterm, VTE terminals).
+    Osc777,
+    /// `OSC 9;BODY` (iTerm2, Windows Terminal, kitty).
+    Osc9,
+    Off,
+}
+
+/// How the client gets attention (`--bell`, `--notify`, `--title`).
+#[derive(Debug, Clone, Copy)]
+pub struct Notices {
+    pub bell: bool,
+    pub desktop: Desktop,
+    pub title: bool,
+}
+
+/// The bytes that ring / notify for one message, as configured: BEL, and an OSC
+/// notification with the title and body cleaned of anything that could end or extend
+/// the sequence (control characters, and `;` in OSC 777's fields).
+pub fn notice_bytes(n: Notices, title: &str, body: &str) -> String {
+    let clean = |s: &str, semicolons: bool| -> String {
+        let s: String = s
+            .chars()
+            .map(|c| {
+                if c.is_control() || (semicolons && c == ';') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        match s.char_indices().nth(120) {
+            Some((at, _)) => format!("{}…", &s[..at]),
+            None => s,
+        }
+    };
+    let mut out = String::new();
+    match n.desktop {
+        Desktop::Osc777 => out.push_str(&format!(
+            "\x1b]777;notify;{};{}\x1b\\",
+            clean(title, true),
+            clean(body, true)
+        )),
+        Desktop::Osc9 => out.push_str(&format!(
+            "\x1b]9;{}: {}\x1b\\",
+            clean(title, false),
+            clean(body, false)
+        )),
+        Desktop::Off => {}
+    }
+    if n.bell {
+        out.push('\x07');
+    }
+    out
+}
+
+/// The terminal window's title: the unread total when there is any.
+pub fn window_title(unread: u64) -> String {
+    match unread {
+        0 => "chat-tui".into(),
+        n => format!("chat-tui ({n})"),
+    }
+}
+
+pub async fn run(client: Client, download_dir: PathBuf, notices: Notices) -> anyhow::Result<()> {
     let (up_tx, mut up_rx) = mpsc::unbounded_channel::<Update>();
     let (ws_tx, ws_rx) = mpsc::unbounded_channel::<ClientEvent>();
     tokio::spawn(socket_task(client.clone(), ws_rx, up_tx.clone()));
@@ -104,7 +170,9 @@ pub async fn run(client: Client, download_dir: PathBuf) -> anyhow::Result<()> {
         up: up_tx,
         ws: ws_tx,
         download_dir,
+        notices,
     };
+    let mut titled: Option<u64> = None;
     for a in app.start() {
         exec.run(a, &app);
     }
@@ -112,6 +180,13 @@ pub async fn run(client: Client, download_dir: PathBuf) -> anyhow::Result<()> {
     let result: anyhow::Result<()> = loop {
         if let Err(e) = term.draw(|f| ui::draw(f, &mut app)) {
             break Err(e.into());
+        }
+        if notices.title && titled != Some(app.unread_total) {
+            titled = Some(app.unread_total);
+            let _ = execute!(
+                std::io::stdout(),
+                crossterm::terminal::SetTitle(window_title(app.unread_total))
+            );
         }
         let mut actions = tokio::select! {
             u = up_rx.recv() => match u {
@@ -146,6 +221,7 @@ struct Exec {
     up: mpsc::UnboundedSender<Update>,
     ws: mpsc::UnboundedSender<ClientEvent>,
     download_dir: PathBuf,
+    notices: Notices,
 }
 
 impl Exec {
@@ -169,6 +245,15 @@ impl Exec {
                 }
             }
             Action::Quit => {}
+            Action::Notify { title, body } => {
+                use std::io::Write;
+                let bytes = notice_bytes(self.notices, &title, &body);
+                if !bytes.is_empty() {
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(bytes.as_bytes());
+                    let _ = out.flush();
+                }
+            }
             Action::LoadConversations => spawn!({
                 let mut all = Vec::new();
                 let mut q = PageQuery::limit(100);
@@ -476,6 +561,36 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 18: notifications ring, notify in the configured dialect, and cannot be used
+    /// to inject escape sequences; the title carries the unread total.
+    #[test]
+    fn notifications_follow_the_settings_and_are_clean() {
+        let n = |bell, desktop| Notices {
+            bell,
+            desktop,
+            title: true,
+        };
+        assert_eq!(
+            notice_bytes(n(true, Desktop::Off), "chat: bob", "hi"),
+            "\x07"
+        );
+        assert_eq!(notice_bytes(n(false, Desktop::Off), "chat: bob", "hi"), "");
+        assert_eq!(
+            notice_bytes(n(false, Desktop::Osc777), "chat: bob", "a;b"),
+            "\x1b]777;notify;chat: bob;a b\x1b\\"
+        );
+        let hostile = notice_bytes(n(false, Desktop::Osc9), "chat: eve", "x\x1b]0;pwned\x07\ny");
+        assert_eq!(hostile, "\x1b]9;chat: eve: x ]0;pwned  y\x1b\\");
+        assert!(
+            notice_bytes(n(false, Desktop::Osc9), "t", &"é".repeat(500))
+                .chars()
+                .count()
+                < 140
+        );
+        assert_eq!(window_title(0), "chat-tui");
+        assert_eq!(window_title(7), "chat-tui (7)");
+    }
 
     /// Issue 18 bug 13: saving never overwrites; the next free name is taken.
     #[tokio::test]

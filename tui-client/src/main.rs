@@ -37,6 +37,17 @@ struct Cli {
     /// Where `s` (save) puts downloaded media.
     #[arg(long, default_value = ".")]
     download_dir: PathBuf,
+    /// Ring the terminal bell when a message arrives in a conversation you are not
+    /// looking at.
+    #[arg(long, env = "CHAT_TUI_BELL", default_value_t = true, action = clap::ArgAction::Set)]
+    bell: bool,
+    /// Desktop notifications through the terminal: `osc777` (urxvt, foot, kitty, wezterm,
+    /// VTE terminals), `osc9` (iTerm2, Windows Terminal, kitty), or `off`.
+    #[arg(long, env = "CHAT_TUI_NOTIFY", default_value = "off")]
+    notify: interactive::Desktop,
+    /// Show the unread total in the terminal window's title.
+    #[arg(long, env = "CHAT_TUI_TITLE", default_value_t = true, action = clap::ArgAction::Set)]
+    title: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,7 +86,12 @@ fn main() -> anyhow::Result<()> {
                 _ => anyhow::bail!("give --token TOKEN, or --user NAME with --jwt-secret SECRET"),
             };
             let client = chat_client::Client::new(&cli.server, &token).context("client")?;
-            runtime.block_on(interactive::run(client, cli.download_dir))
+            let notices = interactive::Notices {
+                bell: cli.bell,
+                desktop: cli.notify,
+                title: cli.title,
+            };
+            runtime.block_on(interactive::run(client, cli.download_dir, notices))
         }
     }
 }

@@ -84,6 +84,7 @@ impl App {
         let conv = message.conversation_id;
         let known = self.convs.iter().any(|c| c.conv.id == conv);
         let mine = self.is_mine(&message);
+        let notify = (!mine && !self.viewing(conv)).then(|| notice_for(&message, &self.convs));
         if let Some(c) = self.conv_mut(conv) {
             c.typing_until = None;
             if !mine && !c.messages.iter().any(|x| x.id == message.id) {
@@ -93,18 +94,21 @@ impl App {
         }
         self.insert_message(message);
         self.sort();
+        let mut actions: Vec<Action> = notify.into_iter().collect();
         if !known {
-            return vec![Action::LoadConversations, Action::LoadUnread];
+            actions.extend([Action::LoadConversations, Action::LoadUnread]);
+            return actions;
         }
         if self.open == Some(conv) && !mine {
             if self.viewing(conv) {
-                return self.mark_read(conv);
+                actions.extend(self.mark_read(conv));
+                return actions;
             }
             if self.scroll > 0 {
                 self.new_below += 1;
             }
         }
-        Vec::new()
+        actions
     }
 
     /// `message.read_ack`: my read of their messages, confirmed.
@@ -220,5 +224,26 @@ impl App {
         }
         self.error(format!("{}: {message}", code.as_str()));
         Vec::new()
+    }
+}
+
+/// The notification of a message: who (the sender's name when the conversation is known)
+/// and a one-line preview.
+fn notice_for(m: &Message, convs: &[super::ConvState]) -> Action {
+    let from = convs
+        .iter()
+        .find(|c| c.conv.id == m.conversation_id)
+        .map_or_else(
+            || "new conversation".into(),
+            |c| c.conv.other_user.username.clone(),
+        );
+    let body = match (&m.content, m.media.first()) {
+        (_, Some(item)) => super::media_label(item),
+        (Some(text), None) => text.clone(),
+        (None, None) => String::new(),
+    };
+    Action::Notify {
+        title: format!("chat: {from}"),
+        body,
     }
 }

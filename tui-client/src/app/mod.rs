@@ -120,6 +120,11 @@ pub enum Action {
         items: Vec<MediaItem>,
         open: bool,
     },
+    /// A message arrived where the user is not looking: ring / notify (as configured).
+    Notify {
+        title: String,
+        body: String,
+    },
     Quit,
 }
 

@@ -94,7 +94,10 @@ fn incoming_messages_mark_the_open_conversation_read_and_count_the_others() {
     let total = app.unread_total;
     let m = msg(&carol, carol.other_user.id, me, "psst");
     let actions = app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
-    assert!(actions.is_empty(), "{actions:?}");
+    assert!(
+        actions.iter().all(|a| matches!(a, Action::Notify { .. })),
+        "nothing but a notification: {actions:?}"
+    );
     assert_eq!(app.unread_total, total + 1);
     // carol now has the latest activity: first in the list.
     assert_eq!(app.convs[0].conv.id, carol.id);
@@ -539,7 +542,7 @@ fn nothing_is_read_before_anyone_is_at_the_terminal() {
     app.update(Update::Focus(false), now);
     let m = msg(&bob, bob.other_user.id, UserId::new(), "hello?");
     let actions = app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
-    assert!(actions.is_empty(), "{actions:?}");
+    assert!(!actions.contains(&read_of(bob.id)), "{actions:?}");
     assert_eq!(app.unread_total, 1);
     let actions = app.update(key(KeyCode::Char('x')), now);
     assert!(
@@ -646,4 +649,48 @@ fn blocks_and_lost_connections_leave_no_stale_presence() {
     assert!(app.convs.iter().all(|c| !c.conv.other_user.online));
     let screen = crate::ui::tests::render(&mut app, 100, 24);
     assert!(!screen.contains("● bob"), "{screen}");
+}
+
+/// Issue 18: a message where the user is not looking asks for attention; one on screen,
+/// or one's own, does not.
+#[test]
+fn only_unseen_messages_notify() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    let notified = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::Notify { title, body } => Some((title.clone(), body.clone())),
+            _ => None,
+        })
+    };
+    let seen = app.update(
+        Update::Server(ServerEvent::MessageNew {
+            message: msg(&bob, bob.other_user.id, me, "on screen"),
+        }),
+        now,
+    );
+    assert_eq!(notified(&seen), None, "{seen:?}");
+    let carol = app
+        .convs
+        .iter()
+        .find(|c| c.conv.other_user.username == "carol")
+        .map(|c| c.conv.clone())
+        .expect("carol");
+    let unseen = app.update(
+        Update::Server(ServerEvent::MessageNew {
+            message: msg(&carol, carol.other_user.id, me, "psst"),
+        }),
+        now,
+    );
+    assert_eq!(
+        notified(&unseen),
+        Some(("chat: carol".to_string(), "psst".to_string()))
+    );
+    let mine = app.update(
+        Update::Server(ServerEvent::MessageNew {
+            message: msg(&carol, me, carol.other_user.id, "from my phone"),
+        }),
+        now,
+    );
+    assert_eq!(notified(&mine), None);
 }
