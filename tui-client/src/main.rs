@@ -4,6 +4,7 @@
 mod app;
 mod check;
 mod interactive;
+mod notify;
 mod ui;
 
 use std::path::PathBuf;
@@ -44,7 +45,7 @@ struct Cli {
     /// Desktop notifications through the terminal: `osc777` (urxvt, foot, kitty, wezterm,
     /// VTE terminals), `osc9` (iTerm2, Windows Terminal, kitty), or `off`.
     #[arg(long, env = "CHAT_TUI_NOTIFY", default_value = "off")]
-    notify: interactive::Desktop,
+    notify: notify::Desktop,
     /// Show the unread total in the terminal window's title.
     #[arg(long, env = "CHAT_TUI_TITLE", default_value_t = true, action = clap::ArgAction::Set)]
     title: bool,
@@ -86,7 +87,7 @@ fn main() -> anyhow::Result<()> {
                 _ => anyhow::bail!("give --token TOKEN, or --user NAME with --jwt-secret SECRET"),
             };
             let client = chat_client::Client::new(&cli.server, &token).context("client")?;
-            let notices = interactive::Notices {
+            let notices = notify::Notices {
                 bell: cli.bell,
                 desktop: cli.notify,
                 title: cli.title,

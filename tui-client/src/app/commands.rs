@@ -171,7 +171,7 @@ impl App {
             self.error(format!(
                 "not sent: {n} characters, the limit is {MAX_MESSAGE_CHARS}"
             ));
-            self.input = content;
+            self.set_input(content);
             return Vec::new();
         }
         let mut actions = self.back_to_present(conv);

@@ -37,7 +37,7 @@ impl App {
     }
 
     /// A character was typed: send `typing.start`, at most every [`TYPING_REPEAT`].
-    fn typed(&mut self, now: Instant) -> Vec<Action> {
+    pub(super) fn typed(&mut self, now: Instant) -> Vec<Action> {
         self.last_key = Some(now);
         let Some(conv) = self.open else {
             return Vec::new();
@@ -218,7 +218,7 @@ impl App {
     /// Back to the input line with a `/` typed, to start a command.
     fn start_command(&mut self) -> Vec<Action> {
         self.focus = Focus::Input;
-        self.input = "/".into();
+        self.set_input("/".into());
         Vec::new()
     }
 
@@ -242,7 +242,7 @@ impl App {
     }
 
     /// Open the conversation `delta` places down (negative: up) the list, clamped.
-    fn move_conv(&mut self, delta: isize) -> Vec<Action> {
+    pub(super) fn move_conv(&mut self, delta: isize) -> Vec<Action> {
         if self.convs.is_empty() {
             return Vec::new();
         }
@@ -301,64 +301,5 @@ impl App {
             return Vec::new();
         }
         vec![Action::Save { items, open }]
-    }
-
-    /// Pasted text goes into the input line as it is (line breaks too: a multi-line paste
-    /// is one message), with `\r\n` and `\r` as `\n`.
-    pub(super) fn paste(&mut self, text: &str, now: Instant) -> Vec<Action> {
-        if self.help || self.overlay.is_some() {
-            return Vec::new();
-        }
-        self.focus = Focus::Input;
-        self.input
-            .push_str(&text.replace("\r\n", "\n").replace('\r', "\n"));
-        self.typed(now)
-    }
-
-    /// Keys of the input line: editing, conversation switching, Enter submits. Every
-    /// printable character is text here (`?` too: help is F1); Alt+letter is a shortcut
-    /// no one expects to type a letter, so it types nothing.
-    fn key_input(&mut self, key: KeyEvent, now: Instant) -> Vec<Action> {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        let alt = key.modifiers.contains(KeyModifiers::ALT);
-        match key.code {
-            KeyCode::Char('u') if ctrl => {
-                self.input.clear();
-                Vec::new()
-            }
-            // A line break inside the message (Enter alone sends).
-            KeyCode::Enter if alt => {
-                self.input.push('\n');
-                self.typed(now)
-            }
-            KeyCode::Char(ch) if !ctrl && !alt => {
-                self.input.push(ch);
-                self.typed(now)
-            }
-            KeyCode::Backspace => {
-                self.input.pop();
-                if self.input.is_empty() {
-                    self.stop_typing()
-                } else {
-                    Vec::new()
-                }
-            }
-            KeyCode::Up => self.move_conv(-1),
-            KeyCode::Down => self.move_conv(1),
-            KeyCode::Esc => {
-                self.input.clear();
-                self.status = None;
-                self.stop_typing()
-            }
-            KeyCode::Enter => {
-                // A new command or message: what the status line said is about the last.
-                self.status = None;
-                let line = std::mem::take(&mut self.input);
-                let mut actions = self.stop_typing();
-                actions.extend(self.submit(line.trim(), now));
-                actions
-            }
-            _ => Vec::new(),
-        }
     }
 }

@@ -4,6 +4,7 @@
 
 mod commands;
 mod events;
+mod input;
 mod keys;
 mod results;
 #[cfg(test)]
@@ -202,6 +203,13 @@ pub struct App {
     pub open: Option<ConversationId>,
     pub pending: Vec<Pending>,
     pub input: String,
+    /// Bytes of `input` after the cursor (0: at the end).
+    pub input_back: usize,
+    /// Lines sent, oldest first (Alt-↑ / Alt-↓), the one shown, and the line being
+    /// written when browsing began.
+    history: Vec<String>,
+    history_at: Option<usize>,
+    history_draft: String,
     pub focus: Focus,
     /// Lines scrolled up from the bottom of the message pane.
     pub scroll: usize,
@@ -248,6 +256,10 @@ impl App {
             open: None,
             pending: Vec::new(),
             input: String::new(),
+            input_back: 0,
+            history: Vec::new(),
+            history_at: None,
+            history_draft: String::new(),
             focus: Focus::Input,
             scroll: 0,
             cursor: None,

@@ -694,3 +694,85 @@ fn only_unseen_messages_notify() {
     );
     assert_eq!(notified(&mine), None);
 }
+
+fn with(code: KeyCode, modifiers: KeyModifiers) -> Update {
+    Update::Key(KeyEvent::new(code, modifiers))
+}
+
+fn type_text(app: &mut App, s: &str, now: Instant) {
+    for ch in s.chars() {
+        app.update(key(KeyCode::Char(ch)), now);
+    }
+}
+
+/// Issue 18: a real input line: the cursor moves by character and word, text goes in at
+/// the cursor, and deletion works both ways and by word or to either end.
+#[test]
+fn the_input_line_edits_like_a_shell() {
+    let (mut app, _, _) = sample();
+    let now = Instant::now();
+    app.focus = Focus::Input;
+    type_text(&mut app, "hello world", now);
+    for _ in 0..5 {
+        app.update(key(KeyCode::Left), now);
+    }
+    type_text(&mut app, "big ", now);
+    assert_eq!(app.input, "hello big world");
+    assert_eq!(&app.input[app.input_cursor()..], "world");
+    app.update(with(KeyCode::Char('w'), KeyModifiers::CONTROL), now);
+    assert_eq!(
+        app.input, "hello world",
+        "Ctrl-W: the word before the cursor"
+    );
+    app.update(key(KeyCode::Home), now);
+    app.update(key(KeyCode::Delete), now);
+    assert_eq!(app.input, "ello world");
+    app.update(with(KeyCode::Right, KeyModifiers::CONTROL), now);
+    assert_eq!(
+        &app.input[..app.input_cursor()],
+        "ello",
+        "a word to the right"
+    );
+    app.update(with(KeyCode::Char('k'), KeyModifiers::CONTROL), now);
+    assert_eq!(app.input, "ello", "Ctrl-K: to the end");
+    app.update(key(KeyCode::Backspace), now);
+    app.update(with(KeyCode::Char('a'), KeyModifiers::CONTROL), now);
+    type_text(&mut app, "h", now);
+    assert_eq!(app.input, "hell");
+    app.update(with(KeyCode::Char('e'), KeyModifiers::CONTROL), now);
+    type_text(&mut app, "o 漢字", now);
+    app.update(key(KeyCode::Left), now);
+    app.update(key(KeyCode::Backspace), now);
+    assert_eq!(app.input, "hello 字", "by character, wide ones too");
+    app.update(with(KeyCode::Char('u'), KeyModifiers::CONTROL), now);
+    assert_eq!(app.input, "字", "Ctrl-U: to the start");
+}
+
+/// Issue 18: what was sent can be brought back with Alt-↑ / Alt-↓, and the line being
+/// written is kept while browsing.
+#[test]
+fn the_input_history_walks_what_was_sent() {
+    let (mut app, _, _) = sample();
+    let now = Instant::now();
+    app.focus = Focus::Input;
+    type_line(&mut app, "first", now);
+    type_line(&mut app, "second", now);
+    type_line(&mut app, "second", now);
+    type_text(&mut app, "draft", now);
+    let up = || with(KeyCode::Up, KeyModifiers::ALT);
+    let down = || with(KeyCode::Down, KeyModifiers::ALT);
+    app.update(up(), now);
+    assert_eq!(app.input, "second");
+    app.update(up(), now);
+    assert_eq!(app.input, "first", "a repeated line is kept once");
+    app.update(up(), now);
+    assert_eq!(app.input, "first", "the oldest stays");
+    app.update(down(), now);
+    assert_eq!(app.input, "second");
+    app.update(down(), now);
+    assert_eq!(app.input, "draft", "back to the line being written");
+    // Plain ↑ still switches conversations.
+    let before = app.open;
+    app.update(key(KeyCode::Down), now);
+    assert_ne!(app.open, before);
+}

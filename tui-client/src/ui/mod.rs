@@ -4,15 +4,18 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Local, NaiveDate, Utc};
+use chrono::{DateTime, Local, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::app::{media_label, App, Conn, ConvState, Focus};
+
+mod text;
+use text::{char_columns, clip, tail_within};
+pub use text::{columns, day_separator, expand_tabs, wrap};
 
 /// Below this the layout cannot hold its panes; a notice is shown instead.
 pub const MIN_WIDTH: u16 = 40;
@@ -373,10 +376,24 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
 
 fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
     let width = area.width.saturating_sub(2) as usize;
-    // Show the tail of a long input (tabs drawn as spaces, line breaks as ↵, widths in
-    // columns).
-    let input = expand_tabs(&app.input).replace('\n', "↵");
-    let shown = tail_within(&input, width.saturating_sub(1)).to_string();
+    // Tabs drawn as spaces, line breaks as ↵, widths in columns; the part shown keeps the
+    // cursor in view (the text before it, as much as fits, then what follows).
+    let display = |s: &str| expand_tabs(s).replace('\n', "↵");
+    let at = app.input_cursor();
+    let (before, whole) = (display(&app.input[..at]), display(&app.input));
+    let after = &whole[before.len()..];
+    let room = width.saturating_sub(1);
+    let shown_before = tail_within(&before, room);
+    let mut shown = shown_before.to_string();
+    let mut used = columns(shown_before);
+    for c in after.chars() {
+        used += char_columns(c);
+        if used > room {
+            break;
+        }
+        shown.push(c);
+    }
+    let cursor_x = columns(shown_before);
     let title = match app.open_conv() {
         Some(c) => format!(" to {} ", c.conv.other_user.username),
         None => " /open USERNAME to start ".into(),
@@ -390,7 +407,7 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
         area,
     );
     if app.focus == Focus::Input && !app.help && app.overlay.is_none() {
-        let x = area.x + 1 + columns(&shown) as u16;
+        let x = area.x + 1 + cursor_x as u16;
         frame.set_cursor_position((x.min(area.right().saturating_sub(2)), area.y + 1));
     }
 }
@@ -507,130 +524,6 @@ fn draw_overlay(
         r,
     );
     scroll
-}
-
-/// The line between two days of messages: `── Today ──`, `── Yesterday ──`, the weekday
-/// within the last week, else the ISO date; centred in `width` columns.
-pub fn day_separator(date: NaiveDate, today: NaiveDate, width: usize) -> String {
-    let days = (today - date).num_days();
-    let label = match days {
-        0 => "Today".to_string(),
-        1 => "Yesterday".to_string(),
-        2..=6 => date.format("%A").to_string(),
-        _ => date.format("%Y-%m-%d").to_string(),
-    };
-    let label = format!(" {label} ");
-    let side = width.saturating_sub(columns(&label)) / 2;
-    format!("{}{label}{}", "─".repeat(side), "─".repeat(side))
-}
-
-/// Columns a string takes on a terminal (CJK and most emoji take two).
-pub fn columns(s: &str) -> usize {
-    UnicodeWidthStr::width(s)
-}
-
-fn char_columns(c: char) -> usize {
-    UnicodeWidthChar::width(c).unwrap_or(0)
-}
-
-/// Text as a terminal can draw it: tabs expanded to the next multiple of four columns
-/// (a raw tab moves the terminal's cursor past what ratatui thinks it drew, so borders and
-/// text after it end up in the wrong cells).
-pub fn expand_tabs(s: &str) -> String {
-    if !s.contains('\t') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    let mut col = 0;
-    for c in s.chars() {
-        match c {
-            '\t' => {
-                let pad = 4 - col % 4;
-                out.extend(std::iter::repeat_n(' ', pad));
-                col += pad;
-            }
-            '\n' => {
-                out.push(c);
-                col = 0;
-            }
-            _ => {
-                out.push(c);
-                col += char_columns(c);
-            }
-        }
-    }
-    out
-}
-
-/// Truncate to `n` columns with an ellipsis.
-fn clip(s: &str, n: usize) -> String {
-    if columns(s) <= n {
-        return s.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in s.chars() {
-        let w = char_columns(c);
-        if used + w + 1 > n {
-            break;
-        }
-        out.push(c);
-        used += w;
-    }
-    out.push('…');
-    out
-}
-
-/// The longest tail of `s` that fits in `n` columns.
-fn tail_within(s: &str, n: usize) -> &str {
-    let mut used = 0;
-    for (i, c) in s.char_indices().rev() {
-        used += char_columns(c);
-        if used > n {
-            return &s[i + c.len_utf8()..];
-        }
-    }
-    s
-}
-
-/// Hard-wrap each line of `s` at `width` terminal columns (at a space when there is one).
-/// Nothing is lost: a character wider than the whole width gets a line of its own.
-pub fn wrap(s: &str, width: usize) -> Vec<String> {
-    let width = width.max(2);
-    let mut out = Vec::new();
-    for line in s.split('\n') {
-        let mut rest: Vec<char> = line.chars().collect();
-        if rest.is_empty() {
-            out.push(String::new());
-        }
-        while !rest.is_empty() {
-            // How many characters fit, and whether the next one is a space.
-            let (mut fit, mut used) = (0, 0);
-            while fit < rest.len() && used + char_columns(rest[fit]) <= width {
-                used += char_columns(rest[fit]);
-                fit += 1;
-            }
-            if fit == rest.len() {
-                out.push(rest.iter().collect());
-                break;
-            }
-            let fit = fit.max(1);
-            // A space right at the limit is a clean break too.
-            let cut = rest[..=fit.min(rest.len() - 1)]
-                .iter()
-                .rposition(|c| *c == ' ')
-                .filter(|&i| i > 0)
-                .unwrap_or(fit);
-            out.push(rest[..cut].iter().collect());
-            let skip = if rest.get(cut) == Some(&' ') {
-                cut + 1
-            } else {
-                cut
-            };
-            rest.drain(..skip);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -421,3 +421,20 @@ fn days_are_separated_and_the_selected_message_shows_its_date() {
         .to_string();
     assert!(screen.contains(&full), "{screen}");
 }
+
+/// The input cursor sits where editing happens, not always at the end.
+#[test]
+fn the_input_cursor_follows_editing() {
+    let (mut app, _, _) = sample();
+    app.focus = Focus::Input;
+    app.input = "abcdef".into();
+    app.input_back = 3;
+    let mut term = Terminal::new(TestBackend::new(80, 20)).expect("terminal");
+    term.draw(|f| draw(f, &mut app)).expect("draw");
+    let at = term.get_cursor_position().expect("cursor");
+    let buf = term.backend().buffer().clone();
+    let start = (0..80u16)
+        .find(|&x| buf[(x, at.y)].symbol() == "a")
+        .expect("input text");
+    assert_eq!(at.x, start + 3);
+}
