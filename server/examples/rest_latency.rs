@@ -295,6 +295,48 @@ async fn main() {
         }
         rows.push(t.row(name));
     }
+    // What chat-tui does at start (issue 18: "sees the list in < 200 ms"): every page of
+    // the conversation list (100 a page, following next_cursor), then the unread counts.
+    let mut startup = Timer::new();
+    for i in 0..(5 + args.requests / 10) {
+        let start = Instant::now();
+        let mut cursor: Option<String> = None;
+        let mut listed = 0;
+        loop {
+            let mut url = format!("{base}/chat/conversations?limit=100");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&before={c}"));
+            }
+            let page: serde_json::Value = http
+                .get(&url)
+                .bearer_auth(&owner_token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            listed += page["data"].as_array().map_or(0, Vec::len);
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let r = http
+            .get(format!("{base}/chat/conversations/unread-count"))
+            .bearer_auth(&owner_token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let _ = r.bytes().await;
+        assert_eq!(listed, args.conversations, "every conversation listed");
+        if i >= 5 {
+            startup.record(start.elapsed());
+        }
+    }
+    rows.push(startup.row("chat-tui start: whole list + unread"));
+
     let send_url = format!("{base}/chat/conversations/{big}/messages");
     let mut send_t = Timer::new();
     let mut read_t = Timer::new();

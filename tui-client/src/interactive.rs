@@ -180,6 +180,15 @@ impl Exec {
                 }
             }
             Action::Quit => {}
+            Action::Copy(text) => {
+                use base64::Engine;
+                use std::io::Write;
+                // OSC 52: the terminal puts it on the system clipboard (over ssh too).
+                let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+                let mut out = std::io::stdout();
+                let _ = write!(out, "\x1b]52;c;{b64}\x07");
+                let _ = out.flush();
+            }
             Action::Notify { title, body } => {
                 use std::io::Write;
                 let bytes = notice_bytes(self.notices, &title, &body);

@@ -3,9 +3,11 @@
 use std::time::Instant;
 
 use chat_protocol::ws::ClientEvent;
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 
-use super::{Action, App, Conn, Focus, TYPING_IDLE, TYPING_REPEAT};
+use super::{Action, App, Conn, Focus, ScreenMap, TYPING_IDLE, TYPING_REPEAT};
 
 impl App {
     /// Timers: typing indicators expire, `typing.stop` after an idle input.
@@ -61,8 +63,32 @@ impl App {
         match m.kind {
             MouseEventKind::ScrollUp => self.scroll_up(3),
             MouseEventKind::ScrollDown => self.scroll_down(3),
+            MouseEventKind::Down(MouseButton::Left) => self.click(m.column, m.row),
             _ => Vec::new(),
         }
+    }
+
+    /// A left click: on the list it opens that conversation, on the pane it selects that
+    /// message (as ↑/↓ in the message pane would).
+    fn click(&mut self, x: u16, y: u16) -> Vec<Action> {
+        if self.help || self.overlay.is_some() {
+            return Vec::new();
+        }
+        if let Some(row) = ScreenMap::row_in(self.screen.list, x, y) {
+            // Two lines an item: the name, then the preview.
+            let i = self.screen.list_offset + row / 2;
+            return match self.convs.get(i).map(|c| c.conv.id) {
+                Some(id) => self.select_id(id),
+                None => Vec::new(),
+            };
+        }
+        if let Some(row) = ScreenMap::row_in(self.screen.pane, x, y) {
+            if let Some(Some(i)) = self.screen.pane_rows.get(row) {
+                self.focus = Focus::Messages;
+                self.cursor = Some(*i);
+            }
+        }
+        Vec::new()
     }
 
     /// Scroll the message pane up by `n` lines, loading older history at the top.
@@ -259,6 +285,8 @@ impl App {
             KeyCode::Down | KeyCode::Char('j') => self.cursor_down(),
             KeyCode::Char('s') => self.save_selected(false),
             KeyCode::Char('o') => self.save_selected(true),
+            KeyCode::Char('y') => self.copy_selected(),
+            KeyCode::Char('i') => self.describe_selected(),
             KeyCode::Char('?') => self.show_help(),
             KeyCode::Esc | KeyCode::Enter => {
                 self.highlight = None;
@@ -286,6 +314,38 @@ impl App {
         if len > 0 {
             self.cursor = Some((self.cursor.unwrap_or(0) + 1).min(len - 1));
         }
+        Vec::new()
+    }
+
+    /// The message selected in the pane.
+    fn selected_message(&self) -> Option<&chat_protocol::rest::Message> {
+        self.cursor
+            .and_then(|i| self.open_conv().and_then(|c| c.messages.get(i)))
+    }
+
+    /// Copy the selected message's text (or its media's names) to the clipboard.
+    fn copy_selected(&mut self) -> Vec<Action> {
+        let Some(m) = self.selected_message() else {
+            return Vec::new();
+        };
+        let text = m.content.clone().unwrap_or_else(|| {
+            m.media
+                .iter()
+                .map(super::media_label)
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        self.info("copied to the clipboard (OSC 52)");
+        vec![Action::Copy(text)]
+    }
+
+    /// Show the selected message's id and exact time (for /jump, or a bug report).
+    fn describe_selected(&mut self) -> Vec<Action> {
+        let Some(m) = self.selected_message() else {
+            return Vec::new();
+        };
+        let text = format!("message {} at {}", m.id, m.created_at.to_rfc3339());
+        self.info(text);
         Vec::new()
     }
 

@@ -121,6 +121,8 @@ pub enum Action {
         items: Vec<MediaItem>,
         open: bool,
     },
+    /// Put text on the terminal's clipboard (OSC 52).
+    Copy(String),
     /// A message arrived where the user is not looking: ring / notify (as configured).
     Notify {
         title: String,
@@ -238,6 +240,28 @@ pub struct App {
     pub pane_height: usize,
     /// Set by the renderer: total wrapped lines of the open conversation.
     pub pane_lines: usize,
+    /// Set by the renderer: where the list and the pane are, for mouse clicks.
+    pub screen: ScreenMap,
+}
+
+/// Where the renderer put what, so a click can be turned into a conversation or message.
+#[derive(Debug, Clone, Default)]
+pub struct ScreenMap {
+    /// The conversation list (with its border), and the index of its first shown item.
+    pub list: ratatui::layout::Rect,
+    pub list_offset: usize,
+    /// The message pane (with its border), and which message each inner row shows.
+    pub pane: ratatui::layout::Rect,
+    pub pane_rows: Vec<Option<usize>>,
+}
+
+impl ScreenMap {
+    /// The inner row of `area` (inside its border) at `(x, y)`, if the point is inside.
+    pub fn row_in(area: ratatui::layout::Rect, x: u16, y: u16) -> Option<usize> {
+        let inside =
+            x > area.x && x + 1 < area.x + area.width && y > area.y && y + 1 < area.y + area.height;
+        inside.then(|| usize::from(y - area.y - 1))
+    }
 }
 
 impl Default for App {
@@ -277,6 +301,7 @@ impl App {
             last_key: None,
             pane_height: 10,
             pane_lines: 0,
+            screen: ScreenMap::default(),
         }
     }
 

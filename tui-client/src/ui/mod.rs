@@ -40,6 +40,11 @@ pub const HELP: &[(&str, &str)] = &[
         "PgUp / PgDn, mouse wheel",
         "scroll; older history loads on demand",
     ),
+    ("mouse click", "open a conversation / select a message"),
+    (
+        "y / i (messages)",
+        "copy the message (OSC 52) / show its id and time",
+    ),
     (
         "s / o (messages)",
         "save (all items, never overwriting) / open the selected message's media",
@@ -90,7 +95,9 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     let list_width = (area.width / 3).clamp(20, 34);
     let [list, pane] =
         Layout::horizontal([Constraint::Length(list_width), Constraint::Min(10)]).areas(main);
-    draw_list(frame, app, list, now);
+    app.screen.list = list;
+    app.screen.list_offset = draw_list(frame, app, list, now);
+    app.screen.pane = pane;
     draw_messages(frame, app, pane, now);
     draw_input(frame, app, input);
     draw_status(frame, app, status, now);
@@ -111,7 +118,8 @@ fn focused(app: &App, f: Focus) -> Style {
     }
 }
 
-fn draw_list(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
+/// The conversation list; returns the index of its first shown item.
+fn draw_list(frame: &mut Frame, app: &App, area: Rect, now: Instant) -> usize {
     let inner = area.width.saturating_sub(2) as usize;
     let items: Vec<ListItem> = app
         .convs
@@ -171,6 +179,7 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
         state.select(Some(app.selected.min(app.convs.len() - 1)));
     }
     frame.render_stateful_widget(list, area, &mut state);
+    state.offset()
 }
 
 /// `just now`, `5m ago`, `3h ago`, or the date.
@@ -300,6 +309,8 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
         lines.push(Line::styled("loading…", Style::new().fg(Color::DarkGray)));
     }
     let mut cursor_span = None;
+    // (first line, end line, message index) of every message, for mouse clicks.
+    let mut spans: Vec<(usize, usize, usize)> = Vec::new();
     let today = Local::now().date_naive();
     let mut day = None;
     for (i, m) in c.messages.iter().enumerate() {
@@ -320,6 +331,7 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
             sel,
             app.highlight == Some(m.id),
         ));
+        spans.push((start, lines.len(), i));
         if sel {
             cursor_span = Some((start, lines.len()));
         }
@@ -364,6 +376,14 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
     }
     let first = total.saturating_sub(height + scroll);
     let visible: Vec<Line> = lines.into_iter().skip(first).take(height).collect();
+    app.screen.pane_rows = (first..first + visible.len())
+        .map(|row| {
+            spans
+                .iter()
+                .find(|(s, e, _)| (*s..*e).contains(&row))
+                .map(|(_, _, i)| *i)
+        })
+        .collect();
     let border = focused(app, Focus::Messages);
     frame.render_widget(
         Paragraph::new(visible).block(Block::bordered().title(title).border_style(border)),

@@ -438,3 +438,57 @@ fn the_input_cursor_follows_editing() {
         .expect("input text");
     assert_eq!(at.x, start + 3);
 }
+
+fn click(x: u16, y: u16) -> Update {
+    Update::Mouse(crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: x,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    })
+}
+
+/// Issue 18: a click on the list opens that conversation; a click on a message selects
+/// it; `y` copies it (OSC 52) and `i` shows its id.
+#[test]
+fn clicks_open_conversations_and_select_messages() {
+    let (mut app, _, bob) = sample();
+    let now = Instant::now();
+    let screen = render(&mut app, 100, 24);
+    // carol's name row in the list.
+    let (row, line) = screen
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("carol"))
+        .expect("carol listed");
+    let col = line.chars().position(|c| c == 'c').expect("column") as u16;
+    app.update(click(col, row as u16), now);
+    assert_eq!(
+        app.open_conv().map(|c| c.conv.other_user.username.as_str()),
+        Some("carol")
+    );
+    // Back to bob, then click his "hello bob" line in the pane.
+    app.update(Update::Opened(bob.clone()), now);
+    let screen = render(&mut app, 100, 24);
+    let (row, line) = screen
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("me: hello bob"))
+        .expect("message shown");
+    let col = line.find("me: hello").expect("column");
+    let col = line[..col].chars().count() as u16;
+    app.update(click(col, row as u16), now);
+    assert_eq!(app.focus, Focus::Messages);
+    let selected = app
+        .cursor
+        .and_then(|i| app.open_conv().map(|c| c.messages[i].clone()));
+    let selected = selected.expect("a selected message");
+    assert_eq!(selected.content.as_deref(), Some("hello bob"));
+    let copied = app.update(key(KeyCode::Char('y')), now);
+    assert_eq!(copied, vec![Action::Copy("hello bob".into())]);
+    app.update(key(KeyCode::Char('i')), now);
+    let status = app.status.clone().expect("status").0;
+    assert!(status.contains(&selected.id.to_string()), "{status}");
+    // A click on a border or outside does nothing.
+    assert!(app.update(click(0, 0), now).is_empty());
+}
