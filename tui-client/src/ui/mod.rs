@@ -118,6 +118,42 @@ fn focused(app: &App, f: Focus) -> Style {
     }
 }
 
+/// One wrapped chunk of message text as spans, links (`http://`, `https://`) underlined in
+/// blue so they stand out and the terminal's own link detection has a clear target.
+/// `in_url` carries a link that the wrap cut across chunks.
+fn link_spans(chunk: &str, in_url: &mut bool, base: Style) -> Vec<Span<'static>> {
+    let link = base.fg(Color::Blue).add_modifier(Modifier::UNDERLINED);
+    let mut spans = Vec::new();
+    let mut rest = chunk;
+    while !rest.is_empty() {
+        if *in_url {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            spans.push(Span::styled(rest[..end].to_string(), link));
+            *in_url = end == rest.len();
+            rest = &rest[end..];
+            continue;
+        }
+        match ["https://", "http://"]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min()
+        {
+            Some(at) => {
+                if at > 0 {
+                    spans.push(Span::styled(rest[..at].to_string(), base));
+                }
+                *in_url = true;
+                rest = &rest[at..];
+            }
+            None => {
+                spans.push(Span::styled(rest.to_string(), base));
+                rest = "";
+            }
+        }
+    }
+    spans
+}
+
 /// The conversation list; returns the index of its first shown item.
 fn draw_list(frame: &mut Frame, app: &App, area: Rect, now: Instant) -> usize {
     let inner = area.width.saturating_sub(2) as usize;
@@ -260,6 +296,7 @@ fn message_lines(
     let body = expand_tabs(&text.join("\n"));
     let chunks = wrap(&body, width.saturating_sub(columns(&prefix)).max(8));
     let last = chunks.len().saturating_sub(1);
+    let mut in_url = false;
     for (i, chunk) in chunks.into_iter().enumerate() {
         let mut spans = if i == 0 {
             vec![
@@ -269,7 +306,7 @@ fn message_lines(
         } else {
             vec![Span::styled(" ".repeat(columns(&prefix)), base)]
         };
-        spans.push(Span::styled(chunk, base));
+        spans.extend(link_spans(&chunk, &mut in_url, base));
         if i == last && !receipt.is_empty() {
             spans.push(Span::styled(receipt, base.fg(Color::Green)));
         }
