@@ -3,6 +3,7 @@
 
 mod app;
 mod check;
+mod config;
 mod interactive;
 mod notify;
 mod ui;
@@ -10,7 +11,8 @@ mod ui;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "chat-tui", version, about = "Terminal client for chatd")]
@@ -30,7 +32,7 @@ struct Cli {
     token: Option<String>,
     /// For local use: sign in as this username with a token minted from --jwt-secret
     /// (the same username always gets the same user id).
-    #[arg(long, requires = "jwt_secret")]
+    #[arg(long)]
     user: Option<String>,
     /// The server's HS256 secret (`CHAT_JWT_SECRET`), used with --user.
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
@@ -46,6 +48,11 @@ struct Cli {
     /// VTE terminals), `osc9` (iTerm2, Windows Terminal, kitty), or `off`.
     #[arg(long, env = "CHAT_TUI_NOTIFY", default_value = "off")]
     notify: notify::Desktop,
+    /// Settings file (TOML) with defaults for these options; by default
+    /// `$XDG_CONFIG_HOME/chat-tui/config.toml` (or `~/.config/chat-tui/config.toml`), used
+    /// when it exists. Flags and environment variables win over it.
+    #[arg(long, env = "CHAT_TUI_CONFIG")]
+    config: Option<PathBuf>,
     /// Show the unread total in the terminal window's title.
     #[arg(long, env = "CHAT_TUI_TITLE", default_value_t = true, action = clap::ArgAction::Set)]
     title: bool,
@@ -64,8 +71,76 @@ fn user_id_for(username: &str) -> chat_protocol::UserId {
     uuid::Uuid::new_v5(&NAMESPACE, username.as_bytes()).into()
 }
 
+/// The command line, with the settings file filling in what neither a flag nor its
+/// environment variable gave.
+fn parse_cli() -> anyhow::Result<Cli> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let home = std::env::var("HOME").ok();
+    let (path, required) = match &cli.config {
+        Some(p) => (Some(p.clone()), true),
+        None => (
+            config::default_path(
+                std::env::var("XDG_CONFIG_HOME").ok().as_deref(),
+                home.as_deref(),
+            ),
+            false,
+        ),
+    };
+    let file = match path {
+        Some(path) => config::load(&path, required)?,
+        None => config::FileConfig::default(),
+    };
+    with_file(cli, &matches, &file, home.as_deref())
+}
+
+/// `cli` with `file`'s values where the option was not given on the command line or in
+/// its environment variable.
+fn with_file(
+    mut cli: Cli,
+    matches: &clap::ArgMatches,
+    file: &config::FileConfig,
+    home: Option<&str>,
+) -> anyhow::Result<Cli> {
+    let given = |id: &str| {
+        matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    if !given("server") {
+        if let Some(s) = &file.server {
+            cli.server = s.clone();
+        }
+    }
+    if cli.token.is_none() && cli.user.is_none() {
+        cli.token = file.token.clone();
+        if cli.token.is_none() {
+            cli.user = file.user.clone();
+        }
+    }
+    if cli.jwt_secret.is_none() {
+        cli.jwt_secret = file.jwt_secret.clone();
+    }
+    if !given("download_dir") {
+        if let Some(d) = &file.download_dir {
+            cli.download_dir = config::expand_home(d, home);
+        }
+    }
+    if !given("bell") {
+        cli.bell = file.bell.unwrap_or(cli.bell);
+    }
+    if !given("title") {
+        cli.title = file.title.unwrap_or(cli.title);
+    }
+    if !given("notify") {
+        cli.notify = file.desktop()?.unwrap_or(cli.notify);
+    }
+    Ok(cli)
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,5 +169,57 @@ fn main() -> anyhow::Result<()> {
             };
             runtime.block_on(interactive::run(client, cli.download_dir, notices))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli_with(args: &[&str], file: &str) -> Cli {
+        let matches = Cli::command()
+            .try_get_matches_from(std::iter::once("chat-tui").chain(args.iter().copied()))
+            .expect("arguments");
+        let cli = Cli::from_arg_matches(&matches).expect("cli");
+        let file = config::parse(file).expect("config");
+        with_file(cli, &matches, &file, Some("/home/a")).expect("merged")
+    }
+
+    /// Issue 18: the settings file fills in; a flag wins over it.
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = r#"
+            server = "https://chat.example.org"
+            user = "alice"
+            jwt_secret = "s"
+            download_dir = "~/Downloads"
+            bell = false
+            notify = "osc9"
+        "#;
+        let c = cli_with(&[], file);
+        assert_eq!(c.server, "https://chat.example.org");
+        assert_eq!(c.user.as_deref(), Some("alice"));
+        assert_eq!(c.download_dir, PathBuf::from("/home/a/Downloads"));
+        assert!(!c.bell);
+        assert_eq!(c.notify, notify::Desktop::Osc9);
+        assert!(c.title, "not in the file: the default");
+        let c = cli_with(
+            &[
+                "--server",
+                "http://127.0.0.1:9",
+                "--bell",
+                "true",
+                "--token",
+                "t",
+            ],
+            file,
+        );
+        assert_eq!(c.server, "http://127.0.0.1:9");
+        assert!(c.bell);
+        assert_eq!(
+            (c.token.as_deref(), c.user.as_deref()),
+            (Some("t"), None),
+            "a token given wins over the file's user"
+        );
     }
 }

@@ -1,0 +1,132 @@
+//! `$XDG_CONFIG_HOME/chat-tui/config.toml` (or `~/.config/chat-tui/config.toml`, or
+//! `--config PATH`): defaults for the command-line options. A flag or its environment
+//! variable wins over the file, the file over the built-in default. Unknown keys are an
+//! error, so a typo does not silently do nothing.
+//!
+//! ```toml
+//! server = "https://chat.example.org"
+//! token = "…"                 # or: user = "alice" with jwt_secret = "…" (local servers)
+//! download_dir = "~/Downloads"
+//! bell = true
+//! notify = "osc777"           # osc777 | osc9 | off
+//! title = true
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::notify::Desktop;
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: Option<String>,
+    pub token: Option<String>,
+    pub user: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub download_dir: Option<String>,
+    pub bell: Option<bool>,
+    pub notify: Option<String>,
+    pub title: Option<bool>,
+}
+
+impl FileConfig {
+    /// `notify` as the option's value (`osc777`, `osc9`, `off`).
+    pub fn desktop(&self) -> anyhow::Result<Option<Desktop>> {
+        use clap::ValueEnum;
+        self.notify
+            .as_deref()
+            .map(|v| {
+                Desktop::from_str(v, true).map_err(|_| {
+                    anyhow::anyhow!("config: notify = {v:?}; expected osc777, osc9 or off")
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Where the file is looked for when `--config` is not given.
+pub fn default_path(xdg: Option<&str>, home: Option<&str>) -> Option<PathBuf> {
+    match (xdg.filter(|x| !x.is_empty()), home) {
+        (Some(x), _) => Some(Path::new(x).join("chat-tui/config.toml")),
+        (None, Some(h)) => Some(Path::new(h).join(".config/chat-tui/config.toml")),
+        (None, None) => None,
+    }
+}
+
+/// Read the file at `path`. A missing file is an empty configuration unless it was asked
+/// for by name (`required`).
+pub fn load(path: &Path, required: bool) -> anyhow::Result<FileConfig> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            Ok(FileConfig::default())
+        }
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}
+
+pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
+    Ok(toml::from_str(text)?)
+}
+
+/// `~/…` as the home directory.
+pub fn expand_home(p: &str, home: Option<&str>) -> PathBuf {
+    match (p.strip_prefix("~/"), home) {
+        (Some(rest), Some(h)) => Path::new(h).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_key_and_refuses_unknown_ones() {
+        let c = parse(
+            r#"
+            server = "https://chat.example.org"
+            user = "alice"
+            jwt_secret = "s"
+            download_dir = "~/Downloads"
+            bell = false
+            notify = "OSC9"
+            title = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.server.as_deref(), Some("https://chat.example.org"));
+        assert_eq!(c.bell, Some(false));
+        assert_eq!(c.desktop().unwrap(), Some(Desktop::Osc9));
+        assert!(parse("sever = \"typo\"").is_err(), "unknown key");
+        assert!(parse("bell = \"yes\"").is_err(), "wrong type");
+        assert!(parse("notify = \"growl\"").unwrap().desktop().is_err());
+        assert_eq!(parse("").unwrap(), FileConfig::default());
+    }
+
+    #[test]
+    fn the_file_is_found_where_xdg_says() {
+        assert_eq!(
+            default_path(Some("/x"), Some("/home/a")),
+            Some(PathBuf::from("/x/chat-tui/config.toml"))
+        );
+        assert_eq!(
+            default_path(Some(""), Some("/home/a")),
+            Some(PathBuf::from("/home/a/.config/chat-tui/config.toml"))
+        );
+        assert_eq!(default_path(None, None), None);
+        assert_eq!(
+            expand_home("~/Downloads", Some("/home/a")),
+            PathBuf::from("/home/a/Downloads")
+        );
+    }
+
+    #[test]
+    fn a_missing_default_file_is_empty_but_a_named_one_must_exist() {
+        let missing = std::env::temp_dir().join(format!("no-such-{}.toml", uuid::Uuid::new_v4()));
+        assert_eq!(load(&missing, false).unwrap(), FileConfig::default());
+        assert!(load(&missing, true).is_err());
+    }
+}
