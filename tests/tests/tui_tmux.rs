@@ -79,9 +79,21 @@ async fn chat_tui_in_a_real_terminal() {
     let tmux = Tmux {
         socket: format!("chat-e2e-{}", uuid::Uuid::new_v4().simple()),
     };
+    // An "editor" for Alt-E: appends a line to the file it is given.
+    let editor = dir.join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf ' from the editor\\nsecond line\\n' >> \"$1\"\n",
+    )
+    .expect("write editor");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod editor");
+    let editor_env = format!("VISUAL={}", editor.display());
     let bin = binary("chat-tui");
     let out = tmux.cmd(&[
         "new-session",
+        "-e",
+        &editor_env,
         "-d",
         "-s",
         "chat",
@@ -194,6 +206,14 @@ async fn chat_tui_in_a_real_terminal() {
         !screen.contains("me: pasted second"),
         "one message, not two: {screen}"
     );
+
+    // Alt-E: the line goes to $VISUAL and comes back edited, line break and all.
+    tmux.keys("draft");
+    tmux.key("M-e");
+    tmux.wait_for("draft from the editor↵second line").await;
+    tmux.key("Enter");
+    let screen = tmux.wait_for("me: draft from the editor").await;
+    assert!(screen.contains("second line"), "{screen}");
 
     // Help overlay (F1), then quit: the process exits and tmux's session ends.
     tmux.key("F1");

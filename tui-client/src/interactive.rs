@@ -5,6 +5,8 @@
 
 use std::io::Stdout;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -79,9 +81,23 @@ pub async fn run(client: Client, download_dir: PathBuf, notices: Notices) -> any
     let (up_tx, mut up_rx) = mpsc::unbounded_channel::<Update>();
     let (ws_tx, ws_rx) = mpsc::unbounded_channel::<ClientEvent>();
     tokio::spawn(socket_task(client.clone(), ws_rx, up_tx.clone()));
-    // crossterm's reader blocks: it lives on its own thread, for the life of the process.
+    // crossterm's reader lives on its own thread, for the life of the process. It polls, so
+    // it can be paused while an external editor owns the terminal.
     let keys = up_tx.clone();
+    let reader = Reader::default();
+    let this = reader.clone();
     std::thread::spawn(move || loop {
+        if this.paused.load(Ordering::Acquire) {
+            this.idle.store(true, Ordering::Release);
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        this.idle.store(false, Ordering::Release);
+        match crossterm::event::poll(Duration::from_millis(50)) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(_) => return,
+        }
         let update = match crossterm::event::read() {
             Ok(Event::Key(k)) => Update::Key(k),
             Ok(Event::Mouse(m)) => Update::Mouse(m),
@@ -139,7 +155,15 @@ pub async fn run(client: Client, download_dir: PathBuf, notices: Notices) -> any
             }
         }
         for a in actions {
-            exec.run(a, &app);
+            match a {
+                Action::Edit(text) => {
+                    let edited = tokio::task::block_in_place(|| edit(&mut term, &reader, &text));
+                    for a in app.update(Update::Edited(edited), std::time::Instant::now()) {
+                        exec.run(a, &app);
+                    }
+                }
+                a => exec.run(a, &app),
+            }
         }
         if app.quit {
             break Ok(());
@@ -148,6 +172,67 @@ pub async fn run(client: Client, download_dir: PathBuf, notices: Notices) -> any
     leave();
     term.show_cursor()?;
     result
+}
+
+/// The key reader's pause switch: `paused` asks it to stop reading the terminal, `idle`
+/// says it has.
+#[derive(Clone, Default)]
+struct Reader {
+    paused: Arc<AtomicBool>,
+    idle: Arc<AtomicBool>,
+}
+
+/// The editor to run: `$VISUAL`, else `$EDITOR`, else `vi`; with its own arguments
+/// (`code -w`).
+fn editor_command(visual: Option<String>, editor: Option<String>) -> Vec<String> {
+    let chosen = visual
+        .filter(|v| !v.trim().is_empty())
+        .or(editor.filter(|e| !e.trim().is_empty()))
+        .unwrap_or_else(|| "vi".into());
+    chosen.split_whitespace().map(str::to_string).collect()
+}
+
+/// Hand the terminal to an editor on `text` and take back what was saved (Alt-E).
+fn edit(term: &mut Term, reader: &Reader, text: &str) -> Result<String, String> {
+    reader.paused.store(true, Ordering::Release);
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    while !reader.idle.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let path = std::env::temp_dir().join(format!("chat-tui-{}.txt", uuid::Uuid::new_v4()));
+    let result = (|| {
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cmd = editor_command(std::env::var("VISUAL").ok(), std::env::var("EDITOR").ok());
+        leave();
+        let status = std::process::Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .arg(&path)
+            .status();
+        let entered = resume(term);
+        let status = status.map_err(|e| format!("{}: {e}", cmd[0]))?;
+        entered.map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("{} exited with {status}; nothing changed", cmd[0]));
+        }
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    })();
+    let _ = std::fs::remove_file(&path);
+    reader.paused.store(false, Ordering::Release);
+    result
+}
+
+/// Take the terminal back after an external program had it.
+fn resume(term: &mut Term) -> anyhow::Result<()> {
+    enable_raw_mode()?;
+    execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste,
+        EnableFocusChange
+    )?;
+    term.clear()?;
+    Ok(())
 }
 
 /// Carries out [`Action`]s; results come back as [`Update`]s.
@@ -180,6 +265,8 @@ impl Exec {
                 }
             }
             Action::Quit => {}
+            // Run by the main loop, which owns the terminal.
+            Action::Edit(_) => {}
             Action::Copy(text) => {
                 use base64::Engine;
                 use std::io::Write;
@@ -522,6 +609,14 @@ mod tests {
         assert_eq!(std::fs::read(&second).unwrap(), b"two");
         assert_eq!(std::fs::read(&third).unwrap(), b"three");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_editor_is_visual_then_editor_then_vi() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(editor_command(s("code -w"), s("nano")), ["code", "-w"]);
+        assert_eq!(editor_command(s(" "), s("nano")), ["nano"]);
+        assert_eq!(editor_command(None, None), ["vi"]);
     }
 
     #[test]

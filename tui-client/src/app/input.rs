@@ -130,7 +130,8 @@ impl App {
     /// Alt+letter types nothing. Editing as in a shell: ← → Home End (Ctrl-A, Ctrl-E),
     /// Ctrl/Alt-← → (Alt-B, Alt-F) by word, Backspace, Delete, Ctrl-W (word before),
     /// Ctrl-U / Ctrl-K (to the start / end); Alt-↑ ↓ (Ctrl-↑ ↓) walk the history of
-    /// what was sent; ↑ ↓ switch conversations; Alt-Enter breaks the line; Enter submits.
+    /// what was sent; ↑ ↓ switch conversations; Alt-Enter breaks the line; Alt-E edits the
+    /// line in `$VISUAL` / `$EDITOR`; Enter submits.
     pub(super) fn key_input(&mut self, key: KeyEvent, now: Instant) -> Vec<Action> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
@@ -156,6 +157,7 @@ impl App {
                 self.status = None;
                 return self.stop_typing();
             }
+            KeyCode::Char('e') if alt => return vec![Action::Edit(self.input.clone())],
             KeyCode::Up if alt || ctrl => self.browse_history(true),
             KeyCode::Down if alt || ctrl => self.browse_history(false),
             KeyCode::Up => return self.move_conv(-1),

@@ -121,6 +121,8 @@ pub enum Action {
         items: Vec<MediaItem>,
         open: bool,
     },
+    /// Edit the input line in `$VISUAL` / `$EDITOR` (the main loop hands it the terminal).
+    Edit(String),
     /// Put text on the terminal's clipboard (OSC 52).
     Copy(String),
     /// A message arrived where the user is not looking: ring / notify (as configured).
@@ -142,6 +144,8 @@ pub enum Browse {
 #[derive(Debug)]
 pub enum Update {
     Key(KeyEvent),
+    /// What the external editor left (or why it failed).
+    Edited(Result<String, String>),
     /// The terminal gained (true) or lost (false) focus, where it reports that.
     Focus(bool),
     /// Text pasted into the terminal (bracketed paste): one update, newlines kept.
@@ -365,6 +369,15 @@ impl App {
                 let mut actions = self.engage();
                 actions.extend(self.mouse(m));
                 actions
+            }
+            Update::Edited(Ok(text)) => {
+                self.focus = Focus::Input;
+                self.set_input(text.trim_end_matches(['\n', '\r']).to_string());
+                Vec::new()
+            }
+            Update::Edited(Err(e)) => {
+                self.error(format!("editor: {e}"));
+                Vec::new()
             }
             Update::Focus(true) => self.engage(),
             Update::Focus(false) => {
