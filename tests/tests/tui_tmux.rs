@@ -154,6 +154,19 @@ async fn chat_tui_in_a_real_terminal() {
         .expect(200);
     tmux.wait_for("hello from a real terminal ✓✓").await;
 
+    // Tabs and wide characters (issue 18 bugs 1 and 2): drawn whole, the pane's right
+    // border still in its place; and the day separator above today's messages.
+    server
+        .send(&bob, &conv, "col1\tcol2 漢字テスト😀 end")
+        .await;
+    let screen = tmux.wait_for("col1    col2 漢字テスト😀 end").await;
+    let line = screen
+        .lines()
+        .find(|l| l.contains("col1"))
+        .expect("the line");
+    assert!(line.trim_end().ends_with('│'), "border moved: {line:?}");
+    assert!(screen.contains(" Today "), "{screen}");
+
     // The server goes away: the client shows it is offline with a retry countdown, queues
     // what is typed meanwhile, and sends it once (temp_id) after reconnecting on its own.
     let restart = async {
