@@ -180,9 +180,30 @@ impl App {
     }
 
     /// With help or an overlay shown, only its keys do anything: scrolling it (the drawing
-    /// clamps the position to what there is) and closing it.
+    /// clamps the position to what there is), choosing a line of a list of messages
+    /// (Enter jumps to it), and closing it.
     fn key_overlay(&mut self, key: KeyEvent) -> Vec<Action> {
         let page = self.pane_height.max(2) - 1;
+        if let Some(o) = self.overlay.as_mut().filter(|o| !o.targets.is_empty()) {
+            let last = o.targets.len() - 1;
+            match key.code {
+                KeyCode::Up | KeyCode::Char('k') => o.selected = o.selected.saturating_sub(1),
+                KeyCode::Down | KeyCode::Char('j') => o.selected = (o.selected + 1).min(last),
+                KeyCode::PageUp => o.selected = o.selected.saturating_sub(page),
+                KeyCode::PageDown => o.selected = (o.selected + page).min(last),
+                KeyCode::Home => o.selected = 0,
+                KeyCode::End => o.selected = last,
+                KeyCode::Enter => {
+                    let target = o.targets.get(o.selected).copied().flatten();
+                    self.overlay = None;
+                    return target.map(Action::Jump).into_iter().collect();
+                }
+                _ => {}
+            }
+            if !matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
+                return Vec::new();
+            }
+        }
         match key.code {
             KeyCode::Esc
             | KeyCode::Char('q')

@@ -84,6 +84,10 @@ pub struct ConvState {
 pub struct Overlay {
     pub title: String,
     pub lines: Vec<String>,
+    /// The message each line is about (galleries, links): ↑/↓ select a line and Enter
+    /// jumps to its message. Empty: a plain list that ↑/↓ scroll.
+    pub targets: Vec<Option<MessageId>>,
+    pub selected: usize,
 }
 
 /// What the runtime must do.
@@ -420,13 +424,26 @@ impl App {
     }
 
     /// Show a read-only list over the message pane.
-    pub(crate) fn show(&mut self, title: &str, mut lines: Vec<String>) {
+    pub(crate) fn show(&mut self, title: &str, lines: Vec<String>) {
+        self.show_items(title, lines, Vec::new());
+    }
+
+    /// Show a list whose lines lead to messages (`targets`, one per line).
+    pub(crate) fn show_items(
+        &mut self,
+        title: &str,
+        mut lines: Vec<String>,
+        mut targets: Vec<Option<MessageId>>,
+    ) {
         if lines.is_empty() {
             lines.push("(nothing yet)".into());
+            targets.clear();
         }
         self.overlay = Some(Overlay {
             title: title.into(),
             lines,
+            targets,
+            selected: 0,
         });
         self.overlay_scroll = 0;
     }

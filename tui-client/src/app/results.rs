@@ -7,7 +7,7 @@ use chat_protocol::rest::{
     UnreadCount,
 };
 use chat_protocol::ws::ClientEvent;
-use chat_protocol::ConversationId;
+use chat_protocol::{ConversationId, MessageId};
 
 use super::{media_label, Action, App, Browse, Conn, ConvState, Focus};
 
@@ -236,12 +236,20 @@ impl App {
         messages: &[Message],
         links: &[LinkItem],
     ) -> Vec<Action> {
-        let (title, lines) = match what {
-            Browse::Links => ("Links", link_lines(links)),
-            Browse::Media => ("Media", media_lines(messages)),
-            Browse::Files => ("Files", media_lines(messages)),
+        let (title, lines, targets) = match what {
+            Browse::Links => (
+                "Links",
+                link_lines(links),
+                links.iter().map(|l| Some(l.message_id)).collect(),
+            ),
+            Browse::Media => ("Media", media_lines(messages), media_targets(messages)),
+            Browse::Files => ("Files", media_lines(messages), media_targets(messages)),
         };
-        self.show(title, lines);
+        self.show_items(
+            &format!("{title} (Enter: show in the conversation)"),
+            lines,
+            targets,
+        );
         Vec::new()
     }
 
@@ -320,6 +328,14 @@ fn link_lines(links: &[LinkItem]) -> Vec<String> {
 }
 
 /// One line per media item of the messages: date, label and message id.
+/// The message of each line of [`media_lines`].
+fn media_targets(messages: &[Message]) -> Vec<Option<MessageId>> {
+    messages
+        .iter()
+        .flat_map(|m| m.media.iter().map(move |_| Some(m.id)))
+        .collect()
+}
+
 fn media_lines(messages: &[Message]) -> Vec<String> {
     messages
         .iter()

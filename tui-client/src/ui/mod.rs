@@ -105,8 +105,28 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if app.help {
         app.overlay_scroll = draw_help(frame, main, app.overlay_scroll);
     } else if let Some(o) = &app.overlay {
-        let lines: Vec<Line> = o.lines.iter().map(|l| Line::raw(l.as_str())).collect();
-        app.overlay_scroll = draw_overlay(frame, pane, &o.title, lines, app.overlay_scroll);
+        let selectable = !o.targets.is_empty();
+        let lines: Vec<Line> = o
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                if selectable && i == o.selected {
+                    Line::styled(l.as_str(), Style::new().bg(Color::DarkGray))
+                } else {
+                    Line::raw(l.as_str())
+                }
+            })
+            .collect();
+        let scroll = if selectable {
+            // Keep the chosen line in view: start a page at most above it.
+            let visible = usize::from(pane.height.saturating_sub(4)).max(1);
+            let earliest = o.selected.saturating_sub(visible - 1);
+            app.overlay_scroll.min(o.selected).max(earliest)
+        } else {
+            app.overlay_scroll
+        };
+        app.overlay_scroll = draw_overlay(frame, pane, &o.title, lines, scroll);
     }
 }
 

@@ -512,3 +512,35 @@ fn links_are_highlighted_across_wraps() {
     assert!(second[0].style.add_modifier.contains(Modifier::UNDERLINED));
     assert!(!in_url);
 }
+
+/// Issue 18 bug 13: a gallery's items can be chosen (the choice stays in view) and Enter
+/// shows the chosen one in its conversation.
+#[test]
+fn gallery_items_can_be_chosen_and_opened() {
+    let (mut app, me, _) = sample();
+    let now = Instant::now();
+    let links: Vec<chat_protocol::rest::LinkItem> = (1..=40)
+        .map(|i| chat_protocol::rest::LinkItem {
+            url: format!("https://example.com/{i}"),
+            message_id: MessageId::new(),
+            sender_id: me,
+            created_at: Utc::now(),
+        })
+        .collect();
+    app.update(
+        Update::Browsed {
+            what: crate::app::Browse::Links,
+            messages: Vec::new(),
+            links: links.clone(),
+        },
+        now,
+    );
+    for _ in 0..35 {
+        app.update(key(KeyCode::Down), now);
+    }
+    let screen = render(&mut app, 100, 24);
+    assert!(screen.contains("https://example.com/36"), "{screen}");
+    let jump = app.update(key(KeyCode::Enter), now);
+    assert_eq!(jump, vec![Action::Jump(links[35].message_id)]);
+    assert!(app.overlay.is_none());
+}
