@@ -241,7 +241,7 @@ pub struct Config {
     #[arg(long, env = "CHAT_SEND_BATCH_MAX", default_value_t = 256)]
     pub send_batch_max: usize,
 
-    /// Group commit: batches of sends in flight at once (default: 1 on SQLite, 4 on
+    /// Group commit: batches of sends in flight at once (default: 1 on SQLite, 2 on
     /// PostgreSQL); 0 turns group commit off (each send its own transaction).
     #[arg(long, env = "CHAT_SEND_WRITERS")]
     pub send_writers: Option<usize>,
