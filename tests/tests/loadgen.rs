@@ -149,15 +149,7 @@ async fn media_uploads_mix_into_a_run() {
     );
     check_metric(&r, "media_upload", 15);
     // The uploads are real image messages with thumbnails on disk.
-    let stats = tokio::process::Command::new(binary("chatctl"))
-        .env_clear()
-        .env("CHAT_DATA_DIR", &server.data_dir)
-        .env("CHAT_DATABASE_URL", &server.database_url)
-        .env("CHAT_JWT_SECRET", &server.secret)
-        .args(["stats", "--json"])
-        .output()
-        .await
-        .unwrap();
+    let stats = server.chatctl(&["stats", "--json"]);
     let stats: Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
     assert_eq!(stats["messages_by_type"]["image"], 15, "{stats}");
     assert_eq!(
@@ -198,15 +190,7 @@ async fn the_media_benchmark_uploads_every_file() {
     chat_e2e::exited_zero(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("4 accepted, 0 failed"), "{stdout}");
-    let stats = tokio::process::Command::new(binary("chatctl"))
-        .env_clear()
-        .env("CHAT_DATA_DIR", &server.data_dir)
-        .env("CHAT_DATABASE_URL", &server.database_url)
-        .env("CHAT_JWT_SECRET", &server.secret)
-        .args(["stats", "--json"])
-        .output()
-        .await
-        .unwrap();
+    let stats = server.chatctl(&["stats", "--json"]);
     let stats: Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
     assert_eq!(stats["messages_by_type"]["image"], 4, "{stats}");
     server.stop().await;

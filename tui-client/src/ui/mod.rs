@@ -8,69 +8,20 @@ use chrono::{DateTime, Local, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::app::{media_label, App, Conn, ConvState, Focus};
 
+mod overlay;
 mod text;
+use overlay::{draw_help, draw_overlay};
 use text::{char_columns, clip, tail_within};
 pub use text::{columns, day_separator, expand_tabs, wrap};
 
 /// Below this the layout cannot hold its panes; a notice is shown instead.
 pub const MIN_WIDTH: u16 = 40;
 pub const MIN_HEIGHT: u16 = 8;
-
-pub const HELP: &[(&str, &str)] = &[
-    ("Enter", "send the message / run the /command"),
-    (
-        "Alt-Enter",
-        "a line break in the message (pastes keep theirs)",
-    ),
-    ("Tab / Shift-Tab", "focus: input → conversations → messages"),
-    (
-        "↑ ↓ (input)",
-        "previous / next conversation (also Ctrl-P / Ctrl-N)",
-    ),
-    (
-        "↑ ↓ (messages)",
-        "select a message; at the top, older history loads",
-    ),
-    (
-        "PgUp / PgDn, mouse wheel",
-        "scroll; older history loads on demand",
-    ),
-    ("mouse click", "open a conversation / select a message"),
-    (
-        "y / i (messages)",
-        "copy the message (OSC 52) / show its id and time",
-    ),
-    (
-        "s / o (messages)",
-        "save (all items, never overwriting) / open the selected message's media",
-    ),
-    ("Esc", "clear the input, close an overlay"),
-    ("F1 (or ? outside the input)", "this help"),
-    ("Ctrl-C", "quit"),
-    ("/open USER", "open or start a conversation"),
-    (
-        "/attach PATH... [-- caption]",
-        "send up to 10 images, or a video, or a file (\"quote\" paths with spaces; ~ works)",
-    ),
-    (
-        "/block [USER]  /unblock [USER]",
-        "block or unblock (default: this conversation)",
-    ),
-    ("/status [USER]", "block status both ways"),
-    ("/blocked", "the users you blocked"),
-    (
-        "/media  /files  /links",
-        "browse this conversation's media, files, links",
-    ),
-    ("/jump MESSAGE_ID", "show a message in its context"),
-    ("/unread", "refresh unread totals"),
-    ("/quit", "quit"),
-];
 
 pub fn draw(frame: &mut Frame, app: &mut App) {
     let area = frame.area();
@@ -535,72 +486,6 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
     }
     spans.push(Span::styled(" │ F1 help", Style::new().fg(Color::DarkGray)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-fn draw_help(frame: &mut Frame, area: Rect, scroll: usize) -> usize {
-    let key_width = HELP
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    let lines = HELP
-        .iter()
-        .map(|(k, v)| {
-            Line::from(vec![
-                Span::styled(format!("{k:<key_width$}  "), Style::new().fg(Color::Cyan)),
-                Span::raw(*v),
-            ])
-        })
-        .collect();
-    draw_overlay(frame, area, "Keys and commands", lines, scroll)
-}
-
-/// A bordered list over `area`, scrolled to `scroll` (clamped, so the last page stays
-/// full); when it does not fit, the title says which lines are shown and how to scroll.
-/// Returns the scroll position used.
-fn draw_overlay(
-    frame: &mut Frame,
-    area: Rect,
-    title: &str,
-    lines: Vec<Line>,
-    scroll: usize,
-) -> usize {
-    let w = area.width.saturating_sub(4).max(1);
-    let h = (lines.len() as u16 + 2)
-        .min(area.height.saturating_sub(2))
-        .max(1);
-    let r = Rect {
-        x: area.x + (area.width.saturating_sub(w)) / 2,
-        y: area.y + 1,
-        width: w,
-        height: h,
-    };
-    let inner_width = usize::from(w.saturating_sub(2)).max(1);
-    // Rows the lines take once wrapped, and how many rows the box shows.
-    let rows: usize = lines
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(inner_width))
-        .sum();
-    let visible = usize::from(h.saturating_sub(2)).max(1);
-    let scroll = scroll.min(rows.saturating_sub(visible));
-    let title = if rows > visible {
-        format!(
-            " {title} ({}–{} of {rows}; ↑↓ PgUp PgDn scroll, Esc closes) ",
-            scroll + 1,
-            (scroll + visible).min(rows)
-        )
-    } else {
-        format!(" {title} (Esc closes) ")
-    };
-    frame.render_widget(Clear, r);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(Block::bordered().title(title))
-            .wrap(Wrap { trim: false })
-            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0)),
-        r,
-    );
-    scroll
 }
 
 #[cfg(test)]
