@@ -10,6 +10,11 @@
 //! bell = true
 //! notify = "osc777"           # osc777 | osc9 | off
 //! title = true
+//!
+//! [colours]                   # names, #rrggbb or 0-255
+//! me = "cyan"
+//! them = "#ff8800"
+//! link = "lightblue"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -29,6 +34,16 @@ pub struct FileConfig {
     pub bell: Option<bool>,
     pub notify: Option<String>,
     pub title: Option<bool>,
+    pub colours: Option<Colours>,
+}
+
+/// `[colours]`: names (`cyan`, `lightblue`), `#rrggbb`, or 0–255.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Colours {
+    pub me: Option<String>,
+    pub them: Option<String>,
+    pub link: Option<String>,
 }
 
 impl FileConfig {
@@ -44,6 +59,29 @@ impl FileConfig {
             })
             .transpose()
     }
+}
+
+/// The theme: the defaults with the file's colours over them.
+pub fn theme(file: &FileConfig) -> anyhow::Result<crate::app::Theme> {
+    use std::str::FromStr;
+    let mut theme = crate::app::Theme::default();
+    let Some(c) = &file.colours else {
+        return Ok(theme);
+    };
+    let colour = |key: &str, v: &Option<String>, into: &mut ratatui::style::Color| {
+        if let Some(v) = v {
+            *into = ratatui::style::Color::from_str(v).map_err(|_| {
+                anyhow::anyhow!(
+                    "config: colours.{key} = {v:?} is not a colour (a name, #rrggbb or 0-255)"
+                )
+            })?;
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    colour("me", &c.me, &mut theme.me)?;
+    colour("them", &c.them, &mut theme.them)?;
+    colour("link", &c.link, &mut theme.link)?;
+    Ok(theme)
 }
 
 /// Where the file is looked for when `--config` is not given.
@@ -104,6 +142,21 @@ mod tests {
         assert!(parse("bell = \"yes\"").is_err(), "wrong type");
         assert!(parse("notify = \"growl\"").unwrap().desktop().is_err());
         assert_eq!(parse("").unwrap(), FileConfig::default());
+    }
+
+    #[test]
+    fn colours_come_from_the_file_and_bad_ones_are_refused() {
+        use ratatui::style::Color;
+        let c = parse("[colours]\nthem = \"#ff8800\"\nlink = \"lightblue\"").unwrap();
+        let t = theme(&c).unwrap();
+        assert_eq!(t.them, Color::Rgb(0xff, 0x88, 0x00));
+        assert_eq!(t.link, Color::LightBlue);
+        assert_eq!(t.me, Color::Cyan, "not set: the default");
+        assert!(theme(&parse("[colours]\nme = \"puce-ish\"").unwrap()).is_err());
+        assert!(
+            parse("[colours]\nbackground = \"red\"").is_err(),
+            "unknown key"
+        );
     }
 
     #[test]

@@ -77,7 +77,12 @@ fn leave() {
     );
 }
 
-pub async fn run(client: Client, download_dir: PathBuf, notices: Notices) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    download_dir: PathBuf,
+    notices: Notices,
+    theme: crate::app::Theme,
+) -> anyhow::Result<()> {
     let (up_tx, mut up_rx) = mpsc::unbounded_channel::<Update>();
     let (ws_tx, ws_rx) = mpsc::unbounded_channel::<ClientEvent>();
     tokio::spawn(socket_task(client.clone(), ws_rx, up_tx.clone()));
@@ -116,6 +121,7 @@ pub async fn run(client: Client, download_dir: PathBuf, notices: Notices) -> any
 
     let mut term = enter()?;
     let mut app = App::new();
+    app.theme = theme;
     let exec = Exec {
         client,
         up: up_tx,

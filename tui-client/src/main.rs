@@ -56,6 +56,9 @@ struct Cli {
     /// Show the unread total in the terminal window's title.
     #[arg(long, env = "CHAT_TUI_TITLE", default_value_t = true, action = clap::ArgAction::Set)]
     title: bool,
+    /// Colours, from the settings file's `[colours]` table.
+    #[arg(skip)]
+    theme: app::Theme,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +139,7 @@ fn with_file(
     if !given("notify") {
         cli.notify = file.desktop()?.unwrap_or(cli.notify);
     }
+    cli.theme = config::theme(file)?;
     Ok(cli)
 }
 
@@ -167,7 +171,12 @@ fn main() -> anyhow::Result<()> {
                 desktop: cli.notify,
                 title: cli.title,
             };
-            runtime.block_on(interactive::run(client, cli.download_dir, notices))
+            runtime.block_on(interactive::run(
+                client,
+                cli.download_dir,
+                notices,
+                cli.theme,
+            ))
         }
     }
 }

@@ -250,6 +250,29 @@ pub struct App {
     pub pane_lines: usize,
     /// Set by the renderer: where the list and the pane are, for mouse clicks.
     pub screen: ScreenMap,
+    pub theme: Theme,
+}
+
+/// Colours of the screen (the `[colours]` table of the settings file).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Theme {
+    /// My name on my messages, and the border of the focused pane.
+    pub me: ratatui::style::Color,
+    /// The other person's name on their messages.
+    pub them: ratatui::style::Color,
+    /// Links in messages (also underlined).
+    pub link: ratatui::style::Color,
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        use ratatui::style::Color;
+        Theme {
+            me: Color::Cyan,
+            them: Color::Magenta,
+            link: Color::Blue,
+        }
+    }
 }
 
 /// Where the renderer put what, so a click can be turned into a conversation or message.
@@ -310,6 +333,7 @@ impl App {
             pane_height: 10,
             pane_lines: 0,
             screen: ScreenMap::default(),
+            theme: Theme::default(),
         }
     }
 

@@ -83,7 +83,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
 
 fn focused(app: &App, f: Focus) -> Style {
     if app.focus == f {
-        Style::new().fg(Color::Cyan)
+        Style::new().fg(app.theme.me)
     } else {
         Style::new()
     }
@@ -92,8 +92,8 @@ fn focused(app: &App, f: Focus) -> Style {
 /// One wrapped chunk of message text as spans, links (`http://`, `https://`) underlined in
 /// blue so they stand out and the terminal's own link detection has a clear target.
 /// `in_url` carries a link that the wrap cut across chunks.
-fn link_spans(chunk: &str, in_url: &mut bool, base: Style) -> Vec<Span<'static>> {
-    let link = base.fg(Color::Blue).add_modifier(Modifier::UNDERLINED);
+fn link_spans(chunk: &str, in_url: &mut bool, base: Style, colour: Color) -> Vec<Span<'static>> {
+    let link = base.fg(colour).add_modifier(Modifier::UNDERLINED);
     let mut spans = Vec::new();
     let mut rest = chunk;
     while !rest.is_empty() {
@@ -259,9 +259,9 @@ fn message_lines(
         Style::new()
     };
     let name_style = if mine {
-        base.fg(Color::Cyan)
+        base.fg(app.theme.me)
     } else {
-        base.fg(Color::Magenta)
+        base.fg(app.theme.them)
     };
     let mut out = Vec::new();
     let body = expand_tabs(&text.join("\n"));
@@ -277,7 +277,7 @@ fn message_lines(
         } else {
             vec![Span::styled(" ".repeat(columns(&prefix)), base)]
         };
-        spans.extend(link_spans(&chunk, &mut in_url, base));
+        spans.extend(link_spans(&chunk, &mut in_url, base, app.theme.link));
         if i == last && !receipt.is_empty() {
             spans.push(Span::styled(receipt, base.fg(Color::Green)));
         }
