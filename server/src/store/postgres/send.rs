@@ -62,18 +62,24 @@ const INSERT_BATCH_SQL: &str = "
     ), latest AS (
         SELECT DISTINCT ON (conversation_id) conversation_id, id, created_at
         FROM ins ORDER BY conversation_id, created_at DESC, id DESC
+    ), unread AS (
+        -- New unread messages per side, counted once per batch (not a sub-plan per row):
+        -- user1 is the smaller id (conversations_ordered_pair), so a message is to user1
+        -- exactly when its receiver's id is below its sender's.
+        SELECT conversation_id,
+               count(*) FILTER (WHERE receiver_id < sender_id) AS to_user1,
+               count(*) FILTER (WHERE receiver_id > sender_id) AS to_user2
+        FROM ins GROUP BY conversation_id
     ), upd AS (
         UPDATE conversations c SET
             last_message_id = CASE WHEN c.last_message_at IS NULL OR l.created_at >= c.last_message_at
                                    THEN l.id ELSE c.last_message_id END,
             last_message_at = GREATEST(COALESCE(c.last_message_at, l.created_at), l.created_at),
             activity_at = GREATEST(c.activity_at, l.created_at),
-            user1_unread_count = c.user1_unread_count
-                + (SELECT count(*) FROM ins i WHERE i.conversation_id = c.id AND i.receiver_id = c.user1_id),
-            user2_unread_count = c.user2_unread_count
-                + (SELECT count(*) FROM ins i WHERE i.conversation_id = c.id AND i.receiver_id = c.user2_id),
+            user1_unread_count = c.user1_unread_count + u.to_user1,
+            user2_unread_count = c.user2_unread_count + u.to_user2,
             updated_at = l.created_at
-        FROM latest l
+        FROM latest l JOIN unread u ON u.conversation_id = l.conversation_id
         WHERE c.id = l.conversation_id
         RETURNING c.id
     ), lnk AS (
@@ -82,9 +88,8 @@ const INSERT_BATCH_SQL: &str = "
         FROM unnest($10::uuid[], $11::uuid[], $12::text[]) AS l(message_id, id, url)
         JOIN ins i ON i.id = l.message_id
     )
-    SELECT i.id, i.sender_seq, i.receiver_seq,
-           EXISTS (SELECT 1 FROM upd u WHERE u.id = i.conversation_id) AS updated
-    FROM ins i";
+    SELECT i.id, i.sender_seq, i.receiver_seq, u.id IS NOT NULL AS updated
+    FROM ins i LEFT JOIN upd u ON u.id = i.conversation_id";
 
 impl PostgresStore {
     /// [`MessageStore::insert_messages`] on this backend.
