@@ -109,10 +109,12 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
     Ok(toml::from_str(text)?)
 }
 
-/// `~/…` as the home directory.
-pub fn expand_home(p: &str, home: Option<&str>) -> PathBuf {
-    match (p.strip_prefix("~/"), home) {
-        (Some(rest), Some(h)) => Path::new(h).join(rest),
+/// `~` and `~/…` as the home directory, as a shell reads them (the settings file's paths
+/// and `/attach`'s unquoted arguments).
+pub fn expand_home(p: &str, home: Option<&std::ffi::OsStr>) -> PathBuf {
+    match (p, home) {
+        ("~", Some(h)) => PathBuf::from(h),
+        (_, Some(h)) if p.starts_with("~/") => Path::new(h).join(&p[2..]),
         _ => PathBuf::from(p),
     }
 }
@@ -171,7 +173,7 @@ mod tests {
         );
         assert_eq!(default_path(None, None), None);
         assert_eq!(
-            expand_home("~/Downloads", Some("/home/a")),
+            expand_home("~/Downloads", Some("/home/a".as_ref())),
             PathBuf::from("/home/a/Downloads")
         );
     }

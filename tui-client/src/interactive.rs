@@ -48,22 +48,28 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 /// Updates applied between two draws at most (the screen still refreshes under a flood).
 const MAX_UPDATES_PER_FRAME: usize = 1024;
 
-fn enter() -> anyhow::Result<Term> {
+/// Raw mode, the alternate screen, and the reports chat-tui reads (mouse, bracketed
+/// paste, focus): at start and again after an external editor had the terminal.
+fn take_terminal() -> anyhow::Result<()> {
     enable_raw_mode().context("raw mode (is this a terminal?)")?;
-    let mut out = std::io::stdout();
     execute!(
-        out,
+        std::io::stdout(),
         EnterAlternateScreen,
         EnableMouseCapture,
         EnableBracketedPaste,
         EnableFocusChange
     )?;
+    Ok(())
+}
+
+fn enter() -> anyhow::Result<Term> {
+    take_terminal()?;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         leave();
         hook(info);
     }));
-    Ok(Terminal::new(CrosstermBackend::new(out))?)
+    Ok(Terminal::new(CrosstermBackend::new(std::io::stdout()))?)
 }
 
 fn leave() {
@@ -229,14 +235,7 @@ fn edit(term: &mut Term, reader: &Reader, text: &str) -> Result<String, String> 
 
 /// Take the terminal back after an external program had it.
 fn resume(term: &mut Term) -> anyhow::Result<()> {
-    enable_raw_mode()?;
-    execute!(
-        std::io::stdout(),
-        EnterAlternateScreen,
-        EnableMouseCapture,
-        EnableBracketedPaste,
-        EnableFocusChange
-    )?;
+    take_terminal()?;
     term.clear()?;
     Ok(())
 }

@@ -127,7 +127,7 @@ fn with_file(
     }
     if !given("download_dir") {
         if let Some(d) = &file.download_dir {
-            cli.download_dir = config::expand_home(d, home);
+            cli.download_dir = config::expand_home(d, home.map(std::ffi::OsStr::new));
         }
     }
     if !given("bell") {

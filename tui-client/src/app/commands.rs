@@ -260,15 +260,11 @@ pub(super) fn attach_args(
             let rest = arg[start + 2..].trim();
             return Ok((paths, (!rest.is_empty()).then(|| rest.to_string())));
         }
-        paths.push(expand_home(&word, quoted, home.as_deref()));
-    }
-}
-
-/// `~` and `~/…` as the home directory (not inside quotes, as in a shell).
-fn expand_home(word: &str, quoted: bool, home: Option<&std::ffi::OsStr>) -> PathBuf {
-    match (quoted, home) {
-        (false, Some(home)) if word == "~" => PathBuf::from(home),
-        (false, Some(home)) if word.starts_with("~/") => PathBuf::from(home).join(&word[2..]),
-        _ => PathBuf::from(word),
+        // Inside quotes `~` is a name, as in a shell.
+        paths.push(if quoted {
+            PathBuf::from(word)
+        } else {
+            crate::config::expand_home(&word, home.as_deref())
+        });
     }
 }
