@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use chat_protocol::error::ErrorBody;
 use chat_protocol::rest::{
-    BlockChange, BlockRequest, BlockStatus, BlockedUser, Conversation, LinkItem, MarkReadRequest,
-    MarkReadResponse, Message, MessageContext, Page, SendMessageRequest, UnreadCount,
+    BlockChange, BlockRequest, BlockStatus, BlockedUser, Conversation, DeleteScope, DeletedMessage,
+    EditMessageRequest, LinkItem, MarkReadRequest, MarkReadResponse, Message, MessageContext, Page,
+    ReactionsResponse, SendMessageRequest, UnreadCount,
 };
 use chat_protocol::{ConversationId, MessageId};
 use reqwest::{Method, RequestBuilder, Response};
@@ -170,14 +171,58 @@ impl Client {
         content: &str,
         temp_id: Option<&str>,
     ) -> Result<Message> {
+        self.send_reply(conv, content, temp_id, None).await
+    }
+
+    /// A text message, answering `reply_to` when given.
+    pub async fn send_reply(
+        &self,
+        conv: ConversationId,
+        content: &str,
+        temp_id: Option<&str>,
+        reply_to: Option<MessageId>,
+    ) -> Result<Message> {
         self.call(
             self.request(Method::POST, &format!("/conversations/{conv}/messages"))
                 .json(&SendMessageRequest {
                     content: content.to_string(),
                     temp_id: temp_id.map(str::to_string),
+                    reply_to_id: reply_to,
                 }),
         )
         .await
+    }
+
+    /// New content for one of the caller's messages.
+    pub async fn edit_message(&self, id: MessageId, content: &str) -> Result<Message> {
+        self.call(
+            self.request(Method::PATCH, &format!("/messages/{id}"))
+                .json(&EditMessageRequest {
+                    content: content.to_string(),
+                }),
+        )
+        .await
+    }
+
+    pub async fn delete_message(
+        &self,
+        id: MessageId,
+        scope: DeleteScope,
+    ) -> Result<DeletedMessage> {
+        self.call(
+            self.request(Method::DELETE, &format!("/messages/{id}"))
+                .query(&[("scope", scope.as_str())]),
+        )
+        .await
+    }
+
+    /// Add (`add`) or remove the caller's reaction `emoji`.
+    pub async fn react(&self, id: MessageId, emoji: &str, add: bool) -> Result<ReactionsResponse> {
+        let method = if add { Method::PUT } else { Method::DELETE };
+        // Every byte escaped: the emoji is one path segment whatever it holds.
+        let segment: String = emoji.bytes().map(|b| format!("%{b:02X}")).collect();
+        self.call(self.request(method, &format!("/messages/{id}/reactions/{segment}")))
+            .await
     }
 
     /// A media message: images (up to 10), one video or one file, with an optional caption.

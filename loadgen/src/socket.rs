@@ -94,6 +94,7 @@ pub(crate) async fn socket_task(
             conversation_id,
             content: format!("load message {k} {}", shared.content_pad),
             temp_id: Some(shared.temp_id(k)),
+            reply_to_id: None,
         };
         WsMessage::Text(serde_json::to_string(&frame).unwrap_or_default().into())
     };

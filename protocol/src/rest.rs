@@ -89,6 +89,105 @@ pub struct Message {
     #[schema(required = true)]
     pub read_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The message this one answers, as it is now (following edits and deletes).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub reply_to: Option<ReplyTo>,
+    /// When the content was last edited.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Deleted for everyone: a tombstone, with no content and no media.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Reactions, one entry per emoji in the order they were first added.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+}
+
+/// The quoted original of a reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReplyTo {
+    pub id: MessageId,
+    /// `null` when the original is gone from storage (purged by retention).
+    #[schema(required = true)]
+    pub sender_id: Option<UserId>,
+    /// `null` when the original is gone from storage.
+    #[serde(rename = "type")]
+    #[schema(required = true)]
+    pub kind: Option<MessageType>,
+    /// The first 100 characters of the original's text or caption, as edited; `null`
+    /// when it has none or is deleted.
+    #[schema(required = true)]
+    pub preview: Option<String>,
+    /// The original was deleted for everyone, or is gone from storage.
+    pub deleted: bool,
+}
+
+/// Characters of a reply's `preview`.
+pub const REPLY_PREVIEW_CHARS: usize = 100;
+
+/// Everyone who reacted to a message with one emoji.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Reaction {
+    pub emoji: String,
+    /// In the order they reacted.
+    pub user_ids: Vec<UserId>,
+}
+
+/// Most distinct emoji on one message.
+pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
+
+/// `PATCH /chat/messages/:id`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EditMessageRequest {
+    /// The new text (or caption): 1 to 4000 characters after trimming.
+    #[schema(min_length = 1, max_length = 4000)]
+    pub content: String,
+}
+
+/// Who a delete is for (`DELETE /chat/messages/:id?scope=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteScope {
+    /// Hidden for the caller only (any participant).
+    #[default]
+    Me,
+    /// A tombstone for both (the sender, within the edit window).
+    Everyone,
+}
+
+impl DeleteScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteScope::Me => "me",
+            DeleteScope::Everyone => "everyone",
+        }
+    }
+}
+
+/// Answer of `DELETE /chat/messages/:id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeletedMessage {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub scope: DeleteScope,
+}
+
+/// Answer of `PUT` / `DELETE /chat/messages/:id/reactions/:emoji`: the message's reactions now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReactionsResponse {
+    pub message_id: MessageId,
+    pub reactions: Vec<Reaction>,
+}
+
+/// One hit of `GET /chat/search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchHit {
+    pub message: Message,
+    /// A piece of the text around the match, matched words between `[` and `]`.
+    pub snippet: String,
 }
 
 /// The other participant of a conversation, as seen by the caller.
@@ -143,6 +242,9 @@ pub struct SendMessageRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 128)]
     pub temp_id: Option<String>,
+    /// Answer this message (of the same conversation, not deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_id: Option<MessageId>,
 }
 
 /// `POST /chat/conversations/:id/read`; an empty body marks everything read.

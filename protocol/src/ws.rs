@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 use crate::ids::{ConversationId, MessageId, UserId};
-use crate::rest::Message;
+use crate::rest::{DeleteScope, Message};
 
 /// Frames a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,8 @@ pub enum ClientEvent {
         content: String,
         #[serde(default)]
         temp_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to_id: Option<MessageId>,
     },
     #[serde(rename = "message.read")]
     MessageRead {
@@ -38,11 +40,32 @@ pub enum ClientEvent {
     BlockAdd { username: String },
     #[serde(rename = "block.remove")]
     BlockRemove { username: String },
+    /// Same as `PATCH /chat/messages/:id`; answered with `message.edited`.
+    #[serde(rename = "message.edit")]
+    MessageEdit {
+        message_id: MessageId,
+        content: String,
+    },
+    /// Same as `DELETE /chat/messages/:id?scope=`; answered with `message.deleted`.
+    #[serde(rename = "message.delete")]
+    MessageDelete {
+        message_id: MessageId,
+        #[serde(default)]
+        scope: DeleteScope,
+    },
+    /// Same as `PUT` (`add`) / `DELETE /chat/messages/:id/reactions/:emoji`; answered with
+    /// `reaction.updated` when something changed.
+    #[serde(rename = "reaction.set")]
+    ReactionSet {
+        message_id: MessageId,
+        emoji: String,
+        add: bool,
+    },
 }
 
 impl ClientEvent {
     /// Every `type` a client may send, as on the wire.
-    pub const TYPES: [&'static str; 7] = [
+    pub const TYPES: [&'static str; 10] = [
         "message.send",
         "message.read",
         "typing.start",
@@ -50,6 +73,9 @@ impl ClientEvent {
         "ping",
         "block.add",
         "block.remove",
+        "message.edit",
+        "message.delete",
+        "reaction.set",
     ];
 
     /// This frame's `type` on the wire.
@@ -62,6 +88,9 @@ impl ClientEvent {
             ClientEvent::Ping {} => "ping",
             ClientEvent::BlockAdd { .. } => "block.add",
             ClientEvent::BlockRemove { .. } => "block.remove",
+            ClientEvent::MessageEdit { .. } => "message.edit",
+            ClientEvent::MessageDelete { .. } => "message.delete",
+            ClientEvent::ReactionSet { .. } => "reaction.set",
         }
     }
 }
@@ -126,6 +155,26 @@ pub enum ServerEvent {
     Pong {},
     #[serde(rename = "block.updated")]
     BlockUpdated { username: String, blocked: bool },
+    /// A message's content changed: the message as it is now.
+    #[serde(rename = "message.edited")]
+    MessageEdited { message: Message },
+    /// Deleted for everyone (a tombstone now), or for this user only (`scope: me`: gone
+    /// from this user's view).
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        scope: DeleteScope,
+    },
+    #[serde(rename = "reaction.updated")]
+    ReactionUpdated {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        emoji: String,
+        user_id: UserId,
+        /// true: added; false: removed.
+        added: bool,
+    },
     /// Sent once per socket, after `connection.success`: every event of the user's log up
     /// to `seq` has been delivered (replayed for `?since=`, or already known to a new
     /// client that loads state over REST). Live events follow.
@@ -216,6 +265,7 @@ mod tests {
                 conversation_id: conv,
                 content: "x".into(),
                 temp_id: None,
+                reply_to_id: None,
             },
             ClientEvent::MessageRead {
                 conversation_id: conv,
@@ -233,6 +283,19 @@ mod tests {
             },
             ClientEvent::BlockRemove {
                 username: "a".into(),
+            },
+            ClientEvent::MessageEdit {
+                message_id: MessageId::new(),
+                content: "y".into(),
+            },
+            ClientEvent::MessageDelete {
+                message_id: MessageId::new(),
+                scope: DeleteScope::Everyone,
+            },
+            ClientEvent::ReactionSet {
+                message_id: MessageId::new(),
+                emoji: "👍".into(),
+                add: true,
             },
         ];
         let kinds: Vec<&str> = all.iter().map(ClientEvent::kind).collect();

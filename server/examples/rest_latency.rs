@@ -61,6 +61,10 @@ fn text(c: &Conversation, from: UserId, at: chrono::DateTime<chrono::Utc>, i: us
         is_read: false,
         read_at: None,
         created_at: at,
+        reply_to: None,
+        edited_at: None,
+        deleted_at: None,
+        reactions: Vec::new(),
     }
 }
 

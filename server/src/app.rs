@@ -130,7 +130,8 @@ pub async fn build_state(
             ChatService::new(store, bus, presence, limits, send_batching)
                 .with_pusher(pusher)
                 .with_media(media)
-                .with_presence_grace(Duration::from_millis(config.presence_grace_ms)),
+                .with_presence_grace(Duration::from_millis(config.presence_grace_ms))
+                .with_edit_window(Duration::from_secs(config.edit_window_secs)),
         ),
         hub,
         ws: WsSettings {

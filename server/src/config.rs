@@ -237,6 +237,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_PRESENCE_GRACE_MS", default_value_t = 5000)]
     pub presence_grace_ms: u64,
 
+    /// Seconds after sending during which the sender may edit a message or delete it for
+    /// everyone (SPEC "Message lifecycle").
+    #[arg(long, env = "CHAT_EDIT_WINDOW_SECS", default_value_t = 86400)]
+    pub edit_window_secs: u64,
+
     /// Group commit: most sends written in one transaction.
     #[arg(long, env = "CHAT_SEND_BATCH_MAX", default_value_t = 256)]
     pub send_batch_max: usize,

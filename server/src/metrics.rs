@@ -48,6 +48,12 @@ pub const REFUSALS: [&str; 8] = [
     "push_subscriptions_cap",
 ];
 
+/// Kinds of `chat_message_changes_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabel {
+    pub change: &'static str,
+}
+
 /// Message kinds of `chat_messages_sent_total`.
 pub const MESSAGE_KINDS: [&str; 4] = ["text", "image", "video", "file"];
 /// Providers of `chat_push_attempts_total` / `chat_push_failures_total`.
@@ -83,6 +89,7 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_latency: Family<HttpLabels, Histogram, fn() -> Histogram>,
     pub messages_sent: Family<KindLabel, Counter>,
+    pub message_changes: Family<ChangeLabel, Counter>,
     pub messages_delivered: Counter,
     pub push_attempts: Family<ProviderLabel, Counter>,
     pub push_failures: Family<ProviderLabel, Counter>,
@@ -106,6 +113,7 @@ impl Metrics {
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(latency_histogram),
             messages_sent: Family::default(),
+            message_changes: Family::default(),
             messages_delivered: Counter::default(),
             push_attempts: Family::default(),
             push_failures: Family::default(),
@@ -134,6 +142,12 @@ impl Metrics {
             "messages_sent",
             "Messages stored by this instance, by type (text, image, video, file)",
             m.messages_sent.clone(),
+        );
+        registry.register(
+            "message_changes",
+            "Message lifecycle changes applied by this instance: edited, deleted (for \
+             everyone), hidden (deleted for me), reaction_added, reaction_removed",
+            m.message_changes.clone(),
         );
         registry.register(
             "messages_delivered",
@@ -255,6 +269,14 @@ impl Metrics {
             .get_or_create(&KindLabel {
                 kind: kind.to_string(),
             })
+            .inc();
+    }
+
+    /// One applied lifecycle change (`edited`, `deleted`, `hidden`, `reaction_added`,
+    /// `reaction_removed`).
+    pub fn message_changed(&self, change: &'static str) {
+        self.message_changes
+            .get_or_create(&ChangeLabel { change })
             .inc();
     }
 

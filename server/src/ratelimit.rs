@@ -34,6 +34,9 @@ impl Action {
             Action::Block => (30, 60),
             Action::PushSubscribe => (10, 3600),
             Action::UploadMb => (1000, 3600),
+            Action::EditMessage => (30, 60),
+            Action::React => (60, 60),
+            Action::Search => (30, 60),
         };
         RateLimitSetting {
             max_requests,

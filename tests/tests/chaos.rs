@@ -91,6 +91,7 @@ async fn client(
                 conversation_id: conv,
                 content: content.clone(),
                 temp_id: Some(temp.clone()),
+                reply_to_id: None,
             };
             if sock.send(&resend).await.is_err() {
                 continue 'connect;
@@ -119,6 +120,7 @@ async fn client(
                         conversation_id: conv,
                         content,
                         temp_id: Some(temp),
+                        reply_to_id: None,
                     };
                     if sock.send(&send).await.is_err() {
                         break;
@@ -336,6 +338,7 @@ async fn send_acked(ws: &mut Socket, conv: ConversationId, tag: &str, n: usize) 
             conversation_id: conv,
             content: format!("{tag} {k}"),
             temp_id: Some(temp.clone()),
+            reply_to_id: None,
         })
         .await
         .expect("send");
@@ -628,6 +631,7 @@ async fn postgres_stopped_and_started_under_traffic() {
         conversation_id: conv,
         content: "while the database is down".into(),
         temp_id: Some(temp.to_string()),
+        reply_to_id: None,
     };
     ws.send(&frame("down-0")).await.expect("send");
     let outcome = ws

@@ -35,6 +35,7 @@ mod conversations;
 mod events;
 mod heads;
 mod history;
+mod lifecycle;
 mod presence;
 mod push;
 mod reads;
@@ -71,7 +72,12 @@ pub struct ChatService {
     participants: Participants,
     heads: HeadReader,
     sends: GroupCommit,
+    /// How long after sending a message may be edited or deleted for everyone.
+    edit_window: Duration,
 }
+
+/// `CHAT_EDIT_WINDOW_SECS`'s default.
+pub const DEFAULT_EDIT_WINDOW: Duration = Duration::from_secs(86_400);
 
 fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
     let has_more = items.len() > limit as usize;
@@ -109,7 +115,14 @@ impl ChatService {
             participants: Participants::new(participants::DEFAULT_CAPACITY),
             heads: HeadReader::start(store.clone()),
             sends: GroupCommit::start(store.clone(), send_batching),
+            edit_window: DEFAULT_EDIT_WINDOW,
         }
+    }
+
+    /// `CHAT_EDIT_WINDOW_SECS`.
+    pub fn with_edit_window(mut self, window: Duration) -> Self {
+        self.edit_window = window;
+        self
     }
 
     /// How long a user whose last socket closed still counts as online

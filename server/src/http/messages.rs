@@ -56,7 +56,7 @@ pub async fn list(
     ))
 }
 
-fn body_bytes(body: std::result::Result<Bytes, BytesRejection>) -> Result<Bytes> {
+pub(super) fn body_bytes(body: std::result::Result<Bytes, BytesRejection>) -> Result<Bytes> {
     body.map_err(|rej| {
         if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Error::PayloadTooLarge(format!("body exceeds {MAX_JSON_BODY} bytes"))
@@ -96,6 +96,9 @@ pub struct SendMediaForm {
     /// Idempotency key, as for text.
     #[schema(min_length = 1, max_length = 128)]
     temp_id: Option<String>,
+    /// Answer this message (of the same conversation, not deleted), as for text.
+    #[schema(format = Uuid)]
+    reply_to_id: Option<String>,
 }
 
 /// Send a message: JSON for text, `multipart/form-data` for media. 201 with the stored
@@ -142,7 +145,14 @@ pub async fn send(
             let req: SendMessageRequest = json_from_bytes(&bytes)?;
             state
                 .service
-                .send_text(&me, conv, &req.content, req.temp_id.as_deref(), None)
+                .send_text(
+                    &me,
+                    conv,
+                    &req.content,
+                    req.temp_id.as_deref(),
+                    req.reply_to_id,
+                    None,
+                )
                 .await?
         }
         "multipart/form-data" => send_multipart(&state, &me, conv, req).await?,
@@ -192,12 +202,19 @@ async fn send_multipart(
         .map_err(|e| Error::Validation(e.body_text()))?;
     let mut caption: Option<String> = None;
     let mut temp_id: Option<String> = None;
+    let mut reply_to: Option<MessageId> = None;
     let mut uploads = Vec::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
             "content" | "caption" => caption = Some(text_field(field).await?),
             "temp_id" => temp_id = Some(text_field(field).await?),
+            "reply_to_id" => {
+                let raw = text_field(field).await?;
+                let id = uuid::Uuid::parse_str(raw.trim())
+                    .map_err(|_| Error::InvalidId("reply_to_id is not a message id".into()))?;
+                reply_to = Some(MessageId(id));
+            }
             "file" | "files" | "files[]" | "media" | "media[]" => {
                 if uploads.len() >= MAX_IMAGES {
                     return Err(Error::Validation(format!(
@@ -210,14 +227,21 @@ async fn send_multipart(
             }
             other => {
                 return Err(Error::Validation(format!(
-                    "unknown form field {other:?}; expected file, content and temp_id"
+                    "unknown form field {other:?}; expected file, content, temp_id and reply_to_id"
                 )))
             }
         }
     }
     state
         .service
-        .send_media(me, conv, caption.as_deref(), temp_id.as_deref(), uploads)
+        .send_media(
+            me,
+            conv,
+            caption.as_deref(),
+            temp_id.as_deref(),
+            reply_to,
+            uploads,
+        )
         .await
 }
 

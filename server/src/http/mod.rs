@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod lifecycle;
 pub mod media;
 pub mod messages;
 pub mod openapi;
@@ -19,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use chat_protocol::{ErrorBody, ErrorCode};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -56,7 +57,16 @@ pub fn router(state: AppState) -> Router {
         .route("/conversations/{id}/media", get(messages::media))
         .route("/conversations/{id}/links", get(messages::links))
         .route("/conversations/{id}/files", get(messages::files))
-        .route("/messages/{id}", get(messages::get))
+        .route(
+            "/messages/{id}",
+            get(messages::get)
+                .patch(lifecycle::edit)
+                .delete(lifecycle::delete),
+        )
+        .route(
+            "/messages/{id}/reactions/{emoji}",
+            put(lifecycle::react).delete(lifecycle::unreact),
+        )
         .route("/messages/{id}/context", get(messages::context))
         .route("/blocks", post(blocks::add).get(blocks::list))
         .route("/blocks/{username}", delete(blocks::remove))

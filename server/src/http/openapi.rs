@@ -18,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{blocks, conversations, health, media, messages, push};
+use super::{blocks, conversations, health, lifecycle, media, messages, push};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,6 +42,10 @@ use super::{blocks, conversations, health, media, messages, push};
         messages::files,
         messages::get,
         messages::context,
+        lifecycle::edit,
+        lifecycle::delete,
+        lifecycle::react,
+        lifecycle::unreact,
         blocks::add,
         blocks::list,
         blocks::remove,
@@ -61,7 +65,7 @@ use super::{blocks, conversations, health, media, messages, push};
     modifiers(&CommonResponses),
     tags(
         (name = "conversations", description = "1:1 conversations and unread counts"),
-        (name = "messages", description = "History, sending (text and media), read marks, galleries"),
+        (name = "messages", description = "History, sending (text and media), read marks, galleries, edits, deletes, reactions"),
         (name = "blocks", description = "Blocking users"),
         (name = "push", description = "Push notification targets"),
         (name = "realtime", description = "The WebSocket"),

@@ -16,10 +16,15 @@ pub enum Action {
     PushSubscribe,
     /// Megabytes uploaded (charged by the declared size before the upload is read).
     UploadMb,
+    /// Editing and deleting messages (one budget).
+    EditMessage,
+    /// Adding and removing reactions.
+    React,
+    Search,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 12] = [
         Action::SendMessage,
         Action::CreateConversation,
         Action::MarkRead,
@@ -29,6 +34,9 @@ impl Action {
         Action::Block,
         Action::PushSubscribe,
         Action::UploadMb,
+        Action::EditMessage,
+        Action::React,
+        Action::Search,
     ];
 
     /// Name in the `rate_limits` table and in `chatctl`.
@@ -43,6 +51,9 @@ impl Action {
             Action::Block => "block",
             Action::PushSubscribe => "push_subscribe",
             Action::UploadMb => "upload_mb",
+            Action::EditMessage => "edit_message",
+            Action::React => "react",
+            Action::Search => "search",
         }
     }
 

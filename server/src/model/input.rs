@@ -207,9 +207,52 @@ pub fn window_size(
     }
 }
 
+/// A reaction: exactly one emoji as Unicode lists it (skin tones, ZWJ sequences and flags
+/// included), stored in its fully qualified form, so `❤` and `❤️` are one reaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Emoji(&'static str);
+
+impl Emoji {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let found = emojis::get(raw).or_else(|| {
+            // Typed without the emoji presentation selector (U+FE0F).
+            (raw.len() < 64)
+                .then(|| format!("{raw}\u{fe0f}"))
+                .and_then(|q| emojis::get(&q))
+        });
+        match found {
+            Some(e) => Ok(Emoji(e.as_str())),
+            None => Err(InvalidInput::Field(
+                "a reaction must be exactly one emoji".into(),
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaction_is_one_real_emoji() {
+        for ok in ["👍", "❤️", "🤞🏼", "👩‍👩‍👧‍👦", "🇿🇦", "🏳️‍🌈", "1️⃣"]
+        {
+            assert_eq!(Emoji::parse(ok).unwrap().as_str(), ok, "{ok}");
+        }
+        // Without the presentation selector it is the same reaction.
+        assert_eq!(Emoji::parse("\u{2764}").unwrap().as_str(), "❤️");
+        for bad in [
+            "", " ", "a", "ab", ":)", "👍👍", "👍 ", "👍a", "\u{200d}", "\u{fe0f}", "🇿", "<b>",
+            "x\u{301}",
+        ] {
+            assert!(Emoji::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Emoji::parse(&"👍".repeat(1000)).is_err());
+    }
 
     #[test]
     fn username_is_lowercased_and_restricted() {

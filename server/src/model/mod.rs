@@ -13,7 +13,7 @@ pub use action::Action;
 pub use conversation::{ordered_pair, Conversation, ConversationView, User};
 pub use cursor::{Cursor, InvalidCursor};
 pub use input::{
-    is_invisible, now, truncate_micros, window_size, InvalidInput, Limit, MessageBody, TempId,
-    Username,
+    is_invisible, now, truncate_micros, window_size, Emoji, InvalidInput, Limit, MessageBody,
+    TempId, Username,
 };
 pub use message::StoredMessage;

@@ -27,13 +27,15 @@ pub use group_commit::{BatchSettings, GroupCommit};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AdminStore, BlockStore, ConversationStore, MessageStore, PushStore, Store, UserStore,
+    AdminStore, BlockStore, ConversationStore, LifecycleStore, MessageStore, PushStore, Store,
+    UserStore,
 };
 
 /// The store traits, for calling them on a concrete backend (a [`DynStore`] needs no import).
 pub mod prelude {
     pub use super::{
-        AdminStore, BlockStore, ConversationStore, MessageStore, PushStore, Store, UserStore,
+        AdminStore, BlockStore, ConversationStore, LifecycleStore, MessageStore, PushStore, Store,
+        UserStore,
     };
 }
 
@@ -180,6 +182,69 @@ pub struct MessageQuery {
     pub limit: u32,
     /// Oldest first instead of newest first.
     pub ascending: bool,
+    /// Leave out the messages this user hid (deleted for me).
+    pub viewer: Option<UserId>,
+}
+
+/// A change to a stored message (SPEC "Message lifecycle"), as the store applies it. The
+/// rules (who may, blocks, validation) are checked above the store; the store applies a
+/// change only to a message still in the state they were checked against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change<'a> {
+    /// New content for the sender's message, not deleted, sent at or after `since`.
+    Edit {
+        sender: UserId,
+        content: &'a str,
+        links: &'a [String],
+        since: DateTime<Utc>,
+    },
+    /// The sender's message (not deleted, sent at or after `since`) becomes a tombstone
+    /// for both: content, media, links and reactions gone, no longer unread.
+    DeleteForEveryone {
+        sender: UserId,
+        since: DateTime<Utc>,
+    },
+    /// Hidden for `user` only.
+    Hide { user: UserId },
+    /// `user` adds (or removes) one reaction; at most `max` distinct emoji per message.
+    React {
+        user: UserId,
+        emoji: &'a str,
+        add: bool,
+        max: usize,
+    },
+}
+
+impl Change<'_> {
+    /// How the change is logged: (`message_events.kind`, actor, emoji, added).
+    pub(crate) fn event(&self) -> (&'static str, UserId, Option<&str>, Option<bool>) {
+        match *self {
+            Change::Edit { sender, .. } => ("edited", sender, None, None),
+            Change::DeleteForEveryone { sender, .. } => ("deleted", sender, None, None),
+            Change::Hide { user } => ("deleted_me", user, None, None),
+            Change::React {
+                user, emoji, add, ..
+            } => ("reaction", user, Some(emoji), Some(add)),
+        }
+    }
+}
+
+/// What [`LifecycleStore::change_message`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Changed {
+    /// Applied, and logged at these (user, position) pairs. `before` is the message as it
+    /// was (a delete returns its media keys there, for the objects to be removed).
+    Applied {
+        before: Box<StoredMessage>,
+        seqs: Vec<(UserId, u64)>,
+    },
+    /// Nothing to do: already hidden, reaction already there (or not there to remove).
+    Unchanged,
+    /// The message is not (or no longer) in a state the change applies to: deleted,
+    /// not the sender's, outside the window, or gone.
+    Refused,
+    /// A reaction would be one distinct emoji too many.
+    TooManyReactions,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +292,42 @@ impl LoggedKind {
     }
 }
 
+impl LoggedKind {
+    /// A `message_events` row (`kind`: `edited`, `deleted`, `deleted_me`, `reaction`),
+    /// with its message as it is now; both backends.
+    pub(crate) fn change(
+        kind: &str,
+        message: StoredMessage,
+        actor: UserId,
+        emoji: Option<String>,
+        added: Option<bool>,
+    ) -> StoreResult<Self> {
+        use chat_protocol::rest::DeleteScope;
+        let (conversation_id, message_id) = (message.conversation_id, message.id);
+        Ok(match (kind, emoji) {
+            ("edited", _) => LoggedKind::Edited(message),
+            ("deleted", _) => LoggedKind::Deleted {
+                conversation_id,
+                message_id,
+                scope: DeleteScope::Everyone,
+            },
+            ("deleted_me", _) => LoggedKind::Deleted {
+                conversation_id,
+                message_id,
+                scope: DeleteScope::Me,
+            },
+            ("reaction", Some(emoji)) => LoggedKind::Reaction {
+                conversation_id,
+                message_id,
+                emoji,
+                user_id: actor,
+                added: added.unwrap_or(true),
+            },
+            (other, _) => return Err(StoreError::Other(format!("bad event kind {other}"))),
+        })
+    }
+}
+
 /// One entry of a user's event log (see `/chat/ws?since=`), as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedEvent {
@@ -250,6 +351,20 @@ pub enum LoggedKind {
         reader_id: UserId,
         up_to_message_id: Option<MessageId>,
         read_at: DateTime<Utc>,
+    },
+    /// A message of the user's was edited (the message as it is now).
+    Edited(StoredMessage),
+    Deleted {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        scope: chat_protocol::rest::DeleteScope,
+    },
+    Reaction {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        emoji: String,
+        user_id: UserId,
+        added: bool,
     },
 }
 
@@ -318,6 +433,11 @@ pub struct Stats {
     pub media_objects: u64,
     pub media_bytes: u64,
     pub messages_last_hour: u64,
+    /// Messages edited at least once.
+    pub edited_messages: u64,
+    /// Messages deleted for everyone (tombstones).
+    pub deleted_messages: u64,
+    pub reactions: u64,
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -4,7 +4,9 @@
 //! PostgreSQL has native `uuid`, `timestamptz`, `boolean` and `jsonb`; SQLite stores ids
 //! as UUID text, times as INTEGER microseconds, flags as 0/1 and media as JSON text.
 
-use chat_protocol::rest::{MediaItem, Message, MessageType};
+use chat_protocol::rest::{
+    MediaItem, Message, MessageType, Reaction, ReplyTo, REPLY_PREVIEW_CHARS,
+};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -13,7 +15,10 @@ use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::{Conversation, ConversationView, StoreError, StoreResult, StoredMessage, User};
+use super::{
+    Conversation, ConversationView, LoggedEvent, LoggedKind, StoreError, StoreResult,
+    StoredMessage, User,
+};
 
 /// Reading one column of a row the way its backend stores the value.
 pub(crate) trait RowExt {
@@ -26,8 +31,11 @@ pub(crate) trait RowExt {
     fn text(&self, col: &str) -> StoreResult<String>;
     fn opt_text(&self, col: &str) -> StoreResult<Option<String>>;
     fn flag(&self, col: &str) -> StoreResult<bool>;
+    fn opt_flag(&self, col: &str) -> StoreResult<Option<bool>>;
     /// A message's media list (JSON).
     fn media(&self, col: &str) -> StoreResult<Vec<MediaItem>>;
+    /// A JSON value built by the query (`json_build_object` / `json_object`), if not NULL.
+    fn opt_json<T: serde::de::DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>>;
 }
 
 impl RowExt for PgRow {
@@ -56,9 +64,16 @@ impl RowExt for PgRow {
     fn flag(&self, col: &str) -> StoreResult<bool> {
         Ok(self.try_get(col)?)
     }
+    fn opt_flag(&self, col: &str) -> StoreResult<Option<bool>> {
+        Ok(self.try_get(col)?)
+    }
     fn media(&self, col: &str) -> StoreResult<Vec<MediaItem>> {
         let Json(media): Json<Vec<MediaItem>> = self.try_get(col)?;
         Ok(media)
+    }
+    fn opt_json<T: serde::de::DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>> {
+        let v: Option<Json<T>> = self.try_get(col)?;
+        Ok(v.map(|Json(v)| v))
     }
 }
 
@@ -95,9 +110,21 @@ impl RowExt for SqliteRow {
         let v: i64 = self.try_get(col)?;
         Ok(v != 0)
     }
+    fn opt_flag(&self, col: &str) -> StoreResult<Option<bool>> {
+        let v: Option<i64> = self.try_get(col)?;
+        Ok(v.map(|v| v != 0))
+    }
     fn media(&self, col: &str) -> StoreResult<Vec<MediaItem>> {
         let json: String = self.try_get(col)?;
         parse_media(&json)
+    }
+    fn opt_json<T: serde::de::DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>> {
+        let json: Option<String> = self.try_get(col)?;
+        json.map(|j| {
+            serde_json::from_str(&j)
+                .map_err(|e| StoreError::Other(format!("bad json in {col}: {e}")))
+        })
+        .transpose()
     }
 }
 
@@ -112,7 +139,66 @@ pub(crate) fn parse_media(json: &str) -> StoreResult<Vec<MediaItem>> {
     serde_json::from_str(json).map_err(|e| StoreError::Other(format!("bad media json: {e}")))
 }
 
-/// A message from [`super::sql::MESSAGE_COLS`].
+/// The original of a reply as [`super::sql`]'s `m_reply` builds it.
+#[derive(serde::Deserialize)]
+struct ReplyRow {
+    s: Uuid,
+    t: String,
+    c: Option<String>,
+    /// A boolean in PostgreSQL, 0/1 in SQLite.
+    d: serde_json::Value,
+}
+
+/// One reaction as `m_reactions` lists it.
+#[derive(serde::Deserialize)]
+struct ReactionRow {
+    e: String,
+    u: Uuid,
+}
+
+/// Reactions grouped by emoji, in the order each emoji was first added.
+fn group_reactions(rows: Vec<ReactionRow>) -> Vec<Reaction> {
+    let mut out: Vec<Reaction> = Vec::new();
+    for r in rows {
+        match out.iter_mut().find(|g| g.emoji == r.e) {
+            Some(g) => g.user_ids.push(UserId(r.u)),
+            None => out.push(Reaction {
+                emoji: r.e,
+                user_ids: vec![UserId(r.u)],
+            }),
+        }
+    }
+    out
+}
+
+/// What a reply shows of its original: one gone from storage (`None`) reads as deleted.
+fn reply_to(id: Uuid, row: Option<ReplyRow>) -> ReplyTo {
+    match row {
+        Some(r) => {
+            let deleted = r.d.as_bool().unwrap_or_else(|| r.d.as_i64() == Some(1));
+            ReplyTo {
+                id: MessageId(id),
+                sender_id: Some(UserId(r.s)),
+                kind: MessageType::parse(&r.t),
+                preview: if deleted {
+                    None
+                } else {
+                    r.c.map(|c| c.chars().take(REPLY_PREVIEW_CHARS).collect())
+                },
+                deleted,
+            }
+        }
+        None => ReplyTo {
+            id: MessageId(id),
+            sender_id: None,
+            kind: None,
+            preview: None,
+            deleted: true,
+        },
+    }
+}
+
+/// A message from [`super::sql::PG_MESSAGE_COLS`] / [`super::sql::SQLITE_MESSAGE_COLS`].
 pub(crate) fn message_from_row<R: RowExt>(row: &R) -> StoreResult<StoredMessage> {
     let kind = row.text("m_type")?;
     let media = row.media("m_media")?;
@@ -129,7 +215,29 @@ pub(crate) fn message_from_row<R: RowExt>(row: &R) -> StoreResult<StoredMessage>
         is_read: row.flag("m_is_read")?,
         read_at: row.opt_ts("m_read_at")?,
         created_at: row.ts("m_created_at")?,
+        reply_to: match row.opt_uuid("m_reply_to_id")? {
+            Some(id) => Some(reply_to(id, row.opt_json("m_reply")?)),
+            None => None,
+        },
+        edited_at: row.opt_ts("m_edited_at")?,
+        deleted_at: row.opt_ts("m_deleted_at")?,
+        reactions: group_reactions(row.opt_json("m_reactions")?.unwrap_or_default()),
     }))
+}
+
+/// A lifecycle event of a user's log, from [`super::sql::logged_changes_sql`].
+pub(crate) fn change_from_row<R: RowExt>(row: &R) -> StoreResult<LoggedEvent> {
+    let kind = LoggedKind::change(
+        &row.text("e_kind")?,
+        message_from_row(row)?,
+        UserId(row.uuid("e_actor_id")?),
+        row.opt_text("e_emoji")?,
+        row.opt_flag("e_added")?,
+    )?;
+    Ok(LoggedEvent {
+        seq: row.count("e_seq")?,
+        kind,
+    })
 }
 
 /// A conversation from [`super::sql::CONVERSATION_COLS`].

@@ -6,11 +6,48 @@ use chat_protocol::rest::MessageType;
 use super::PurgeScope;
 use crate::model::Cursor;
 
-/// The columns [`super::rows::message_from_row`] reads (`messages m`, prefixed `m_`).
-pub(crate) const MESSAGE_COLS: &str = "m.id AS m_id, m.conversation_id AS m_conversation_id, \
-    m.sender_id AS m_sender_id, m.receiver_id AS m_receiver_id, m.type AS m_type, \
-    m.content AS m_content, m.media AS m_media, m.temp_id AS m_temp_id, \
-    m.is_read AS m_is_read, m.read_at AS m_read_at, m.created_at AS m_created_at";
+/// The columns [`super::rows::message_from_row`] reads (`messages m`, prefixed `m_`), in a
+/// backend's JSON dialect: `$object` builds an object, `$array` aggregates rows into an
+/// array. Beside the message's own columns: the original of a reply (`m_reply`, NULL when
+/// it is not a reply or the original is gone) and the reactions (`m_reactions`, oldest
+/// first), each one indexed subquery.
+macro_rules! message_cols {
+    ($object:literal, $array:literal) => {
+        concat!(
+            "m.id AS m_id, m.conversation_id AS m_conversation_id, ",
+            "m.sender_id AS m_sender_id, m.receiver_id AS m_receiver_id, m.type AS m_type, ",
+            "m.content AS m_content, m.media AS m_media, m.temp_id AS m_temp_id, ",
+            "m.is_read AS m_is_read, m.read_at AS m_read_at, m.created_at AS m_created_at, ",
+            "m.edited_at AS m_edited_at, m.deleted_at AS m_deleted_at, ",
+            "m.reply_to_id AS m_reply_to_id, ",
+            "(SELECT ",
+            $object,
+            "('s', r.sender_id, 't', r.type, ",
+            "'c', substr(r.content, 1, 100), 'd', r.deleted_at IS NOT NULL) ",
+            "FROM messages r WHERE r.id = m.reply_to_id) AS m_reply, ",
+            "(SELECT ",
+            $array,
+            "(",
+            $object,
+            "('e', x.emoji, 'u', x.user_id) ",
+            "ORDER BY x.created_at, x.user_id) ",
+            "FROM message_reactions x WHERE x.message_id = m.id) AS m_reactions"
+        )
+    };
+}
+
+/// [`message_cols!`] for PostgreSQL.
+pub(crate) const PG_MESSAGE_COLS: &str = message_cols!("json_build_object", "json_agg");
+/// [`message_cols!`] for SQLite.
+pub(crate) const SQLITE_MESSAGE_COLS: &str = message_cols!("json_object", "json_group_array");
+
+/// ` AND NOT EXISTS (…)`: the message `m` is not hidden (deleted for me) by the user
+/// bound at `$n`.
+pub(crate) fn not_hidden(n: usize) -> String {
+    format!(
+        " AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ${n} AND h.message_id = m.id)"
+    )
+}
 
 /// The columns [`super::rows::conversation_from_row`] reads (`conversations c`, prefixed `c_`).
 pub(crate) const CONVERSATION_COLS: &str = "c.id AS c_id, c.user1_id AS c_user1_id, \
@@ -34,7 +71,8 @@ pub(crate) fn keyset(cursor: Option<Cursor>, cols: &str, op: &str, n: usize) -> 
     }
 }
 
-/// `type IN (...)` from enum values (never from client text). Without text among them it
+/// `type IN (...)` from enum values (never from client text), tombstones left out. Without
+/// text among them it
 /// also says `type <> 'text'`: the predicate of the partial type keyset index
 /// (`messages_media_type_keyset`), spelled out so SQLite, which only uses a partial index
 /// whose predicate the query states, uses it too.
@@ -47,7 +85,11 @@ pub(crate) fn type_filter(types: &Option<Vec<MessageType>>) -> String {
             } else {
                 " AND m.type <> 'text'"
             };
-            format!(" AND m.type IN ({}){media_only}", list.join(","))
+            // Galleries list what is there: a tombstone has no media left.
+            format!(
+                " AND m.type IN ({}){media_only} AND m.deleted_at IS NULL",
+                list.join(",")
+            )
         }
         _ => String::new(),
     }
@@ -80,6 +122,49 @@ pub(crate) fn logged_messages_sql(message_cols: &str) -> String {
                         ORDER BY m.receiver_seq LIMIT $4) r"
     )
 }
+
+/// Shared by both backends (`message_cols` is the backend's), same parameters: the
+/// lifecycle events of a user's log (edits, deletes, reactions), each with its message as
+/// it is now.
+pub(crate) fn logged_changes_sql(message_cols: &str) -> String {
+    format!(
+        "SELECT e.seq AS e_seq, e.kind AS e_kind, e.conversation_id AS e_conversation_id,
+                e.message_id AS e_message_id, e.actor_id AS e_actor_id, e.emoji AS e_emoji,
+                e.added AS e_added, {message_cols}
+         FROM message_events e JOIN messages m ON m.id = e.message_id
+         WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3
+         ORDER BY e.seq
+         LIMIT $4"
+    )
+}
+
+/// Shared by both backends: $1 message. Who takes part in a message's conversation.
+pub(crate) const MESSAGE_PARTIES_SQL: &str =
+    "SELECT conversation_id, sender_id, receiver_id FROM messages WHERE id = $1";
+
+/// Shared by both backends: $1 message, $2 editor, $3 content, $4 now, $5 oldest
+/// editable send time. Only the sender's own message, not deleted, inside the window.
+pub(crate) const EDIT_SQL: &str = "
+    UPDATE messages SET content = $3, edited_at = $4, updated_at = $4
+    WHERE id = $1 AND sender_id = $2 AND deleted_at IS NULL AND created_at >= $5";
+
+/// Shared by both backends: $1 message, $2 sender, $3 now, $4 oldest deletable send
+/// time. The tombstone: content and media gone; it counts as read (no longer unread).
+pub(crate) const TOMBSTONE_SQL: &str = "
+    UPDATE messages SET content = NULL, media = '[]', deleted_at = $3, updated_at = $3,
+                        is_read = TRUE
+    WHERE id = $1 AND sender_id = $2 AND deleted_at IS NULL AND created_at >= $4";
+
+/// Shared by both backends: $1 message. How many distinct emoji it has, and whether
+/// `$2` is among them.
+pub(crate) const REACTION_COUNT_SQL: &str = "
+    SELECT COUNT(DISTINCT emoji) AS n,
+           EXISTS (SELECT 1 FROM message_reactions WHERE message_id = $1 AND emoji = $2) AS known
+    FROM message_reactions WHERE message_id = $1";
+
+/// Shared by both backends: $1 message, $2 emoji, $3 user.
+pub(crate) const REMOVE_REACTION_SQL: &str =
+    "DELETE FROM message_reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3";
 
 /// Shared by both backends, same parameters: the read events of a user's log. Those of a
 /// deleted conversation are skipped (its messages are gone with it).
@@ -119,3 +204,18 @@ pub(crate) fn scope_clause(scope: PurgeScope) -> &'static str {
         PurgeScope::SentBy(_) => "m.sender_id = $1",
     }
 }
+
+/// Shared by both backends: what `chatctl stats` counts of the message lifecycle
+/// (edited messages, tombstones, reactions).
+pub(crate) const LIFECYCLE_STATS_SQL: &str = "
+    SELECT (SELECT count(*) FROM messages WHERE edited_at IS NOT NULL),
+           (SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL),
+           (SELECT count(*) FROM message_reactions)";
+
+/// Shared by both backends, $1 the user: what an erased user leaves of the message
+/// lifecycle on other people's messages (their reactions, what they hid, their log).
+pub(crate) const ERASE_LIFECYCLE_SQL: [&str; 3] = [
+    "DELETE FROM message_reactions WHERE user_id = $1",
+    "DELETE FROM hidden_messages WHERE user_id = $1",
+    "DELETE FROM message_events WHERE user_id = $1",
+];

@@ -16,9 +16,9 @@ use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
 use super::{
-    Conversation, ConversationView, ErasedUser, InsertOutcome, LoggedEvent, MarkReadOutcome,
-    MessageQuery, NewMessage, PoolStats, PurgeCount, PurgeScope, PurgedBatch, RateLimitSetting,
-    SendContext, Stats, StoreError, StoreResult, StoredPush, User,
+    Change, Changed, Conversation, ConversationView, ErasedUser, InsertOutcome, LoggedEvent,
+    MarkReadOutcome, MessageQuery, NewMessage, PoolStats, PurgeCount, PurgeScope, PurgedBatch,
+    RateLimitSetting, SendContext, Stats, StoreError, StoreResult, StoredPush, User,
 };
 use crate::model::{Cursor, StoredMessage};
 
@@ -29,6 +29,7 @@ pub trait Store:
     + ConversationStore
     + MessageStore
     + BlockStore
+    + LifecycleStore
     + PushStore
     + AdminStore
     + Send
@@ -75,7 +76,8 @@ pub trait ConversationStore: Send + Sync {
     /// Insert; if the pair already has one (a concurrent create), return that instead.
     async fn create_conversation(&self, conv: &Conversation) -> StoreResult<Conversation>;
     /// The caller's list, newest activity first: hides conversations with users the caller
-    /// blocked, and empty conversations the other side started.
+    /// blocked, and empty conversations the other side started. A last message the caller
+    /// hid is left out (`last_message` None while `last_message_id` is set).
     async fn list_conversations(
         &self,
         me: UserId,
@@ -150,13 +152,35 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<LoggedEvent>>;
     /// Where a stored message sits in its participants' event logs: (user, seq).
     async fn message_seqs(&self, id: MessageId) -> StoreResult<Vec<(UserId, u64)>>;
-    /// Newest first.
+    /// Newest first, without the links of messages `viewer` hid.
     async fn list_links(
         &self,
         conv: ConversationId,
+        viewer: UserId,
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<(LinkItem, Cursor)>>;
+}
+
+/// Edits, deletes and reactions (SPEC "Message lifecycle"). Each applied change is one
+/// transaction that takes the event-log counters of everyone it tells (in user-id order,
+/// as sends and reads do), so replays see it in order.
+#[async_trait]
+pub trait LifecycleStore: Send + Sync {
+    /// The message, unless `viewer` hid it.
+    async fn message_for(
+        &self,
+        id: MessageId,
+        viewer: UserId,
+    ) -> StoreResult<Option<StoredMessage>>;
+    /// Apply `change` to message `id` at `now`; logged for both participants (a hide for
+    /// its user only).
+    async fn change_message(
+        &self,
+        id: MessageId,
+        change: &Change<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Changed>;
 }
 
 /// Blocks between users.

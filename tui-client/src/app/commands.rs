@@ -192,6 +192,7 @@ impl App {
             conversation_id: conv,
             content,
             temp_id: Some(temp_id),
+            reply_to_id: None,
         }));
         actions
     }

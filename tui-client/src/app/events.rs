@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use chat_protocol::error::ErrorCode;
-use chat_protocol::rest::Message;
+use chat_protocol::rest::{DeleteScope, Message, Reaction};
 use chat_protocol::ws::{PresenceEntry, ServerEvent};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
@@ -46,6 +46,19 @@ impl App {
             ServerEvent::BlockUpdated { username, blocked } => {
                 self.block_updated(&username, blocked)
             }
+            ServerEvent::MessageEdited { message } => self.message_changed(message),
+            ServerEvent::MessageDeleted {
+                conversation_id,
+                message_id,
+                scope,
+            } => self.message_deleted(conversation_id, message_id, scope),
+            ServerEvent::ReactionUpdated {
+                conversation_id,
+                message_id,
+                emoji,
+                user_id,
+                added,
+            } => self.reaction_updated(conversation_id, message_id, &emoji, user_id, added),
             ServerEvent::Error {
                 code,
                 message,
@@ -109,6 +122,68 @@ impl App {
             }
         }
         actions
+    }
+
+    /// `message.edited`: the message as it is now, wherever it is shown.
+    fn message_changed(&mut self, message: Message) -> Vec<Action> {
+        if let Some(c) = self.conv_mut(message.conversation_id) {
+            if let Some(m) = c.messages.iter_mut().find(|m| m.id == message.id) {
+                *m = message;
+            }
+        }
+        Vec::new()
+    }
+
+    /// `message.deleted`: gone from my view (`me`), or a tombstone for both.
+    fn message_deleted(
+        &mut self,
+        conv: ConversationId,
+        id: MessageId,
+        scope: DeleteScope,
+    ) -> Vec<Action> {
+        let mine_unread = |m: &Message, me: Option<UserId>| !m.is_read && Some(m.receiver_id) == me;
+        let me = self.me.as_ref().map(|(id, _)| *id);
+        let mut was_unread = false;
+        if let Some(c) = self.conv_mut(conv) {
+            was_unread = c.messages.iter().any(|m| m.id == id && mine_unread(m, me));
+            match scope {
+                DeleteScope::Me => c.messages.retain(|m| m.id != id),
+                DeleteScope::Everyone => {
+                    if let Some(m) = c.messages.iter_mut().find(|m| m.id == id) {
+                        m.content = None;
+                        m.media.clear();
+                        m.reactions.clear();
+                        m.deleted_at = Some(Utc::now());
+                        m.is_read = true;
+                    }
+                }
+            }
+            if was_unread && scope == DeleteScope::Everyone {
+                c.conv.unread_count = c.conv.unread_count.saturating_sub(1);
+            }
+        }
+        if was_unread && scope == DeleteScope::Everyone {
+            self.unread_total = self.unread_total.saturating_sub(1);
+        }
+        Vec::new()
+    }
+
+    /// `reaction.updated`: one user's reaction added or removed.
+    fn reaction_updated(
+        &mut self,
+        conv: ConversationId,
+        id: MessageId,
+        emoji: &str,
+        user: UserId,
+        added: bool,
+    ) -> Vec<Action> {
+        if let Some(m) = self
+            .conv_mut(conv)
+            .and_then(|c| c.messages.iter_mut().find(|m| m.id == id))
+        {
+            apply_reaction(&mut m.reactions, emoji, user, added);
+        }
+        Vec::new()
     }
 
     /// `message.read_ack`: my read of their messages, confirmed.
@@ -245,5 +320,25 @@ fn notice_for(m: &Message, convs: &[super::ConvState]) -> Action {
     Action::Notify {
         title: format!("chat: {from}"),
         body,
+    }
+}
+
+/// One reaction change applied to a message's list (idempotent: a repeat changes nothing).
+pub(super) fn apply_reaction(list: &mut Vec<Reaction>, emoji: &str, user: UserId, added: bool) {
+    match list.iter_mut().position(|r| r.emoji == emoji) {
+        Some(i) => {
+            let r = &mut list[i];
+            r.user_ids.retain(|u| *u != user);
+            if added {
+                r.user_ids.push(user);
+            } else if r.user_ids.is_empty() {
+                list.remove(i);
+            }
+        }
+        None if added => list.push(Reaction {
+            emoji: emoji.to_string(),
+            user_ids: vec![user],
+        }),
+        None => {}
     }
 }

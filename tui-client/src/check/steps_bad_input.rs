@@ -153,6 +153,7 @@ async fn stranger_send(ws: &mut Socket, conv: ConversationId, wait: Duration) ->
         conversation_id: conv,
         content: "hi".into(),
         temp_id: Some("chk-stranger".into()),
+        reply_to_id: None,
     })
     .await
     .map_err(ws_err)?;

@@ -42,6 +42,7 @@ pub(super) async fn blocking(c: &mut Check<'_>, chat: &mut Chat) {
             conversation_id: conv,
             content: "no".into(),
             temp_id: Some("chk-blocked".into()),
+            reply_to_id: None,
         })
         .await
         .map_err(ws_err)?;

@@ -16,6 +16,7 @@ pub(super) async fn send_messages(c: &mut Check<'_>, chat: &mut Chat) -> Result<
                 conversation_id: conv,
                 content: "hello from the check".into(),
                 temp_id: Some("chk-1".into()),
+                reply_to_id: None,
             })
             .await
             .map_err(ws_err)?;

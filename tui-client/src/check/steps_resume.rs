@@ -85,6 +85,7 @@ pub(super) async fn reconnect(c: &mut Check<'_>, chat: Chat) -> Result<(), Abort
             conversation_id: conv,
             content: "back".into(),
             temp_id: Some("chk-back".into()),
+            reply_to_id: None,
         })
         .await
         .map_err(ws_err)?;

@@ -40,6 +40,10 @@ pub fn msg(c: &Conversation, from: UserId, to: UserId, text: &str) -> Message {
         is_read: false,
         read_at: None,
         created_at: Utc::now(),
+        reply_to: None,
+        edited_at: None,
+        deleted_at: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -181,6 +185,7 @@ fn offline_status_shows_the_countdown_and_queued_messages() {
         conversation_id: bob.id,
         content: "are you there".into(),
         temp_id: Some(temp),
+        reply_to_id: None,
     })));
 }
 

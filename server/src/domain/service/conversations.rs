@@ -102,7 +102,14 @@ impl ChatService {
             if !visible.contains(&v.other.id) {
                 v.other.last_seen_at = None;
             }
-            let last_message = self.present_opt(v.last_message).await;
+            let last = match v.last_message {
+                // The caller hid the last message: the newest one they still see.
+                None if v.conversation.last_message_id.is_some() => {
+                    self.newest_visible(v.conversation.id, me.id).await?
+                }
+                m => m,
+            };
+            let last_message = self.present_opt(last).await;
             data.push(Self::view(
                 me.id,
                 &v.conversation,
@@ -148,9 +155,13 @@ impl ChatService {
         self.participants
             .remember(conv.id, conv.user1_id, conv.user2_id);
         let last_message = match conv.last_message_id {
-            Some(id) => self.present_opt(self.store.message(id).await?).await,
+            Some(id) => match self.store.message_for(id, me.id).await? {
+                Some(m) => Some(m),
+                None => self.newest_visible(conv.id, me.id).await?,
+            },
             None => None,
         };
+        let last_message = self.present_opt(last_message).await;
         // SPEC "Privacy": opening an empty conversation must not let anyone watch the
         // other's presence (blocks were refused above).
         let mut other = other;
@@ -164,5 +175,19 @@ impl ChatService {
             Self::view(me.id, &conv, &other, last_message, &online),
             created,
         ))
+    }
+
+    /// The newest message of `conv` that `viewer` has not hidden.
+    async fn newest_visible(
+        &self,
+        conv: ConversationId,
+        viewer: UserId,
+    ) -> Result<Option<StoredMessage>> {
+        let q = MessageQuery {
+            limit: 1,
+            viewer: Some(viewer),
+            ..Default::default()
+        };
+        Ok(self.store.list_messages(conv, &q).await?.pop())
     }
 }

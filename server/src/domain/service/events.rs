@@ -44,6 +44,31 @@ impl ChatService {
                     up_to_message_id,
                     read_at,
                 },
+                LoggedKind::Edited(m) => ServerEvent::MessageEdited {
+                    message: self.present(m).await,
+                },
+                LoggedKind::Deleted {
+                    conversation_id,
+                    message_id,
+                    scope,
+                } => ServerEvent::MessageDeleted {
+                    conversation_id,
+                    message_id,
+                    scope,
+                },
+                LoggedKind::Reaction {
+                    conversation_id,
+                    message_id,
+                    emoji,
+                    user_id,
+                    added,
+                } => ServerEvent::ReactionUpdated {
+                    conversation_id,
+                    message_id,
+                    emoji,
+                    user_id,
+                    added,
+                },
             };
             out.push((e.seq, event));
         }

@@ -18,6 +18,7 @@ impl ChatService {
             types: None,
             limit,
             ascending: after.is_some() && before.is_none(),
+            viewer: Some(me.id),
         };
         self.message_page(me, conv, q).await
     }
@@ -37,6 +38,7 @@ impl ChatService {
             types: Some(types),
             limit,
             ascending: false,
+            viewer: Some(me.id),
         };
         self.message_page(me, conv, q).await
     }
@@ -71,7 +73,10 @@ impl ChatService {
     ) -> Result<Page<LinkItem>> {
         self.limits.check(Action::GetMessages, me.id).await?;
         self.participant_conversation(me.id, conv).await?;
-        let rows = self.store.list_links(conv, before, limit + 1).await?;
+        let rows = self
+            .store
+            .list_links(conv, me.id, before, limit + 1)
+            .await?;
         let p = page(rows, limit, |(_, c)| *c);
         Ok(Page {
             data: p.data.into_iter().map(|(l, _)| l).collect(),
@@ -91,7 +96,7 @@ impl ChatService {
         id: MessageId,
     ) -> Result<StoredMessage> {
         self.limits.check(Action::GetMessages, me.id).await?;
-        match self.store.message(id).await? {
+        match self.store.message_for(id, me.id).await? {
             Some(m) if m.sender_id == me.id || m.receiver_id == me.id => Ok(m),
             _ => Err(Error::NotFound("message")),
         }
@@ -115,6 +120,7 @@ impl ChatService {
                 &MessageQuery {
                     before: Some(at),
                     limit: before + 1,
+                    viewer: Some(me.id),
                     ..Default::default()
                 },
             )
@@ -127,6 +133,7 @@ impl ChatService {
                     after: Some(at),
                     limit: after + 1,
                     ascending: true,
+                    viewer: Some(me.id),
                     ..Default::default()
                 },
             )

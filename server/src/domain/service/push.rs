@@ -241,6 +241,10 @@ mod tests {
             is_read: false,
             read_at: None,
             created_at: now(),
+            reply_to: None,
+            edited_at: None,
+            deleted_at: None,
+            reactions: Vec::new(),
         };
         let pushed = |n: usize| {
             let recorder = recorder.clone();

@@ -1,6 +1,6 @@
 //! Sending: text and media messages, their checks, idempotent replays and delivery.
 
-use chat_protocol::rest::{Message, MessageType};
+use chat_protocol::rest::{Message, MessageType, ReplyTo, REPLY_PREVIEW_CHARS};
 use chat_protocol::ws::ServerEvent;
 use chat_protocol::{ConversationId, MessageId, UserId};
 
@@ -23,6 +23,7 @@ impl ChatService {
         conv: ConversationId,
         content: &str,
         temp_id: Option<&str>,
+        reply_to: Option<MessageId>,
         origin: Option<ConnKey>,
     ) -> Result<Sent> {
         let body = MessageBody::parse(content)?;
@@ -48,6 +49,7 @@ impl ChatService {
             }
             return Err(refused);
         }
+        let reply_to = self.reply_target(me, conv, reply_to).await?;
         let links = links::extract(body.as_str());
         let message = Message {
             id: MessageId::new(),
@@ -61,6 +63,10 @@ impl ChatService {
             is_read: false,
             read_at: None,
             created_at: now(),
+            reply_to,
+            edited_at: None,
+            deleted_at: None,
+            reactions: Vec::new(),
         };
         self.store_and_deliver(me, message, links, origin).await
     }
@@ -136,6 +142,7 @@ impl ChatService {
         conv: ConversationId,
         caption: Option<&str>,
         temp_id: Option<&str>,
+        reply_to: Option<MessageId>,
         uploads: Vec<Upload>,
     ) -> Result<Sent> {
         let media = self
@@ -152,6 +159,7 @@ impl ChatService {
         if let Some(existing) = existing {
             return self.replay(conv, existing, None).await;
         }
+        let reply_to = self.reply_target(me, conv, reply_to).await?;
         let stored = media.store_all(uploads).await?;
         let links = caption
             .as_ref()
@@ -169,6 +177,10 @@ impl ChatService {
             is_read: false,
             read_at: None,
             created_at: now(),
+            reply_to,
+            edited_at: None,
+            deleted_at: None,
+            reactions: Vec::new(),
         };
         let result = self.store_and_deliver(me, message, links, None).await;
         // Nothing new was stored (an error, or a concurrent send with the same temp_id
@@ -177,6 +189,34 @@ impl ChatService {
             media.discard(&stored.keys).await;
         }
         result
+    }
+
+    /// The quoted original of a reply: a message of `conv` that `me` sees and that is not
+    /// deleted.
+    async fn reply_target(
+        &self,
+        me: &AuthUser,
+        conv: ConversationId,
+        reply_to: Option<MessageId>,
+    ) -> Result<Option<ReplyTo>> {
+        let Some(id) = reply_to else {
+            return Ok(None);
+        };
+        match self.store.message_for(id, me.id).await? {
+            Some(m) if m.conversation_id == conv && m.deleted_at.is_none() => Ok(Some(ReplyTo {
+                id,
+                sender_id: Some(m.sender_id),
+                kind: Some(m.kind),
+                preview: m
+                    .content
+                    .as_ref()
+                    .map(|c| c.chars().take(REPLY_PREVIEW_CHARS).collect()),
+                deleted: false,
+            })),
+            _ => Err(Error::Validation(
+                "reply_to_id must be a message of this conversation that is not deleted".into(),
+            )),
+        }
     }
 
     async fn store_and_deliver(

@@ -63,7 +63,9 @@ impl World {
     }
 
     async fn send(&self, me: &AuthUser, conv: ConversationId, text: &str) -> Result<Sent> {
-        self.service.send_text(me, conv, text, None, None).await
+        self.service
+            .send_text(me, conv, text, None, None, None)
+            .await
     }
 
     async fn unread(&self, me: &AuthUser) -> u64 {
@@ -137,12 +139,12 @@ async fn a_retried_temp_id_is_answered_with_the_stored_message_once() {
     let conv = w.chat(&alice, &bob).await;
     let first = w
         .service
-        .send_text(&alice, conv, "once", Some("t-1"), None)
+        .send_text(&alice, conv, "once", Some("t-1"), None, None)
         .await
         .expect("send");
     let retry = w
         .service
-        .send_text(&alice, conv, "once", Some("t-1"), None)
+        .send_text(&alice, conv, "once", Some("t-1"), None, None)
         .await
         .expect("retry");
     assert!(first.created && !retry.created);
@@ -207,7 +209,7 @@ async fn every_message_that_leaves_the_service_carries_signed_urls_not_keys() {
     let upload = media.receive(Some("a.pdf"), pdf).await.expect("receive");
     let sent = w
         .service
-        .send_media(&alice, conv, Some("the doc"), None, vec![upload])
+        .send_media(&alice, conv, Some("the doc"), None, None, vec![upload])
         .await
         .expect("send media");
     let key = {
@@ -287,7 +289,7 @@ async fn a_send_reaches_every_socket_of_both_but_its_origin_each_with_its_own_po
     );
     let sent = w
         .service
-        .send_text(&alice, conv, "hello", None, Some(origin.key))
+        .send_text(&alice, conv, "hello", None, None, Some(origin.key))
         .await
         .expect("send");
     assert!(

@@ -462,7 +462,7 @@ mod tests {
         assert_eq!(code(r#"{"data":{}}"#).0, ErrorCode::InvalidJson);
         assert_eq!(code(r#"{"type":7}"#).0, ErrorCode::InvalidJson);
         assert_eq!(
-            code(r#"{"type":"message.delete","data":{"temp_id":"t1"}}"#),
+            code(r#"{"type":"message.forward","data":{"temp_id":"t1"}}"#),
             (ErrorCode::UnknownType, Some("t1".into()))
         );
         assert_eq!(

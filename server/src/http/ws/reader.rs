@@ -132,6 +132,7 @@ impl Reader<'_> {
                 conversation_id,
                 content,
                 temp_id,
+                reply_to_id,
             } => {
                 match service
                     .send_text(
@@ -139,6 +140,7 @@ impl Reader<'_> {
                         conversation_id,
                         &content,
                         temp_id.as_deref(),
+                        reply_to_id,
                         Some(self.key),
                     )
                     .await
@@ -195,6 +197,30 @@ impl Reader<'_> {
             }
             ClientEvent::BlockRemove { username } => {
                 if let Err(e) = service.unblock(self.user, &username).await {
+                    reply(self.tx, &from_error(&e, None));
+                }
+            }
+            // Answered by the event each change sends to every socket of the user (this
+            // one included); a refusal is an `error` frame.
+            ClientEvent::MessageEdit {
+                message_id,
+                content,
+            } => {
+                if let Err(e) = service.edit_message(self.user, message_id, &content).await {
+                    reply(self.tx, &from_error(&e, None));
+                }
+            }
+            ClientEvent::MessageDelete { message_id, scope } => {
+                if let Err(e) = service.delete_message(self.user, message_id, scope).await {
+                    reply(self.tx, &from_error(&e, None));
+                }
+            }
+            ClientEvent::ReactionSet {
+                message_id,
+                emoji,
+                add,
+            } => {
+                if let Err(e) = service.react(self.user, message_id, &emoji, add).await {
                     reply(self.tx, &from_error(&e, None));
                 }
             }

@@ -180,6 +180,9 @@ impl AdminStore for PostgresStore {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
+        for sql in ERASE_LIFECYCLE_SQL {
+            sqlx::query(sql).bind(id.0).execute(&mut *tx).await?;
+        }
         let push_subscriptions = sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1")
             .bind(id.0)
             .execute(&mut *tx)
@@ -239,6 +242,9 @@ impl AdminStore for PostgresStore {
         let (objects, bytes): (i64, i64) = sqlx::query_as(MEDIA_FOOTPRINT)
             .fetch_one(&self.pool)
             .await?;
+        let (edited, deleted, reactions): (i64, i64, i64) = sqlx::query_as(LIFECYCLE_STATS_SQL)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Stats {
             users: count(users),
             erased_users: count(erased_users),
@@ -247,6 +253,9 @@ impl AdminStore for PostgresStore {
             media_objects: count(objects),
             media_bytes: count(bytes),
             messages_last_hour: count(last_hour),
+            edited_messages: count(edited),
+            deleted_messages: count(deleted),
+            reactions: count(reactions),
         })
     }
 }

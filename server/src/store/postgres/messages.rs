@@ -69,6 +69,12 @@ impl MessageStore for PostgresStore {
             n += 2;
         }
         sql.push_str(&keyset(q.after, "m.created_at, m.id", ">", n + 1));
+        if q.after.is_some() {
+            n += 2;
+        }
+        if q.viewer.is_some() {
+            sql.push_str(&not_hidden(n + 1));
+        }
         sql.push_str(if q.ascending {
             " ORDER BY m.created_at ASC, m.id ASC LIMIT $2"
         } else {
@@ -77,6 +83,9 @@ impl MessageStore for PostgresStore {
         let mut query = sqlx::query(&sql).bind(conv.0).bind(i64::from(q.limit));
         for c in [q.before, q.after].into_iter().flatten() {
             query = query.bind(c.at).bind(c.id);
+        }
+        if let Some(v) = q.viewer {
+            query = query.bind(v.0);
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(message_from_row).collect()
@@ -277,6 +286,18 @@ impl MessageStore for PostgresStore {
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let changes = sqlx::query(&logged_changes_sql(MESSAGE_COLS))
+            .bind(user.0)
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .bind(bounds.2)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(change_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut messages = messages;
+        messages.extend(changes);
         Ok(first_events(messages, reads, limit))
     }
 
@@ -300,18 +321,22 @@ impl MessageStore for PostgresStore {
     async fn list_links(
         &self,
         conv: ConversationId,
+        viewer: UserId,
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<(LinkItem, Cursor)>> {
-        let cursor_clause = keyset(before, "l.created_at, l.id", "<", 3);
+        let cursor_clause = keyset(before, "l.created_at, l.id", "<", 4);
         let sql = format!(
             "SELECT l.id, l.url, l.message_id, l.sender_id, l.created_at FROM message_links l
              WHERE l.conversation_id = $1 {cursor_clause}
+               AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                               WHERE h.user_id = $3 AND h.message_id = l.message_id)
              ORDER BY l.created_at DESC, l.id DESC LIMIT $2"
         );
         let mut q = sqlx::query_as::<_, (Uuid, String, Uuid, Uuid, DateTime<Utc>)>(&sql)
             .bind(conv.0)
-            .bind(i64::from(limit));
+            .bind(i64::from(limit))
+            .bind(viewer.0);
         if let Some(c) = before {
             q = q.bind(c.at).bind(c.id);
         }

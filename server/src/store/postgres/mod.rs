@@ -4,6 +4,7 @@
 mod admin;
 mod blocks;
 mod conversations;
+mod lifecycle;
 mod messages;
 mod push;
 mod send;
@@ -23,6 +24,9 @@ use uuid::Uuid;
 use super::rows::*;
 use super::sql::*;
 use super::*;
+
+/// This backend's message columns (shadows nothing: `sql` has one constant per dialect).
+const MESSAGE_COLS: &str = PG_MESSAGE_COLS;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 

@@ -19,9 +19,9 @@ use crate::model::StoredMessage;
 const INSERT_BATCH_SQL: &str = "
     WITH input AS (
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
-                             $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+                             $6::text[], $7::text[], $8::text[], $9::timestamptz[], $13::uuid[])
             WITH ORDINALITY AS t(id, conversation_id, sender_id, receiver_id, type, content,
-                                 media, temp_id, created_at, ord)
+                                 media, temp_id, created_at, reply_to_id, ord)
     ), ok AS (
         SELECT i.* FROM input i
         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.sender_id AND u.deleted_at IS NOT NULL)
@@ -50,9 +50,11 @@ const INSERT_BATCH_SQL: &str = "
         FROM ev e JOIN heads h ON h.user_id = e.user_id JOIN cnt c ON c.user_id = e.user_id
     ), ins AS (
         INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
-            media, temp_id, is_read, read_at, created_at, updated_at, sender_seq, receiver_seq)
+            media, temp_id, is_read, read_at, created_at, updated_at, sender_seq, receiver_seq,
+            reply_to_id)
         SELECT o.id, o.conversation_id, o.sender_id, o.receiver_id, o.type, o.content,
-               o.media::jsonb, o.temp_id, FALSE, NULL, o.created_at, o.created_at, ps.seq, pr.seq
+               o.media::jsonb, o.temp_id, FALSE, NULL, o.created_at, o.created_at, ps.seq, pr.seq,
+               o.reply_to_id
         FROM ok o
         JOIN pos ps ON ps.ord = o.ord AND ps.user_id = o.sender_id
         JOIN pos pr ON pr.ord = o.ord AND pr.user_id = o.receiver_id
@@ -151,6 +153,11 @@ impl PostgresStore {
             .bind(&link_msg)
             .bind(&link_id)
             .bind(&link_url)
+            .bind(
+                msgs()
+                    .map(|m| m.reply_to.as_ref().map(|r| r.id.0))
+                    .collect::<Vec<_>>(),
+            )
             .fetch_all(&self.pool)
             .await?;
         let mut stored = std::collections::HashMap::with_capacity(rows.len());

@@ -181,6 +181,12 @@ impl AdminStore for SqliteStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        for sql in ERASE_LIFECYCLE_SQL {
+            sqlx::query(sql)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         let push_subscriptions = sqlx::query("DELETE FROM push_subscriptions WHERE user_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -253,6 +259,9 @@ impl AdminStore for SqliteStore {
         let (objects, bytes): (i64, i64) = sqlx::query_as(MEDIA_FOOTPRINT)
             .fetch_one(&self.read)
             .await?;
+        let (edited, deleted, reactions): (i64, i64, i64) = sqlx::query_as(LIFECYCLE_STATS_SQL)
+            .fetch_one(&self.read)
+            .await?;
         let n = |v: i64| v.max(0) as u64;
         Ok(Stats {
             users: n(users),
@@ -262,6 +271,9 @@ impl AdminStore for SqliteStore {
             media_objects: n(objects),
             media_bytes: n(bytes),
             messages_last_hour: n(last_hour),
+            edited_messages: n(edited),
+            deleted_messages: n(deleted),
+            reactions: n(reactions),
         })
     }
 }

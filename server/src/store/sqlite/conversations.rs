@@ -67,6 +67,8 @@ impl ConversationStore for SqliteStore {
              FROM conversations c
              JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
              LEFT JOIN messages m ON m.id = c.last_message_id
+                 AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                                 WHERE h.user_id = $1 AND h.message_id = m.id)
              WHERE (c.user1_id = $1 OR c.user2_id = $1)
                AND (c.last_message_id IS NOT NULL OR c.created_by = $1)
                AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $1 AND b.blocked_id = u.id)

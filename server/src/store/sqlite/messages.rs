@@ -65,6 +65,9 @@ impl MessageStore for SqliteStore {
         sql.push_str(&type_filter(&q.types));
         sql.push_str(&keyset(q.before, "m.created_at, m.id", "<", 3));
         sql.push_str(&keyset(q.after, "m.created_at, m.id", ">", 5));
+        if q.viewer.is_some() {
+            sql.push_str(&not_hidden(7));
+        }
         sql.push_str(if q.ascending {
             " ORDER BY m.created_at ASC, m.id ASC LIMIT $2"
         } else {
@@ -79,6 +82,7 @@ impl MessageStore for SqliteStore {
             .bind(b_id)
             .bind(a_at)
             .bind(a_id)
+            .bind(q.viewer.map(|v| v.to_string()))
             .fetch_all(&self.read)
             .await?;
         rows.iter().map(message_from_row).collect()
@@ -279,6 +283,18 @@ impl MessageStore for SqliteStore {
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let changes = sqlx::query(&logged_changes_sql(MESSAGE_COLS))
+            .bind(user.to_string())
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .bind(bounds.2)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(change_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut messages = messages;
+        messages.extend(changes);
         Ok(first_events(messages, reads, limit))
     }
 
@@ -305,18 +321,22 @@ impl MessageStore for SqliteStore {
     async fn list_links(
         &self,
         conv: ConversationId,
+        viewer: UserId,
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<(LinkItem, Cursor)>> {
-        let cursor_clause = keyset(before, "l.created_at, l.id", "<", 3);
+        let cursor_clause = keyset(before, "l.created_at, l.id", "<", 4);
         let (b_at, b_id) = before.map(|c| (ts(c.at), c.id.to_string())).unzip();
         let rows = sqlx::query(&format!(
             "SELECT l.id, l.url, l.message_id, l.sender_id, l.created_at FROM message_links l
              WHERE l.conversation_id = $1 {cursor_clause}
+               AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                               WHERE h.user_id = $3 AND h.message_id = l.message_id)
              ORDER BY l.created_at DESC, l.id DESC LIMIT $2"
         ))
         .bind(conv.to_string())
         .bind(i64::from(limit))
+        .bind(viewer.to_string())
         .bind(b_at)
         .bind(b_id)
         .fetch_all(&self.read)

@@ -8,6 +8,7 @@
 mod admin;
 mod blocks;
 mod conversations;
+mod lifecycle;
 mod messages;
 mod push;
 mod send;
@@ -29,6 +30,9 @@ use uuid::Uuid;
 use super::rows::*;
 use super::sql::*;
 use super::*;
+
+/// This backend's message columns (shadows nothing: `sql` has one constant per dialect).
+const MESSAGE_COLS: &str = SQLITE_MESSAGE_COLS;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 

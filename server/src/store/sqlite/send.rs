@@ -75,8 +75,9 @@ async fn insert_one(
     let receiver = bump_seq(&mut *tx, m.receiver_id).await?;
     let inserted = sqlx::query(
         "INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
-             media, temp_id, is_read, read_at, created_at, updated_at, sender_seq, receiver_seq)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, $9, $9, $10, $11
+             media, temp_id, is_read, read_at, created_at, updated_at, sender_seq, receiver_seq,
+             reply_to_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, $9, $9, $10, $11, $12
          WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = $3 AND deleted_at IS NOT NULL)
            AND NOT EXISTS (SELECT 1 FROM blocks b
                            WHERE (b.blocker_id = $3 AND b.blocked_id = $4)
@@ -94,6 +95,7 @@ async fn insert_one(
     .bind(ts(m.created_at))
     .bind(sender as i64)
     .bind(receiver as i64)
+    .bind(m.reply_to.as_ref().map(|r| r.id.to_string()))
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -39,6 +39,7 @@ fn a_sent_message_is_optimistic_then_reconciled_once() {
         conversation_id: bob.id,
         content: "hi".into(),
         temp_id: Some(temp.clone()),
+        reply_to_id: None,
     })));
     let mut stored = msg(&bob, me, bob.other_user.id, "hi");
     stored.temp_id = Some(temp.clone());

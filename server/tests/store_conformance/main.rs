@@ -151,6 +151,10 @@ fn text(conv: ConversationId, from: UserId, to: UserId, body: &str, at: DateTime
         is_read: false,
         read_at: None,
         created_at: at,
+        reply_to: None,
+        edited_at: None,
+        deleted_at: None,
+        reactions: Vec::new(),
     }
 }
 
@@ -289,7 +293,7 @@ async fn same_sender_and_temp_id_store_one_message(store: DynStore) {
     let c = store.conversation(conv.id).await.unwrap().unwrap();
     assert_eq!(c.unread_for(b), 1, "the replay did not count twice");
     assert!(store
-        .list_links(conv.id, None, 10)
+        .list_links(conv.id, b, None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -324,11 +328,11 @@ async fn links_are_recorded_with_the_message(store: DynStore) {
             .await
             .unwrap();
     }
-    let page1 = store.list_links(conv.id, None, 4).await.unwrap();
+    let page1 = store.list_links(conv.id, b, None, 4).await.unwrap();
     assert_eq!(page1.len(), 4);
     assert_eq!(page1[0].0.message_id, ids[4], "newest first");
     let page2 = store
-        .list_links(conv.id, Some(page1[3].1), 10)
+        .list_links(conv.id, b, Some(page1[3].1), 10)
         .await
         .unwrap();
     assert_eq!(page2.len(), 6);
@@ -1536,7 +1540,7 @@ async fn a_batch_gives_each_send_its_own_outcome(store: DynStore) {
     assert_eq!(conv.unread_for(b), 3, "earlier, x1, x3");
     assert_eq!(conv.unread_for(a), 1, "x2");
     assert_eq!(store.message(x2).await.unwrap().unwrap().receiver_id, a);
-    let links = store.list_links(ab.id, None, 10).await.unwrap();
+    let links = store.list_links(ab.id, b, None, 10).await.unwrap();
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].0.url, "https://example.com/1");
     let ac_now = store.conversation(ac.id).await.unwrap().unwrap();
@@ -1682,3 +1686,5 @@ async fn group_commit_gathers_concurrent_sends_and_replays(store: DynStore) {
     let conv = store.conversation(ab.id).await.unwrap().unwrap();
     assert_eq!((conv.unread_for(a), conv.unread_for(b)), (50, 50));
 }
+
+mod lifecycle;
