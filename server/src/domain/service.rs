@@ -39,6 +39,7 @@ mod lifecycle;
 mod presence;
 mod push;
 mod reads;
+mod search;
 mod send;
 #[cfg(test)]
 mod tests;

@@ -1,20 +1,21 @@
-//! Message lifecycle routes (SPEC "Message lifecycle"): edit, delete, reactions.
+//! Message lifecycle routes (SPEC "Message lifecycle"): edit, delete, reactions, search.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
 use chat_protocol::rest::{
-    DeleteScope, DeletedMessage, EditMessageRequest, Message, ReactionsResponse,
+    DeleteScope, DeletedMessage, EditMessageRequest, Message, Page, ReactionsResponse, SearchHit,
 };
-use chat_protocol::{ErrorBody, MessageId};
+use chat_protocol::{ConversationId, ErrorBody, MessageId};
 use serde::Deserialize;
 
 use crate::auth::AuthUser;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::extract::{json_from_bytes, ApiPath, ApiQuery};
 use crate::http::messages::body_bytes;
 use crate::http::AppState;
+use crate::model::{Cursor, Limit};
 
 /// Edit one of the caller's messages (text, or a media message's caption), within
 /// `CHAT_EDIT_WINDOW_SECS` of sending. Both participants receive `message.edited`.
@@ -140,4 +141,62 @@ pub async fn unreact(
     ApiPath((id, emoji)): ApiPath<(MessageId, String)>,
 ) -> Result<Json<ReactionsResponse>> {
     Ok(Json(state.service.react(&me, id, &emoji, false).await?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words to find (all of them, each as a word prefix; case and accents do not matter):
+    /// 1 to 8 words, at most 256 characters.
+    #[param(value_type = String, required = true, min_length = 1, max_length = 256)]
+    pub q: Option<String>,
+    /// Only in this conversation.
+    #[param(value_type = Option<ConversationId>, required = false)]
+    pub conversation_id: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// A `next_cursor`: hits older than it.
+    #[param(value_type = String, required = false)]
+    pub cursor: Option<String>,
+}
+
+/// The caller's messages that match `q`, newest first, with a snippet each: never in
+/// conversations the caller is not in, never deleted or hidden messages.
+#[utoipa::path(
+    get,
+    path = "/chat/search",
+    operation_id = "search_messages",
+    tag = "messages",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "One page of hits", body = Page<SearchHit>),
+        (status = 400, description = "`validation_failed` (q), `invalid_id`, `invalid_cursor`, `invalid_limit` or `invalid_query`", body = ErrorBody),
+        (status = 404, description = "`not_found`: `conversation_id` is not the caller's", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (search)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn search(
+    State(state): State<AppState>,
+    me: AuthUser,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> Result<Json<Page<SearchHit>>> {
+    let text =
+        q.q.as_deref()
+            .ok_or_else(|| Error::Validation("q is required".into()))?;
+    let conversation = match q.conversation_id.as_deref().filter(|s| !s.is_empty()) {
+        Some(raw) => Some(ConversationId(uuid::Uuid::parse_str(raw).map_err(
+            |_| Error::InvalidId("conversation_id is not a conversation id".into()),
+        )?)),
+        None => None,
+    };
+    let before = Cursor::decode_opt(q.cursor.as_deref().filter(|s| !s.is_empty()))?;
+    let limit = Limit::parse(q.limit.as_deref())?.get();
+    Ok(Json(
+        state
+            .service
+            .search(&me, text, conversation, before, limit)
+            .await?,
+    ))
 }

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
             put(lifecycle::react).delete(lifecycle::unreact),
         )
         .route("/messages/{id}/context", get(messages::context))
+        .route("/search", get(lifecycle::search))
         .route("/blocks", post(blocks::add).get(blocks::list))
         .route("/blocks/{username}", delete(blocks::remove))
         .route("/blocks/status/{username}", get(blocks::status))

@@ -46,6 +46,7 @@ use super::{blocks, conversations, health, lifecycle, media, messages, push};
         lifecycle::delete,
         lifecycle::react,
         lifecycle::unreact,
+        lifecycle::search,
         blocks::add,
         blocks::list,
         blocks::remove,

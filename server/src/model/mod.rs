@@ -8,6 +8,7 @@ mod conversation;
 mod cursor;
 mod input;
 mod message;
+pub mod search;
 
 pub use action::Action;
 pub use conversation::{ordered_pair, Conversation, ConversationView, User};
@@ -17,3 +18,4 @@ pub use input::{
     TempId, Username,
 };
 pub use message::StoredMessage;
+pub use search::SearchTerms;

@@ -219,3 +219,20 @@ pub(crate) const ERASE_LIFECYCLE_SQL: [&str; 3] = [
     "DELETE FROM hidden_messages WHERE user_id = $1",
     "DELETE FROM message_events WHERE user_id = $1",
 ];
+
+/// Shared by both backends (`message_cols` and the match condition on `messages m` are the
+/// backend's): $1 viewer, $2 query, $3 limit, $4 one conversation or NULL, $5/$6 cursor.
+pub(crate) fn search_sql(message_cols: &str, matches: &str, before: Option<Cursor>) -> String {
+    format!(
+        "SELECT {message_cols} FROM messages m
+         WHERE {matches}
+           AND m.conversation_id IN (SELECT c.id FROM conversations c
+                                     WHERE c.user1_id = $1 OR c.user2_id = $1)
+           AND ($4 IS NULL OR m.conversation_id = $4)
+           AND m.deleted_at IS NULL{hidden}{cursor}
+         ORDER BY m.created_at DESC, m.id DESC
+         LIMIT $3",
+        hidden = not_hidden(1),
+        cursor = keyset(before, "m.created_at, m.id", "<", 5),
+    )
+}

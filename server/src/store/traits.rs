@@ -20,7 +20,7 @@ use super::{
     MarkReadOutcome, MessageQuery, NewMessage, PoolStats, PurgeCount, PurgeScope, PurgedBatch,
     RateLimitSetting, SendContext, Stats, StoreError, StoreResult, StoredPush, User,
 };
-use crate::model::{Cursor, StoredMessage};
+use crate::model::{Cursor, SearchTerms, StoredMessage};
 
 /// Everything chatd keeps, behind one interface: every concern plus the lifecycle.
 #[async_trait]
@@ -173,6 +173,17 @@ pub trait LifecycleStore: Send + Sync {
         id: MessageId,
         viewer: UserId,
     ) -> StoreResult<Option<StoredMessage>>;
+    /// `viewer`'s messages matching every term of `q` (as word prefixes), newest first:
+    /// only in conversations `viewer` takes part in (`conversation`: only that one), never
+    /// deleted or hidden ones; strictly older than `before`; at most `limit`.
+    async fn search(
+        &self,
+        viewer: UserId,
+        q: &SearchTerms,
+        conversation: Option<ConversationId>,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredMessage>>;
     /// Apply `change` to message `id` at `now`; logged for both participants (a hide for
     /// its user only).
     async fn change_message(

@@ -4,7 +4,7 @@
 //! told (user-id order), then (a delete only) the conversation row, then the message row.
 
 use super::*;
-use crate::model::StoredMessage;
+use crate::model::{SearchTerms, StoredMessage};
 
 /// Takes the counters of `$1` (user-id order) and logs one change event for each.
 const LOG_CHANGE_SQL: &str = "
@@ -36,6 +36,28 @@ impl LifecycleStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn search(
+        &self,
+        viewer: UserId,
+        q: &SearchTerms,
+        conversation: Option<ConversationId>,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let sql = search_sql(MESSAGE_COLS, "m.search @@ to_tsquery('simple', $2)", before)
+            .replace("$4 IS NULL", "$4::uuid IS NULL");
+        let mut query = sqlx::query(&sql)
+            .bind(viewer.0)
+            .bind(q.tsquery())
+            .bind(i64::from(limit))
+            .bind(conversation.map(|c| c.0));
+        if let Some(c) = before {
+            query = query.bind(c.at).bind(c.id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
     }
 
     async fn change_message(

@@ -2,7 +2,7 @@
 //! each (SQLite has one writer, so positions commit in order).
 
 use super::*;
-use crate::model::StoredMessage;
+use crate::model::{SearchTerms, StoredMessage};
 
 #[async_trait]
 impl LifecycleStore for SqliteStore {
@@ -20,6 +20,32 @@ impl LifecycleStore for SqliteStore {
         .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(message_from_row).transpose()
+    }
+
+    async fn search(
+        &self,
+        viewer: UserId,
+        q: &SearchTerms,
+        conversation: Option<ConversationId>,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let sql = search_sql(
+            MESSAGE_COLS,
+            "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH $2)",
+            before,
+        );
+        let (b_at, b_id) = before.map(|c| (ts(c.at), c.id.to_string())).unzip();
+        let rows = sqlx::query(&sql)
+            .bind(viewer.to_string())
+            .bind(q.fts5())
+            .bind(i64::from(limit))
+            .bind(conversation.map(|c| c.to_string()))
+            .bind(b_at)
+            .bind(b_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(message_from_row).collect()
     }
 
     async fn change_message(

@@ -1,0 +1,35 @@
+-- Full-text search (SPEC "Message lifecycle", `GET /chat/search`): case- and
+-- accent-insensitive words and word prefixes over text and captions, in an FTS5 index over
+-- the messages table (external content: the text is not stored twice), kept in step by
+-- triggers on insert, edit, tombstone and delete (purges).
+--
+-- The index refers to messages by rowid. A VACUUM of the database file may renumber rowids
+-- (messages has no INTEGER PRIMARY KEY): after one, run `chatctl doctor --rebuild-search`.
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content,
+    content = 'messages',
+    content_rowid = 'rowid',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+WHEN new.content IS NOT NULL
+BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+WHEN old.content IS NOT NULL
+BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+END;
+
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages
+BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content)
+        SELECT 'delete', old.rowid, old.content WHERE old.content IS NOT NULL;
+    INSERT INTO messages_fts (rowid, content)
+        SELECT new.rowid, new.content WHERE new.content IS NOT NULL;
+END;
+
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
