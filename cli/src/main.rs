@@ -72,8 +72,14 @@ enum Command {
         #[arg(long, env = "CHAT_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
         server: String,
     },
-    /// Check database, migrations, Redis, media storage and JWT configuration.
-    Doctor,
+    /// Check database, migrations, the search index, Redis, media storage and JWT
+    /// configuration.
+    Doctor {
+        /// Rebuild the search index from the messages first (after a failed `search`
+        /// check, or after a `VACUUM` of a SQLite database).
+        #[arg(long)]
+        rebuild_search: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -267,7 +273,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Purge { opts, what } => purge(&cli.common, &opts, what).await?,
         Command::Stats { json, server } => stats(&cli.common, json, &server).await?,
-        Command::Doctor => doctor(&cli.common).await?,
+        Command::Doctor { rebuild_search } => {
+            if rebuild_search {
+                rebuild_search_index(&cli.common).await?;
+            }
+            doctor(&cli.common).await?
+        }
         Command::Ratelimit { action } => {
             let store = open(&cli.common).await?;
             match action {
@@ -369,6 +380,10 @@ async fn stats(common: &CommonConfig, json: bool, server: &str) -> Result<()> {
     }
     println!("messages last hour  {}", s.messages_last_hour);
     println!(
+        "changes             {} edited, {} deleted for everyone, {} reactions",
+        s.edited_messages, s.deleted_messages, s.reactions
+    );
+    println!(
         "media               {} objects, {}",
         s.media_objects,
         human_bytes(s.media_bytes)
@@ -396,6 +411,23 @@ async fn online_from_server(server: &str) -> Result<u64> {
         .find_map(|l| l.strip_prefix("chat_ws_users "))
         .and_then(|v| v.trim().parse().ok())
         .context("no chat_ws_users in /metrics")
+}
+
+async fn rebuild_search_index(common: &CommonConfig) -> Result<()> {
+    let store = open(common).await?;
+    let spinner = indicatif::ProgressBar::new_spinner()
+        .with_message("rebuilding the search index from the messages");
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let started = std::time::Instant::now();
+    let result = store.rebuild_search_index().await;
+    spinner.finish_and_clear();
+    store.close().await;
+    result?;
+    println!(
+        "search index rebuilt in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn doctor(common: &CommonConfig) -> Result<()> {

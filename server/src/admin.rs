@@ -258,6 +258,19 @@ pub async fn doctor(cfg: &crate::CommonConfig) -> Vec<Check> {
             }
         },
     });
+    checks.push(match &store {
+        None => Check::new("search", Verdict::Fail, "database unreachable"),
+        Some(s) => match s.search_index_problem().await {
+            Ok(None) => Check::new("search", Verdict::Ok, "the index matches the messages"),
+            Ok(Some(problem)) => Check::new(
+                "search",
+                Verdict::Fail,
+                format!("{problem}; run `chatctl doctor --rebuild-search`"),
+            ),
+            // Before the search migration the table is not there yet.
+            Err(e) => Check::new("search", Verdict::Warn, e.to_string()),
+        },
+    });
     if let Some(s) = store {
         s.close().await;
     }

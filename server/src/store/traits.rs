@@ -263,4 +263,9 @@ pub trait AdminStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<(Vec<MediaItem>, Option<MessageId>)>;
     async fn stats(&self, now: DateTime<Utc>) -> StoreResult<Stats>;
+    /// Whether the search index matches the messages: `None` when it does, else what is
+    /// wrong (for `chatctl doctor`).
+    async fn search_index_problem(&self) -> StoreResult<Option<String>>;
+    /// Rebuild the search index from the messages.
+    async fn rebuild_search_index(&self) -> StoreResult<()>;
 }

@@ -855,4 +855,17 @@ async fn search_follows_edits_deletes_hides_and_purges(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(find(a, "creme", None).await, [edited.id]);
+    // Through all of it (media without text, tombstones, edits, purges) the index stayed
+    // in step with the messages; a rebuild changes no answer.
+    let photo = {
+        let mut m = text(ab.id, a, b, "", now());
+        m.content = None;
+        m.kind = MessageType::Image;
+        m
+    };
+    send(&store, photo).await;
+    assert_eq!(store.search_index_problem().await.unwrap(), None);
+    store.rebuild_search_index().await.unwrap();
+    assert_eq!(store.search_index_problem().await.unwrap(), None);
+    assert_eq!(find(a, "creme", None).await, [edited.id]);
 }

@@ -258,6 +258,44 @@ impl AdminStore for PostgresStore {
             reactions: count(reactions),
         })
     }
+
+    async fn search_index_problem(&self) -> StoreResult<Option<String>> {
+        self.search_problem().await
+    }
+
+    async fn rebuild_search_index(&self) -> StoreResult<()> {
+        self.rebuild_search().await
+    }
+}
+
+impl PostgresStore {
+    /// [`AdminStore::search_index_problem`]: the vector is a generated column (always in
+    /// step with the text), so only its index can be wrong: missing or left invalid by an
+    /// interrupted build.
+    pub(super) async fn search_problem(&self) -> StoreResult<Option<String>> {
+        let valid: Option<bool> = sqlx::query_scalar(
+            "SELECT i.indisvalid FROM pg_index i
+             WHERE i.indexrelid = to_regclass('messages_search')",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match valid {
+            Some(true) => None,
+            Some(false) => Some("index messages_search is invalid".into()),
+            None => Some("index messages_search is missing".into()),
+        })
+    }
+
+    /// [`AdminStore::rebuild_search_index`]: rebuilt without blocking sends.
+    pub(super) async fn rebuild_search(&self) -> StoreResult<()> {
+        sqlx::query("DROP INDEX CONCURRENTLY IF EXISTS messages_search")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("CREATE INDEX CONCURRENTLY messages_search ON messages USING gin (search)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 /// (objects, bytes) of the media of `messages m`: each item plus its thumbnail when it has

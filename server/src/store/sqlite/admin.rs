@@ -276,6 +276,30 @@ impl AdminStore for SqliteStore {
             reactions: n(reactions),
         })
     }
+
+    async fn search_index_problem(&self) -> StoreResult<Option<String>> {
+        // With rank 1, FTS5 also compares an external-content index with its table.
+        let check = sqlx::query(
+            "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+        )
+        .execute(&self.write)
+        .await;
+        match check {
+            Ok(_) => Ok(None),
+            Err(sqlx::Error::Database(e)) => Ok(Some(format!(
+                "the index does not match the messages ({})",
+                e.message()
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn rebuild_search_index(&self) -> StoreResult<()> {
+        sqlx::query("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
 }
 
 /// (objects, bytes) of the media of `messages m`: each item plus its thumbnail when it has
