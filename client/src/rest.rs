@@ -6,7 +6,7 @@ use chat_protocol::error::ErrorBody;
 use chat_protocol::rest::{
     BlockChange, BlockRequest, BlockStatus, BlockedUser, Conversation, DeleteScope, DeletedMessage,
     EditMessageRequest, LinkItem, MarkReadRequest, MarkReadResponse, Message, MessageContext, Page,
-    ReactionsResponse, SendMessageRequest, UnreadCount,
+    ReactionsResponse, SearchHit, SendMessageRequest, UnreadCount,
 };
 use chat_protocol::{ConversationId, MessageId};
 use reqwest::{Method, RequestBuilder, Response};
@@ -214,6 +214,25 @@ impl Client {
                 .query(&[("scope", scope.as_str())]),
         )
         .await
+    }
+
+    /// `GET /chat/search`: my messages with every word of `q`, newest first.
+    pub async fn search(
+        &self,
+        q: &str,
+        conversation: Option<ConversationId>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<SearchHit>> {
+        let mut pairs = vec![("q", q.to_string()), ("limit", limit.to_string())];
+        if let Some(c) = conversation {
+            pairs.push(("conversation_id", c.to_string()));
+        }
+        if let Some(c) = cursor {
+            pairs.push(("cursor", c.to_string()));
+        }
+        self.call(self.request(Method::GET, "/search").query(&pairs))
+            .await
     }
 
     /// Add (`add`) or remove the caller's reaction `emoji`.

@@ -245,6 +245,12 @@ pub fn default_targets() -> BTreeMap<String, f64> {
         ("rest_messages", 50.0),
         ("rest_mark_read", 50.0),
         ("rest_block_status", 20.0),
+        // SPEC "Message lifecycle": search p99 < 50 ms; edits, deletes and reactions are
+        // writes like a send (< 100 ms).
+        ("rest_edit", 100.0),
+        ("rest_react", 100.0),
+        ("rest_delete", 100.0),
+        ("rest_search", 50.0),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_client::{ClientError, PageQuery};
+use chat_protocol::rest::DeleteScope;
 use rand::Rng;
 use tokio::sync::Semaphore;
 
@@ -24,6 +25,14 @@ pub(crate) enum RestOp {
     Messages,
     MarkRead,
     BlockStatus,
+    /// Edit the caller's newest acknowledged message (`PATCH /chat/messages/:id`).
+    Edit,
+    /// React to the partner's newest acknowledged message (`PUT …/reactions/:emoji`).
+    React,
+    /// Delete the caller's newest acknowledged message for everyone.
+    Delete,
+    /// Search the caller's messages for one message's words (`GET /chat/search`).
+    Search,
     /// Only through --media-rate, never in --rest-mix.
     MediaUpload,
 }
@@ -36,9 +45,21 @@ impl RestOp {
             RestOp::Messages => "rest_messages",
             RestOp::MarkRead => "rest_mark_read",
             RestOp::BlockStatus => "rest_block_status",
+            RestOp::Edit => "rest_edit",
+            RestOp::React => "rest_react",
+            RestOp::Delete => "rest_delete",
+            RestOp::Search => "rest_search",
         }
     }
+
+    /// Calls that act on a message sent earlier in the run.
+    fn needs_recent(self) -> bool {
+        matches!(self, RestOp::Edit | RestOp::React | RestOp::Delete)
+    }
 }
+
+/// Reactions the `react` calls choose from.
+const EMOJI: [&str; 6] = ["👍", "❤️", "😂", "🎉", "🔥", "👀"];
 
 /// `--rest-mix`: `NAME=WEIGHT,...`; calls of weight 0 are left out.
 pub(crate) fn parse_mix(s: &str) -> Result<RestMix, String> {
@@ -52,9 +73,14 @@ pub(crate) fn parse_mix(s: &str) -> Result<RestMix, String> {
             "messages" => RestOp::Messages,
             "mark_read" => RestOp::MarkRead,
             "block_status" => RestOp::BlockStatus,
+            "edit" => RestOp::Edit,
+            "react" => RestOp::React,
+            "delete" => RestOp::Delete,
+            "search" => RestOp::Search,
             other => {
                 return Err(format!(
-                    "unknown REST call {other:?}: one of conversations, messages, mark_read, block_status"
+                    "unknown REST call {other:?}: one of conversations, messages, mark_read, \
+                     block_status, edit, react, delete, search"
                 ))
             }
         };
@@ -73,6 +99,11 @@ pub(crate) fn parse_mix(s: &str) -> Result<RestMix, String> {
 }
 
 impl RestMix {
+    /// Whether some call acts on messages sent earlier (so acks must be remembered).
+    pub(crate) fn needs_recent(&self) -> bool {
+        self.0.iter().any(|(op, _)| op.needs_recent())
+    }
+
     /// A mix of `op` alone.
     pub(crate) fn only(op: RestOp) -> Self {
         RestMix(vec![(op, 1)])
@@ -153,6 +184,40 @@ pub(crate) async fn rest_loop(
                 RestOp::Messages => api.messages(conv, &PageQuery::limit(50)).await.map(drop),
                 RestOp::MarkRead => api.mark_read(conv, None).await.map(drop),
                 RestOp::BlockStatus => api.block_status(&users[partner].username).await.map(drop),
+                RestOp::Edit | RestOp::Delete | RestOp::React => {
+                    let owner = if op == RestOp::React {
+                        users[partner].id
+                    } else {
+                        u.id
+                    };
+                    let Some(id) = shared.recent_of(owner) else {
+                        // Nothing acknowledged yet for this user: no call, not an error.
+                        return;
+                    };
+                    match op {
+                        RestOp::Edit => api
+                            .edit_message(id, &format!("load edit {i}"))
+                            .await
+                            .map(drop),
+                        RestOp::Delete => {
+                            shared.forget(owner, id);
+                            api.delete_message(id, DeleteScope::Everyone)
+                                .await
+                                .map(drop)
+                        }
+                        _ => api
+                            .react(id, EMOJI[i as usize % EMOJI.len()], true)
+                            .await
+                            .map(drop),
+                    }
+                }
+                RestOp::Search => {
+                    let k =
+                        rand::thread_rng().gen_range(0..=shared.max_acked.load(Ordering::Relaxed));
+                    api.search(&format!("load {k}"), None, None, 20)
+                        .await
+                        .map(drop)
+                }
                 RestOp::MediaUpload => {
                     let form = match upload.as_deref().map(|f| f.form(&format!("md-{i}"))) {
                         Some(Ok(form)) => form,
@@ -165,6 +230,12 @@ pub(crate) async fn rest_loop(
                 }
             };
             shared.rest_done.fetch_add(1, Ordering::Relaxed);
+            // Two calls on one message can cross (an edit after its delete): the server's
+            // 409 is the right answer there, timed like any other.
+            let outcome = match outcome {
+                Err(ClientError::Api { status: 409, .. }) if op.needs_recent() => Ok(()),
+                other => other,
+            };
             match outcome {
                 Ok(()) => {
                     let mut h = shared.hists.lock().expect("hists lock");
@@ -207,6 +278,9 @@ mod tests {
         let status = picks.iter().filter(|o| **o == RestOp::BlockStatus).count();
         assert!((1300..1700).contains(&status), "{status} of 2000");
         assert!(parse_mix("bogus=1").is_err());
+        let lifecycle = parse_mix("messages=90,edit=4,react=4,delete=1,search=1").unwrap();
+        assert!(lifecycle.needs_recent());
+        assert!(!parse_mix("search=1,messages=1").unwrap().needs_recent());
         assert!(parse_mix("messages=0").is_err());
     }
 }

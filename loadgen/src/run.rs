@@ -138,12 +138,11 @@ async fn prepare(args: &RunArgs) -> Result<(Ctx, Vec<User>)> {
     let users = setup::make_users(args, &run_tag, servers.len())?;
 
     let total_msgs = (args.rate * args.duration.as_secs_f64()).round() as u64;
-    let shared = Arc::new(Shared::new(
-        run_tag,
-        args.rate,
-        args.message_bytes,
-        total_msgs,
-    ));
+    let mut shared = Shared::new(run_tag, args.rate, args.message_bytes, total_msgs);
+    if args.rest_rate > 0.0 && args.rest_mix.needs_recent() {
+        shared = shared.tracking_recent();
+    }
+    let shared = Arc::new(shared);
 
     let progress = if args.quiet {
         ProgressBar::hidden()

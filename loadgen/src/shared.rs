@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use chat_protocol::{MessageId, UserId};
 use hdrhistogram::Histogram;
 
 use crate::report;
@@ -61,6 +62,11 @@ pub(crate) struct Shared {
     pub(crate) duplicates: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) rest_done: AtomicU64,
+    /// Each user's newest acknowledged message (the target of the `edit`, `delete` and
+    /// `react` calls of the REST mix), kept only when the mix has them.
+    pub(crate) recent: Option<Mutex<std::collections::HashMap<UserId, MessageId>>>,
+    /// The highest message number acknowledged so far (searches look for one below it).
+    pub(crate) max_acked: AtomicU64,
 }
 
 pub(crate) const WRITTEN: u8 = 1;
@@ -96,6 +102,30 @@ impl Shared {
             duplicates: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             rest_done: AtomicU64::new(0),
+            recent: None,
+            max_acked: AtomicU64::new(0),
+        }
+    }
+
+    /// Keep each user's newest acknowledged message (for lifecycle calls in the REST mix).
+    pub(crate) fn tracking_recent(mut self) -> Self {
+        self.recent = Some(Mutex::new(std::collections::HashMap::new()));
+        self
+    }
+
+    /// `user`'s newest acknowledged message, if it is tracked and there is one.
+    pub(crate) fn recent_of(&self, user: UserId) -> Option<MessageId> {
+        let recent = self.recent.as_ref()?;
+        recent.lock().expect("recent lock").get(&user).copied()
+    }
+
+    /// Forget `id` as `user`'s newest (it was deleted).
+    pub(crate) fn forget(&self, user: UserId, id: MessageId) {
+        if let Some(recent) = &self.recent {
+            let mut map = recent.lock().expect("recent lock");
+            if map.get(&user) == Some(&id) {
+                map.remove(&user);
+            }
         }
     }
 

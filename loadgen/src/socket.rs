@@ -224,8 +224,12 @@ fn on_event(
     tracker.observe(&env);
     match env.event {
         ServerEvent::SyncComplete { .. } => return Some(Seen::CaughtUp),
-        ServerEvent::MessageSent { temp_id, .. } => {
+        ServerEvent::MessageSent { temp_id, message } => {
             let k = shared.k_of(temp_id.as_deref())?;
+            shared.max_acked.fetch_max(k, Ordering::Relaxed);
+            if let Some(recent) = &shared.recent {
+                recent.lock().expect("recent lock").insert(me, message.id);
+            }
             if shared.acks[k as usize].fetch_add(1, Ordering::AcqRel) == 0 {
                 shared.acked.fetch_add(1, Ordering::Relaxed);
                 if let Some(due) = shared.due(k) {

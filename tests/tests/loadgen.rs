@@ -159,6 +159,50 @@ async fn media_uploads_mix_into_a_run() {
     server.stop().await;
 }
 
+/// The message lifecycle in the REST mix: edits, reactions, deletes and searches are made,
+/// timed as their own metrics, and leave their marks in the database.
+#[tokio::test]
+async fn lifecycle_calls_mix_into_a_run() {
+    let _serial = SERIAL.lock().await;
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let out_file = server.data_dir.join("lc.json");
+    let slos = loose_slos();
+    let mut args = vec![
+        "--json",
+        out_file.to_str().unwrap(),
+        "--rest-mix",
+        "messages=1,edit=2,react=2,delete=1,search=2",
+    ];
+    for slo in &slos {
+        args.extend(["--slo", slo.as_str()]);
+    }
+    args.extend(LOOSE_SELF_CHECK);
+    let out = loadgen(&server, &args).await;
+    chat_e2e::exited_zero(&out);
+    let r = read_json(&out_file);
+    assert_eq!(r["errors"], serde_json::json!({}));
+    assert_eq!(
+        (r["delivered"].as_u64(), r["duplicates"].as_u64()),
+        (Some(60), Some(0))
+    );
+    for metric in ["rest_edit", "rest_react", "rest_delete", "rest_search"] {
+        let n = r["metrics"][metric]["count"].as_u64().unwrap_or(0);
+        assert!(n > 0, "{metric}: {}", r["metrics"]);
+    }
+    let stats = server.chatctl(&["stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
+    // (Reactions may all have gone with deleted messages: not counted here.)
+    for counter in ["edited_messages", "deleted_messages"] {
+        assert!(
+            stats[counter].as_u64().unwrap_or(0) > 0,
+            "{counter}: {stats}"
+        );
+    }
+    server.stop().await;
+}
+
 /// `chat-loadgen media`: every upload is stored as an image message, and the report says so.
 #[tokio::test]
 async fn the_media_benchmark_uploads_every_file() {
@@ -353,6 +397,10 @@ fn loose_slos() -> Vec<String> {
         "rest_messages",
         "rest_mark_read",
         "rest_block_status",
+        "rest_edit",
+        "rest_react",
+        "rest_delete",
+        "rest_search",
     ]
     .iter()
     .map(|m| format!("{m}=10000"))

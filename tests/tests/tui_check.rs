@@ -37,6 +37,12 @@ async fn every_call_and_event_passes(server: &TestServer) {
         "pong",
         "block.updated",
         "unknown_type",
+        "message.edited",
+        "message.deleted",
+        "reaction.updated",
+        "PATCH /chat/messages/:id",
+        "GET /chat/search",
+        "reply_to",
     ] {
         assert!(stdout.contains(event), "{event} not checked:\n{stdout}");
     }

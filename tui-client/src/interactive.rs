@@ -371,6 +371,10 @@ impl Exec {
                     links,
                 })
             }),
+            Action::Search(q) => spawn!({
+                let page = c.search(&q, None, None, 50).await.map_err(e)?;
+                Ok(Update::Searched { q, hits: page.data })
+            }),
             Action::Jump(id) => {
                 spawn!(Ok(Update::Context(c.context(id, 20, 20).await.map_err(e)?)))
             }

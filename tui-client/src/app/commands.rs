@@ -8,7 +8,7 @@ use chat_protocol::ws::ClientEvent;
 use chat_protocol::{ConversationId, MessageId};
 use chrono::Utc;
 
-use super::{new_temp_id, Action, App, Browse, Conn, Pending};
+use super::{new_temp_id, Action, App, Browse, Compose, Conn, Pending};
 
 /// The status notice of a message typed while offline (cleared once it is sent).
 pub(super) const QUEUED_NOTICE: &str = "offline: message queued, it is sent on reconnect";
@@ -36,6 +36,8 @@ impl App {
             "blocked" => vec![Action::Blocked],
             "media" | "files" | "links" => self.cmd_browse(name),
             "jump" | "j" => self.cmd_jump(arg),
+            "react" | "r" => self.cmd_react(arg),
+            "search" | "s" | "find" => self.cmd_search(arg),
             "unread" => vec![Action::LoadUnread, Action::LoadConversations],
             "help" | "h" => {
                 self.help = true;
@@ -110,6 +112,7 @@ impl App {
             content: uploading_label(&paths),
             created_at: Utc::now(),
             failed: None,
+            reply_to_id: None,
         });
         actions.push(Action::SendMedia {
             conv,
@@ -174,6 +177,11 @@ impl App {
             self.set_input(content);
             return Vec::new();
         }
+        let reply_to_id = match std::mem::take(&mut self.compose) {
+            Compose::New => None,
+            Compose::Reply { id, .. } => Some(id),
+            Compose::Edit { id } => return self.send_edit(id, content),
+        };
         let mut actions = self.back_to_present(conv);
         let temp_id = new_temp_id();
         self.pending.push(Pending {
@@ -182,6 +190,7 @@ impl App {
             content: content.clone(),
             created_at: Utc::now(),
             failed: None,
+            reply_to_id,
         });
         // Offline: it stays pending and goes out on reconnect.
         if self.conn != Conn::Online {
@@ -192,9 +201,65 @@ impl App {
             conversation_id: conv,
             content,
             temp_id: Some(temp_id),
-            reply_to_id: None,
+            reply_to_id,
         }));
         actions
+    }
+
+    /// Enter while editing: the new text goes out; the server's `message.edited` shows it.
+    fn send_edit(&mut self, id: MessageId, content: String) -> Vec<Action> {
+        if self.conn != Conn::Online {
+            self.error("offline: the edit was not sent");
+            self.compose = Compose::Edit { id };
+            self.set_input(content);
+            return Vec::new();
+        }
+        vec![Action::Ws(ClientEvent::MessageEdit {
+            message_id: id,
+            content,
+        })]
+    }
+
+    /// `/react EMOJI`: add my reaction to the selected message (or the newest one), or take
+    /// it back when it is there already.
+    fn cmd_react(&mut self, arg: &str) -> Vec<Action> {
+        if arg.is_empty() {
+            self.error("usage: /react EMOJI (on the selected message, else the newest)");
+            return Vec::new();
+        }
+        let me = self.me.as_ref().map(|(id, _)| *id);
+        let Some(m) = self.target_message() else {
+            self.error("no message to react to");
+            return Vec::new();
+        };
+        let mine = m
+            .reactions
+            .iter()
+            .any(|r| r.emoji == arg && me.is_some_and(|u| r.user_ids.contains(&u)));
+        let message_id = m.id;
+        self.online_only(ClientEvent::ReactionSet {
+            message_id,
+            emoji: arg.to_string(),
+            add: !mine,
+        })
+    }
+
+    /// `/search WORDS`: my messages with all of them, newest first, in a list to jump from.
+    fn cmd_search(&mut self, arg: &str) -> Vec<Action> {
+        if arg.is_empty() {
+            self.error("usage: /search WORDS");
+            return Vec::new();
+        }
+        vec![Action::Search(arg.to_string())]
+    }
+
+    /// A frame that only makes sense now (no queue while offline).
+    pub(super) fn online_only(&mut self, frame: ClientEvent) -> Vec<Action> {
+        if self.conn != Conn::Online {
+            self.error("offline: try again once connected");
+            return Vec::new();
+        }
+        vec![Action::Ws(frame)]
     }
 }
 

@@ -153,6 +153,7 @@ impl App {
             }
             KeyCode::Esc => {
                 self.set_input(String::new());
+                self.cancel_compose();
                 self.history_at = None;
                 self.status = None;
                 return self.stop_typing();

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use chat_protocol::rest::DeleteScope;
 use chat_protocol::ws::ClientEvent;
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -299,7 +300,8 @@ impl App {
         self.select_id(id)
     }
 
-    /// Keys of the message pane: move the selection, save or open its media.
+    /// Keys of the message pane: move the selection, act on the selected message (reply,
+    /// edit, delete, react, copy, save or open its media).
     fn key_messages(&mut self, key: KeyEvent) -> Vec<Action> {
         match key.code {
             KeyCode::Up | KeyCode::Char('k') => self.cursor_up(),
@@ -308,6 +310,11 @@ impl App {
             KeyCode::Char('o') => self.save_selected(true),
             KeyCode::Char('y') => self.copy_selected(),
             KeyCode::Char('i') => self.describe_selected(),
+            KeyCode::Char('r') => self.start_reply(),
+            KeyCode::Char('e') => self.start_edit(),
+            KeyCode::Char('d') => self.delete_selected(DeleteScope::Me),
+            KeyCode::Char('D') => self.delete_selected(DeleteScope::Everyone),
+            KeyCode::Char('+') => self.react_prompt(),
             KeyCode::Char('?') => self.show_help(),
             KeyCode::Esc | KeyCode::Enter => {
                 self.highlight = None;

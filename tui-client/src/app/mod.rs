@@ -6,6 +6,7 @@ mod commands;
 mod events;
 mod input;
 mod keys;
+mod lifecycle;
 mod results;
 #[cfg(test)]
 mod tests;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chat_protocol::rest::{
     BlockChange, BlockStatus, BlockedUser, Conversation, LinkItem, MediaItem, Message,
-    MessageContext, MessageType, Page, UnreadCount,
+    MessageContext, MessageType, Page, SearchHit, UnreadCount,
 };
 use chat_protocol::ws::{ClientEvent, ServerEvent};
 use chat_protocol::{ConversationId, MessageId, UserId};
@@ -62,6 +63,8 @@ pub struct Pending {
     pub content: String,
     pub created_at: DateTime<Utc>,
     pub failed: Option<String>,
+    /// The message it answers, if it is a reply.
+    pub reply_to_id: Option<MessageId>,
 }
 
 /// One conversation as this client knows it.
@@ -119,6 +122,8 @@ pub enum Action {
         what: Browse,
     },
     Jump(MessageId),
+    /// `GET /chat/search` over all my conversations.
+    Search(String),
     /// Download every media item of a message (never over an existing file); `open` also
     /// hands the first to the desktop's opener.
     Save {
@@ -185,6 +190,11 @@ pub enum Update {
     },
     Opened(Conversation),
     Context(MessageContext),
+    /// Search results for the query.
+    Searched {
+        q: String,
+        hits: Vec<SearchHit>,
+    },
     MediaSent {
         temp_id: String,
         result: Result<Message, String>,
@@ -251,6 +261,19 @@ pub struct App {
     /// Set by the renderer: where the list and the pane are, for mouse clicks.
     pub screen: ScreenMap,
     pub theme: Theme,
+    /// What Enter does with the input line: a new message, a reply, or an edit.
+    pub compose: Compose,
+}
+
+/// What the input line is being written as.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Compose {
+    #[default]
+    New,
+    /// A reply to this message (`quote`: who and what, as the input's title shows it).
+    Reply { id: MessageId, quote: String },
+    /// New text for one of my messages.
+    Edit { id: MessageId },
 }
 
 /// Colours of the screen (the `[colours]` table of the settings file).
@@ -334,6 +357,7 @@ impl App {
             pane_lines: 0,
             screen: ScreenMap::default(),
             theme: Theme::default(),
+            compose: Compose::New,
         }
     }
 
@@ -427,6 +451,7 @@ impl App {
             Update::HistoryFailed { conv, error } => self.history_failed(conv, error),
             Update::Opened(conv) => self.opened(conv),
             Update::Context(ctx) => self.context(ctx),
+            Update::Searched { q, hits } => self.searched(&q, &hits),
             Update::MediaSent { temp_id, result } => self.media_sent(temp_id, result),
             Update::Browsed {
                 what,

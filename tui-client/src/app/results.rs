@@ -55,7 +55,7 @@ impl App {
                     conversation_id: p.conversation_id,
                     content: p.content.clone(),
                     temp_id: Some(p.temp_id.clone()),
-                    reply_to_id: None,
+                    reply_to_id: p.reply_to_id,
                 })
             })
             .collect();

@@ -1,5 +1,6 @@
 //! `chat-tui check`: a scripted run of every REST call and WebSocket event in SPEC.md
-//! against a live chatd, with three users, bad input of every kind and a reconnect.
+//! (the message lifecycle included) against a live chatd, with three users, bad input of
+//! every kind and a reconnect.
 //! Prints one row per call/event (pass/fail, latency) and fails if any row failed.
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use reqwest::Method;
 
 mod steps_bad_input;
 mod steps_blocks;
+mod steps_lifecycle;
 mod steps_media;
 mod steps_messaging;
 mod steps_resume;
@@ -321,6 +323,7 @@ async fn script(
     steps_messaging::read_receipts(&mut c, &mut chat, &sent).await;
     steps_messaging::typing_and_ping(&mut c, &mut chat).await;
     steps_media::media(&mut c, &mut chat).await;
+    steps_lifecycle::lifecycle(&mut c, &mut chat).await;
     steps_bad_input::bad_input(&mut c, &mut chat, &sent).await;
     steps_blocks::blocking(&mut c, &mut chat).await;
     steps_resume::reconnect(&mut c, chat).await

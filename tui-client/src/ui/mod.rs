@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::app::{media_label, App, Conn, ConvState, Focus};
+use crate::app::{media_label, App, Compose, Conn, ConvState, Focus};
 
 mod overlay;
 mod text;
@@ -250,6 +250,9 @@ fn message_lines(
     if let Some(c) = &m.content {
         text.extend(c.lines().map(str::to_string));
     }
+    if m.deleted_at.is_some() {
+        text = vec!["message deleted".into()];
+    }
     let prefix = format!("{time} {who}: ");
     let base = if highlighted {
         Style::new().bg(Color::Blue)
@@ -264,6 +267,16 @@ fn message_lines(
         base.fg(app.theme.them)
     };
     let mut out = Vec::new();
+    let indent = columns(&prefix);
+    if let Some(r) = &m.reply_to {
+        out.push(Line::from(Span::styled(
+            clip(
+                &format!("{}↳ {}", " ".repeat(indent), reply_label(app, r)),
+                width,
+            ),
+            base.fg(Color::DarkGray),
+        )));
+    }
     let body = expand_tabs(&text.join("\n"));
     let chunks = wrap(&body, width.saturating_sub(columns(&prefix)).max(8));
     let last = chunks.len().saturating_sub(1);
@@ -277,13 +290,56 @@ fn message_lines(
         } else {
             vec![Span::styled(" ".repeat(columns(&prefix)), base)]
         };
-        spans.extend(link_spans(&chunk, &mut in_url, base, app.theme.link));
+        if m.deleted_at.is_some() {
+            spans.push(Span::styled(
+                chunk,
+                base.fg(Color::DarkGray).add_modifier(Modifier::ITALIC),
+            ));
+        } else {
+            spans.extend(link_spans(&chunk, &mut in_url, base, app.theme.link));
+        }
+        if i == last && m.edited_at.is_some() && m.deleted_at.is_none() {
+            spans.push(Span::styled(" (edited)", base.fg(Color::DarkGray)));
+        }
         if i == last && !receipt.is_empty() {
             spans.push(Span::styled(receipt, base.fg(Color::Green)));
         }
         out.push(Line::from(spans));
     }
+    if !m.reactions.is_empty() {
+        let me = app.me.as_ref().map(|(id, _)| *id);
+        let mut spans = vec![Span::styled(" ".repeat(indent), base)];
+        for r in &m.reactions {
+            let mine = me.is_some_and(|u| r.user_ids.contains(&u));
+            let style = if mine {
+                base.fg(app.theme.me).add_modifier(Modifier::BOLD)
+            } else {
+                base
+            };
+            spans.push(Span::styled(
+                format!("{} {} ", r.emoji, r.user_ids.len()),
+                style,
+            ));
+        }
+        out.push(Line::from(spans));
+    }
     out
+}
+
+/// `alice: the quoted text`, or what is left of a deleted original.
+fn reply_label(app: &App, r: &chat_protocol::rest::ReplyTo) -> String {
+    let who = r
+        .sender_id
+        .map_or_else(|| "someone".to_string(), |u| app.display_name(u));
+    if r.deleted {
+        return format!("{who}: message deleted");
+    }
+    let what = r
+        .preview
+        .clone()
+        .or_else(|| r.kind.map(|k| format!("[{}]", k.as_str())))
+        .unwrap_or_default();
+    format!("{who}: {}", what.replace(['\n', '\t'], " "))
 }
 
 fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
@@ -422,9 +478,11 @@ fn draw_input(frame: &mut Frame, app: &App, area: Rect) {
         shown.push(c);
     }
     let cursor_x = columns(shown_before);
-    let title = match app.open_conv() {
-        Some(c) => format!(" to {} ", c.conv.other_user.username),
-        None => " /open USERNAME to start ".into(),
+    let title = match (&app.compose, app.open_conv()) {
+        (Compose::Reply { quote, .. }, _) => format!(" reply to {quote} (Esc: cancel) "),
+        (Compose::Edit { .. }, _) => " edit your message (Esc: cancel) ".into(),
+        (Compose::New, Some(c)) => format!(" to {} ", c.conv.other_user.username),
+        (Compose::New, None) => " /open USERNAME to start ".into(),
     };
     frame.render_widget(
         Paragraph::new(shown.clone()).block(

@@ -36,6 +36,18 @@ pub const HELP: &[(&str, &str)] = &[
         "s / o (messages)",
         "save (all items, never overwriting) / open the selected message's media",
     ),
+    (
+        "r / e (messages)",
+        "reply to the selected message / edit it (yours); Esc in the input cancels",
+    ),
+    (
+        "d / D (messages)",
+        "delete the selected message for me / for everyone (yours)",
+    ),
+    (
+        "+ (messages)",
+        "react: /react EMOJI on the selected message",
+    ),
     ("Esc", "clear the input, close an overlay"),
     ("F1 (or ? outside the input)", "this help"),
     ("Ctrl-C", "quit"),
@@ -55,6 +67,14 @@ pub const HELP: &[(&str, &str)] = &[
         "browse this conversation's media, files, links",
     ),
     ("/jump MESSAGE_ID", "show a message in its context"),
+    (
+        "/react EMOJI",
+        "add (or take back) your reaction to the selected or newest message",
+    ),
+    (
+        "/search WORDS",
+        "find your messages with all the words (prefixes, any case or accents)",
+    ),
     ("/unread", "refresh unread totals"),
     ("/quit", "quit"),
 ];

@@ -554,3 +554,46 @@ fn gallery_items_can_be_chosen_and_opened() {
     assert_eq!(jump, vec![Action::Jump(links[35].message_id)]);
     assert!(app.overlay.is_none());
 }
+
+#[test]
+fn replies_edits_tombstones_and_reactions_are_drawn() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    let mut reply = msg(&bob, bob.other_user.id, me, "sounds good");
+    reply.reply_to = Some(chat_protocol::rest::ReplyTo {
+        id: chat_protocol::MessageId::new(),
+        sender_id: Some(me),
+        kind: Some(MessageType::Text),
+        preview: Some("dinner at\teight?".into()),
+        deleted: false,
+    });
+    reply.edited_at = Some(Utc::now());
+    reply.reactions = vec![chat_protocol::rest::Reaction {
+        emoji: "👍".into(),
+        user_ids: vec![me, bob.other_user.id],
+    }];
+    let mut gone = msg(&bob, bob.other_user.id, me, "secret");
+    gone.content = None;
+    gone.deleted_at = Some(Utc::now());
+    for m in [reply, gone] {
+        app.update(Update::Server(ServerEvent::MessageNew { message: m }), now);
+    }
+    let screen = render(&mut app, 100, 24);
+    assert!(screen.contains("↳ me: dinner at eight?"), "{screen}");
+    assert!(screen.contains("sounds good (edited)"), "{screen}");
+    // A wide emoji takes two cells (the test buffer shows the second as a space).
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("👍") && l.contains(" 2 ")),
+        "{screen}"
+    );
+    assert!(screen.contains("bob: message deleted"), "{screen}");
+    assert!(!screen.contains("secret"), "{screen}");
+    // Replying shows in the input's title.
+    app.focus = crate::app::Focus::Messages;
+    app.cursor = Some(0);
+    app.update(key(KeyCode::Char('r')), now);
+    let screen = render(&mut app, 100, 24);
+    assert!(screen.contains("reply to bob: [image"), "{screen}");
+}

@@ -6,6 +6,7 @@ use chat_protocol::error::ErrorCode;
 use crossterm::event::{KeyCode, KeyModifiers};
 
 mod input;
+mod lifecycle;
 
 fn key(code: KeyCode) -> Update {
     Update::Key(KeyEvent::new(code, KeyModifiers::NONE))
