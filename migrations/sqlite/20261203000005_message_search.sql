@@ -5,11 +5,14 @@
 --
 -- The index refers to messages by rowid. A VACUUM of the database file may renumber rowids
 -- (messages has no INTEGER PRIMARY KEY): after one, run `chatctl doctor --rebuild-search`.
+-- detail=none: the index keeps which messages hold a token, not where in them; words and
+-- prefixes, all required, is everything a search asks, and every send writes less.
 CREATE VIRTUAL TABLE messages_fts USING fts5(
     content,
     content = 'messages',
     content_rowid = 'rowid',
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'unicode61 remove_diacritics 2',
+    detail = none
 );
 
 -- Every row has its entry, media without a caption and tombstones too (an empty one): an
@@ -31,3 +34,4 @@ BEGIN
 END;
 
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+

@@ -73,6 +73,25 @@ async fn an_edit_reaches_both_sides_and_replies_and_links_follow_it(servers: &[&
     assert_eq!(answer["reply_to"]["id"], original["id"]);
     assert_eq!(answer["reply_to"]["preview"], "see https://old.example");
     assert_eq!(answer["reply_to"]["sender_id"], alice.id.to_string());
+    // A media message answers too (multipart `reply_to_id`); a bad id there is refused.
+    let photo = other
+        .upload(
+            &bob,
+            &conv,
+            vec![("p.png", "image/png", files::png(4, 4))],
+            &[("reply_to_id", original["id"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(photo.expect(201)["reply_to"]["id"], original["id"]);
+    other
+        .upload(
+            &bob,
+            &conv,
+            vec![("p.png", "image/png", files::png(4, 4))],
+            &[("reply_to_id", "nope")],
+        )
+        .await
+        .expect_error(400, "invalid_id");
     let mut bob_ws = WsClient::connect(other, &bob).await;
     bob_ws.until_sync().await;
 

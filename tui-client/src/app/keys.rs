@@ -315,6 +315,7 @@ impl App {
             KeyCode::Char('d') => self.delete_selected(DeleteScope::Me),
             KeyCode::Char('D') => self.delete_selected(DeleteScope::Everyone),
             KeyCode::Char('+') => self.react_prompt(),
+            KeyCode::Char('g') => self.jump_to_original(),
             KeyCode::Char('?') => self.show_help(),
             KeyCode::Esc | KeyCode::Enter => {
                 self.highlight = None;

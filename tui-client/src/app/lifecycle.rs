@@ -101,6 +101,19 @@ impl App {
         Vec::new()
     }
 
+    /// `g` on a reply: show the message it answers, in its context.
+    pub(super) fn jump_to_original(&mut self) -> Vec<Action> {
+        let Some(r) = self.target_message().and_then(|m| m.reply_to.clone()) else {
+            self.error("the selected message is not a reply");
+            return Vec::new();
+        };
+        if r.sender_id.is_none() {
+            self.error("the original message is gone");
+            return Vec::new();
+        }
+        vec![Action::Jump(r.id)]
+    }
+
     /// Esc in the input line also stops replying or editing.
     pub(super) fn cancel_compose(&mut self) {
         self.compose = Compose::New;

@@ -48,6 +48,7 @@ pub const HELP: &[(&str, &str)] = &[
         "+ (messages)",
         "react: /react EMOJI on the selected message",
     ),
+    ("g (messages)", "on a reply: show the message it answers"),
     ("Esc", "clear the input, close an overlay"),
     ("F1 (or ? outside the input)", "this help"),
     ("Ctrl-C", "quit"),

@@ -269,8 +269,8 @@ impl AdminStore for PostgresStore {
 }
 
 impl PostgresStore {
-    /// [`AdminStore::search_index_problem`]: the vector is a generated column (always in
-    /// step with the text), so only its index can be wrong: missing or left invalid by an
+    /// [`AdminStore::search_index_problem`]: the index is over an expression of the text
+    /// (always in step with it), so it can only be missing, or left invalid by an
     /// interrupted build.
     pub(super) async fn search_problem(&self) -> StoreResult<Option<String>> {
         let valid: Option<bool> = sqlx::query_scalar(
@@ -291,9 +291,12 @@ impl PostgresStore {
         sqlx::query("DROP INDEX CONCURRENTLY IF EXISTS messages_search")
             .execute(&self.pool)
             .await?;
-        sqlx::query("CREATE INDEX CONCURRENTLY messages_search ON messages USING gin (search)")
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "CREATE INDEX CONCURRENTLY messages_search ON messages
+             USING gin (chat_search_vector(content)) WITH (fastupdate = off)",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -46,8 +46,12 @@ impl LifecycleStore for PostgresStore {
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<StoredMessage>> {
-        let sql = search_sql(MESSAGE_COLS, "m.search @@ to_tsquery('simple', $2)", before)
-            .replace("$4 IS NULL", "$4::uuid IS NULL");
+        let sql = search_sql(
+            MESSAGE_COLS,
+            "chat_search_vector(m.content) @@ to_tsquery('simple', $2)",
+            before,
+        )
+        .replace("$4 IS NULL", "$4::uuid IS NULL");
         let mut query = sqlx::query(&sql)
             .bind(viewer.0)
             .bind(q.tsquery())

@@ -54,6 +54,31 @@ fn r_replies_to_the_selected_message_and_esc_cancels() {
 }
 
 #[test]
+fn g_on_a_reply_jumps_to_its_original() {
+    let (mut app, me, bob, theirs) = selecting(0);
+    let now = Instant::now();
+    let mut reply = msg(&bob, me, bob.other_user.id, "re");
+    reply.reply_to = Some(ReplyTo {
+        id: theirs.id,
+        sender_id: Some(bob.other_user.id),
+        kind: Some(theirs.kind),
+        preview: None,
+        deleted: false,
+    });
+    app.update(
+        Update::Server(ServerEvent::MessageNew { message: reply }),
+        now,
+    );
+    // Not a reply: says so.
+    assert!(app.update(key(KeyCode::Char('g')), now).is_empty());
+    app.cursor = Some(app.open_conv().unwrap().messages.len() - 1);
+    assert_eq!(
+        app.update(key(KeyCode::Char('g')), now),
+        [Action::Jump(theirs.id)]
+    );
+}
+
+#[test]
 fn e_edits_only_my_messages_and_enter_sends_the_edit() {
     let (mut app, _me, _bob, mine) = selecting(1);
     let now = Instant::now();
