@@ -46,6 +46,11 @@ fn everyone(sender: UserId) -> Change<'static> {
     }
 }
 
+/// Apply `change` to `id` now; the positions it was logged at (panics when refused).
+async fn apply(store: &DynStore, id: MessageId, change: &Change<'_>) -> Vec<(UserId, u64)> {
+    applied(store.change_message(id, change, now()).await.unwrap())
+}
+
 /// The positions a change was logged at, per user (panics when it was not applied).
 fn applied(c: Changed) -> Vec<(UserId, u64)> {
     match c {
@@ -74,12 +79,7 @@ async fn an_edit_changes_content_and_links_and_is_logged_for_both(store: DynStor
         .await
         .unwrap();
     let links = vec!["https://new.example".to_string()];
-    let seqs = applied(
-        store
-            .change_message(m.id, &edit(a, "see https://new.example", &links), now())
-            .await
-            .unwrap(),
-    );
+    let seqs = apply(&store, m.id, &edit(a, "see https://new.example", &links)).await;
     let after = store.message(m.id).await.unwrap().unwrap();
     assert_eq!(after.content.as_deref(), Some("see https://new.example"));
     assert!(after.edited_at.is_some());
@@ -161,12 +161,7 @@ async fn an_edit_applies_only_to_the_senders_live_message_inside_the_window(stor
         Some("hi")
     );
     // A deleted message cannot be edited.
-    applied(
-        store
-            .change_message(m.id, &everyone(a), now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, m.id, &everyone(a)).await;
     let r = store
         .change_message(m.id, &edit(a, "back", &[]), now())
         .await
@@ -200,12 +195,7 @@ async fn delete_for_everyone_leaves_a_tombstone_and_lowers_unread(store: DynStor
         })
         .await
         .unwrap();
-    applied(
-        store
-            .change_message(photo.id, &react(b, "👍", true), now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, photo.id, &react(b, "👍", true)).await;
     assert_eq!(
         store
             .conversation(conv.id)
@@ -302,12 +292,7 @@ async fn delete_for_me_hides_only_for_the_caller(store: DynStore) {
         .await
         .unwrap();
     let a_head = store.event_head(a).await.unwrap();
-    let seqs = applied(
-        store
-            .change_message(m.id, &Change::Hide { user: b }, now())
-            .await
-            .unwrap(),
-    );
+    let seqs = apply(&store, m.id, &Change::Hide { user: b }).await;
     assert_eq!(seqs.len(), 1, "logged for the caller only");
     assert_eq!(store.event_head(a).await.unwrap(), a_head);
     assert_eq!(
@@ -361,29 +346,14 @@ async fn reactions_add_remove_idempotently_and_cap_distinct_emoji(store: DynStor
     let b = user(&store, "b").await;
     let conv = conversation(&store, a, b).await;
     let m = send(&store, text(conv.id, a, b, "react", now())).await;
-    applied(
-        store
-            .change_message(m.id, &react(b, "👍", true), now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, m.id, &react(b, "👍", true)).await;
     let again = store
         .change_message(m.id, &react(b, "👍", true), now())
         .await
         .unwrap();
     assert_eq!(again, Changed::Unchanged);
-    applied(
-        store
-            .change_message(m.id, &react(a, "👍", true), now())
-            .await
-            .unwrap(),
-    );
-    applied(
-        store
-            .change_message(m.id, &react(a, "🎉", true), now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, m.id, &react(a, "👍", true)).await;
+    apply(&store, m.id, &react(a, "🎉", true)).await;
     let r = store
         .message(m.id)
         .await
@@ -418,12 +388,7 @@ async fn reactions_add_remove_idempotently_and_cap_distinct_emoji(store: DynStor
         .unwrap();
     assert_eq!(c, Changed::TooManyReactions);
     // Removing.
-    applied(
-        store
-            .change_message(m.id, &react(b, "👍", false), now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, m.id, &react(b, "👍", false)).await;
     let gone = store
         .change_message(m.id, &react(b, "👍", false), now())
         .await
@@ -448,12 +413,7 @@ async fn reactions_add_remove_idempotently_and_cap_distinct_emoji(store: DynStor
         assert_eq!(reactions, 5, "{u}");
     }
     // A tombstone takes no reactions.
-    applied(
-        store
-            .change_message(m.id, &everyone(a), now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, m.id, &everyone(a)).await;
     let r = store
         .change_message(m.id, &react(b, "👍", true), now())
         .await
@@ -501,12 +461,7 @@ async fn a_reply_shows_its_original_as_it_is_now(store: DynStore) {
         links: &[],
         since: now() - Duration::days(4),
     };
-    applied(
-        store
-            .change_message(original.id, &in_window, now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, original.id, &in_window).await;
     let r = read().await;
     assert_eq!(
         r.preview.as_ref().map(|p| p.chars().count()),
@@ -695,30 +650,10 @@ async fn erasure_and_purge_take_lifecycle_rows_along(store: DynStore) {
     let conv = conversation(&store, a, b).await;
     let m1 = send(&store, text(conv.id, a, b, "one", now())).await;
     let m2 = send(&store, text(conv.id, b, a, "two", now())).await;
-    applied(
-        store
-            .change_message(m1.id, &react(b, "👍", true), now())
-            .await
-            .unwrap(),
-    );
-    applied(
-        store
-            .change_message(m1.id, &edit(a, "one!", &[]), now())
-            .await
-            .unwrap(),
-    );
-    applied(
-        store
-            .change_message(m2.id, &everyone(b), now())
-            .await
-            .unwrap(),
-    );
-    applied(
-        store
-            .change_message(m1.id, &Change::Hide { user: b }, now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, m1.id, &react(b, "👍", true)).await;
+    apply(&store, m1.id, &edit(a, "one!", &[])).await;
+    apply(&store, m2.id, &everyone(b)).await;
+    apply(&store, m1.id, &Change::Hide { user: b }).await;
     let stats = store.stats(now()).await.unwrap();
     assert_eq!(
         (
@@ -805,24 +740,9 @@ async fn search_follows_edits_deletes_hides_and_purges(store: DynStore) {
         "every word must match"
     );
     // Edits, tombstones and hides are followed at once.
-    applied(
-        store
-            .change_message(edited.id, &edit(a, "now with crème", &[]), now())
-            .await
-            .unwrap(),
-    );
-    applied(
-        store
-            .change_message(gone.id, &everyone(a), now())
-            .await
-            .unwrap(),
-    );
-    applied(
-        store
-            .change_message(hidden.id, &Change::Hide { user: a }, now())
-            .await
-            .unwrap(),
-    );
+    apply(&store, edited.id, &edit(a, "now with crème", &[])).await;
+    apply(&store, gone.id, &everyone(a)).await;
+    apply(&store, hidden.id, &Change::Hide { user: a }).await;
     assert_eq!(find(a, "creme", None).await, [edited.id, old.id]);
     assert_eq!(
         find(b, "creme", Some(ab.id)).await,
