@@ -128,6 +128,13 @@ pub struct ReplyTo {
 /// Characters of a reply's `preview`.
 pub const REPLY_PREVIEW_CHARS: usize = 100;
 
+impl ReplyTo {
+    /// The `preview` of an original with this text: its first [`REPLY_PREVIEW_CHARS`].
+    pub fn preview_of(text: &str) -> String {
+        text.chars().take(REPLY_PREVIEW_CHARS).collect()
+    }
+}
+
 /// Everyone who reacted to a message with one emoji.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Reaction {

@@ -4,9 +4,7 @@
 //! PostgreSQL has native `uuid`, `timestamptz`, `boolean` and `jsonb`; SQLite stores ids
 //! as UUID text, times as INTEGER microseconds, flags as 0/1 and media as JSON text.
 
-use chat_protocol::rest::{
-    MediaItem, Message, MessageType, Reaction, ReplyTo, REPLY_PREVIEW_CHARS,
-};
+use chat_protocol::rest::{MediaItem, Message, MessageType, Reaction, ReplyTo};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -183,7 +181,7 @@ fn reply_to(id: Uuid, row: Option<ReplyRow>) -> ReplyTo {
                 preview: if deleted {
                     None
                 } else {
-                    r.c.map(|c| c.chars().take(REPLY_PREVIEW_CHARS).collect())
+                    r.c.as_deref().map(ReplyTo::preview_of)
                 },
                 deleted,
             }

@@ -11,6 +11,8 @@ use crate::model::Cursor;
 /// array. Beside the message's own columns: the original of a reply (`m_reply`, NULL when
 /// it is not a reply or the original is gone) and the reactions (`m_reactions`, oldest
 /// first), each one indexed subquery.
+/// The original's text is cut to 100 characters there already
+/// (`chat_protocol::rest::REPLY_PREVIEW_CHARS`, which `concat!` cannot name).
 macro_rules! message_cols {
     ($object:literal, $array:literal) => {
         concat!(

@@ -1,6 +1,6 @@
 //! Sending: text and media messages, their checks, idempotent replays and delivery.
 
-use chat_protocol::rest::{Message, MessageType, ReplyTo, REPLY_PREVIEW_CHARS};
+use chat_protocol::rest::{Message, MessageType, ReplyTo};
 use chat_protocol::ws::ServerEvent;
 use chat_protocol::{ConversationId, MessageId, UserId};
 
@@ -207,10 +207,7 @@ impl ChatService {
                 id,
                 sender_id: Some(m.sender_id),
                 kind: Some(m.kind),
-                preview: m
-                    .content
-                    .as_ref()
-                    .map(|c| c.chars().take(REPLY_PREVIEW_CHARS).collect()),
+                preview: m.content.as_deref().map(ReplyTo::preview_of),
                 deleted: false,
             })),
             _ => Err(Error::Validation(
