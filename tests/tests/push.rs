@@ -61,7 +61,7 @@ async fn subscribe_browser(
     user: &TestUser,
     endpoints: &[&str],
 ) -> (ece::EcKeyComponents, Vec<u8>) {
-    let (browser, auth) = ece::generate_keypair_and_auth_secret().unwrap();
+    let (browser, auth) = keypair();
     let keys = json!({"p256dh": b64(&browser.pub_as_raw().unwrap()), "auth": b64(&auth)});
     for endpoint in endpoints {
         s.post(
@@ -224,6 +224,19 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A P-256 key pair and auth secret whose private scalar is a full 32 bytes. The ece crate
+/// hands the scalar over without its leading zero bytes (about 1 key in 128 has one, here or
+/// in the browser's pair): a 31-byte VAPID key is refused by chatd, and a 31-byte browser key
+/// cannot decrypt. Test keys are drawn again instead.
+fn keypair() -> (Box<dyn ece::LocalKeyPair>, [u8; 16]) {
+    loop {
+        let (pair, auth) = ece::generate_keypair_and_auth_secret().unwrap();
+        if pair.raw_components().unwrap().private_key().len() == 32 {
+            return (pair, auth);
+        }
+    }
+}
+
 fn unb64(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -234,7 +247,7 @@ fn unb64(s: &str) -> Vec<u8> {
 /// chatd on SQLite with Web Push on (a fresh VAPID key), and that key's public point;
 /// `allow_private` lets it deliver to the loopback receivers.
 async fn web_push_server(allow_private: bool) -> (TestServer, Vec<u8>) {
-    let (vapid, _) = ece::generate_keypair_and_auth_secret().unwrap();
+    let (vapid, _) = keypair();
     let vapid_private = b64(vapid.raw_components().unwrap().private_key());
     let mut env = vec![("CHAT_VAPID_PRIVATE_KEY", vapid_private.as_str())];
     if allow_private {
