@@ -186,9 +186,10 @@ pub async fn search(
         q.q.as_deref()
             .ok_or_else(|| Error::Validation("q is required".into()))?;
     let conversation = match q.conversation_id.as_deref().filter(|s| !s.is_empty()) {
-        Some(raw) => Some(ConversationId(uuid::Uuid::parse_str(raw).map_err(
-            |_| Error::InvalidId("conversation_id is not a conversation id".into()),
-        )?)),
+        Some(raw) => Some(
+            raw.parse::<ConversationId>()
+                .map_err(|_| Error::InvalidId("conversation_id is not a conversation id".into()))?,
+        ),
         None => None,
     };
     let before = Cursor::decode_opt(q.cursor.as_deref().filter(|s| !s.is_empty()))?;

@@ -211,9 +211,10 @@ async fn send_multipart(
             "temp_id" => temp_id = Some(text_field(field).await?),
             "reply_to_id" => {
                 let raw = text_field(field).await?;
-                let id = uuid::Uuid::parse_str(raw.trim())
-                    .map_err(|_| Error::InvalidId("reply_to_id is not a message id".into()))?;
-                reply_to = Some(MessageId(id));
+                let id = raw.trim().parse::<MessageId>();
+                reply_to = Some(
+                    id.map_err(|_| Error::InvalidId("reply_to_id is not a message id".into()))?,
+                );
             }
             "file" | "files" | "files[]" | "media" | "media[]" => {
                 if uploads.len() >= MAX_IMAGES {

@@ -227,6 +227,19 @@ impl Change<'_> {
             } => ("reaction", user, Some(emoji), Some(add)),
         }
     }
+
+    /// Whose event logs the change goes into, in user-id order (the order their counters
+    /// are taken in): the hider alone, or both participants of the message.
+    pub(crate) fn told(&self, sender: UserId, receiver: UserId) -> Vec<UserId> {
+        match *self {
+            Change::Hide { user } => vec![user],
+            _ => {
+                let mut both = vec![sender, receiver];
+                both.sort_by_key(|u| u.0);
+                both
+            }
+        }
+    }
 }
 
 /// What [`LifecycleStore::change_message`] did.

@@ -230,7 +230,7 @@ pub(crate) fn search_sql(message_cols: &str, matches: &str, before: Option<Curso
          WHERE {matches}
            AND m.conversation_id IN (SELECT c.id FROM conversations c
                                      WHERE c.user1_id = $1 OR c.user2_id = $1)
-           AND ($4 IS NULL OR m.conversation_id = $4)
+           AND m.conversation_id = COALESCE($4, m.conversation_id)
            AND m.deleted_at IS NULL{hidden}{cursor}
          ORDER BY m.created_at DESC, m.id DESC
          LIMIT $3",

@@ -347,7 +347,7 @@ impl App {
     }
 
     /// The message selected in the pane.
-    fn selected_message(&self) -> Option<&chat_protocol::rest::Message> {
+    pub(super) fn selected_message(&self) -> Option<&chat_protocol::rest::Message> {
         self.cursor
             .and_then(|i| self.open_conv().and_then(|c| c.messages.get(i)))
     }
@@ -357,13 +357,7 @@ impl App {
         let Some(m) = self.selected_message() else {
             return Vec::new();
         };
-        let text = m.content.clone().unwrap_or_else(|| {
-            m.media
-                .iter()
-                .map(super::media_label)
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
+        let text = super::message_text(m);
         self.info("copied to the clipboard (OSC 52)");
         vec![Action::Copy(text)]
     }

@@ -25,10 +25,9 @@ impl App {
     /// The message a command acts on: the selected one, else the newest of the open
     /// conversation.
     pub(super) fn target_message(&self) -> Option<&Message> {
-        let c = self.open_conv()?;
         match self.cursor {
-            Some(i) => c.messages.get(i),
-            None => c.messages.last(),
+            Some(_) => self.selected_message(),
+            None => self.open_conv()?.messages.last(),
         }
     }
 
@@ -41,13 +40,7 @@ impl App {
             self.error("that message was deleted");
             return Vec::new();
         }
-        let text = m.content.clone().unwrap_or_else(|| {
-            m.media
-                .iter()
-                .map(super::media_label)
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
+        let text = super::message_text(m);
         let quote = format!(
             "{}: {}",
             self.display_name(m.sender_id),

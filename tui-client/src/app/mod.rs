@@ -643,6 +643,17 @@ pub fn new_temp_id() -> String {
 }
 
 /// `[image 1024x768 photo.jpg]`, `[video 0:12 640x360 clip.mp4]`, `[file 12.0 KiB notes.pdf]`.
+/// A message as one line of text: its text, or its media's labels when it has none.
+pub fn message_text(m: &Message) -> String {
+    m.content.clone().unwrap_or_else(|| {
+        m.media
+            .iter()
+            .map(media_label)
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
 pub fn media_label(item: &MediaItem) -> String {
     let mut parts = vec![match item.kind {
         MessageType::Image => "image".to_string(),

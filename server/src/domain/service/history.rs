@@ -96,6 +96,11 @@ impl ChatService {
         id: MessageId,
     ) -> Result<StoredMessage> {
         self.limits.check(Action::GetMessages, me.id).await?;
+        self.seen_message(me, id).await
+    }
+
+    /// A message `me` takes part in and has not hidden (else 404), with no rate charged.
+    pub(super) async fn seen_message(&self, me: &AuthUser, id: MessageId) -> Result<StoredMessage> {
         match self.store.message_for(id, me.id).await? {
             Some(m) if m.sender_id == me.id || m.receiver_id == me.id => Ok(m),
             _ => Err(Error::NotFound("message")),

@@ -22,7 +22,7 @@ impl ChatService {
     ) -> Result<Message> {
         self.limits.check(Action::EditMessage, me.id).await?;
         let body = MessageBody::parse(content)?;
-        let m = self.lifecycle_target(me, id).await?;
+        let m = self.seen_message(me, id).await?;
         self.ensure_not_blocked(me.id, other_party(&m, me.id))
             .await?;
         let since = self.sender_window(me, &m, "edit")?;
@@ -65,7 +65,7 @@ impl ChatService {
         scope: DeleteScope,
     ) -> Result<DeletedMessage> {
         self.limits.check(Action::EditMessage, me.id).await?;
-        let m = self.lifecycle_target(me, id).await?;
+        let m = self.seen_message(me, id).await?;
         let answer = DeletedMessage {
             conversation_id: m.conversation_id,
             message_id: id,
@@ -120,7 +120,7 @@ impl ChatService {
     ) -> Result<ReactionsResponse> {
         self.limits.check(Action::React, me.id).await?;
         let emoji = Emoji::parse(emoji)?;
-        let m = self.lifecycle_target(me, id).await?;
+        let m = self.seen_message(me, id).await?;
         self.ensure_not_blocked(me.id, other_party(&m, me.id))
             .await?;
         if m.deleted_at.is_some() {
@@ -169,14 +169,6 @@ impl ChatService {
             message_id: id,
             reactions,
         })
-    }
-
-    /// The message `me` acts on: one they take part in and have not hidden (else 404).
-    async fn lifecycle_target(&self, me: &AuthUser, id: MessageId) -> Result<StoredMessage> {
-        match self.store.message_for(id, me.id).await? {
-            Some(m) if m.sender_id == me.id || m.receiver_id == me.id => Ok(m),
-            _ => Err(Error::NotFound("message")),
-        }
     }
 
     /// The oldest send time `me` may still change as the sender of `m`, or why not.

@@ -50,8 +50,7 @@ impl LifecycleStore for PostgresStore {
             MESSAGE_COLS,
             "chat_search_vector(m.content) @@ to_tsquery('simple', $2)",
             before,
-        )
-        .replace("$4 IS NULL", "$4::uuid IS NULL");
+        );
         let mut query = sqlx::query(&sql)
             .bind(viewer.0)
             .bind(q.tsquery())
@@ -80,10 +79,11 @@ impl LifecycleStore for PostgresStore {
             return Ok(Changed::Refused);
         };
         let (kind, actor, emoji, added) = change.event();
-        let told: Vec<Uuid> = match change {
-            Change::Hide { user } => vec![user.0],
-            _ => vec![sender, receiver],
-        };
+        let told: Vec<Uuid> = change
+            .told(UserId(sender), UserId(receiver))
+            .into_iter()
+            .map(|u| u.0)
+            .collect();
         let heads: Vec<(Uuid, i64)> = sqlx::query_as(LOG_CHANGE_SQL)
             .bind(&told)
             .bind(kind)

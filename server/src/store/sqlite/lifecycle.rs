@@ -179,14 +179,7 @@ impl LifecycleStore for SqliteStore {
             return Ok(Changed::Refused);
         }
         let (kind, actor, emoji, added) = change.event();
-        let told = match change {
-            Change::Hide { user } => vec![*user],
-            _ => {
-                let mut both = vec![before.sender_id, before.receiver_id];
-                both.sort_by_key(|u| u.0);
-                both
-            }
-        };
+        let told = change.told(before.sender_id, before.receiver_id);
         let mut seqs = Vec::with_capacity(told.len());
         for user in told {
             let seq = bump_seq(&mut tx, user).await?;
