@@ -112,6 +112,24 @@ async fn bump_seq(tx: &mut sqlx::SqliteConnection, user: UserId) -> StoreResult<
     seq_of(Some(seq))
 }
 
+/// Connect the FTS5 table on a new writer connection, outside any transaction.
+/// Otherwise the first write transaction to touch `messages` connects it while
+/// preparing its first statement, inside the (deferred) transaction: FTS5 reads its
+/// config there, the transaction holds a read snapshot before it asks for the write
+/// lock, and SQLite refuses that upgrade at once with "database is locked" (it never
+/// waits `busy_timeout`, to avoid deadlock) whenever another process writes:
+/// `chatctl purge` beside a busy chatd failed on its first batch. Before the migrations
+/// have created the table there is nothing to connect.
+async fn connect_search_index(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    match sqlx::query("SELECT 1 FROM messages_fts WHERE rowid = 0")
+        .fetch_optional(conn)
+        .await
+    {
+        Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
 impl SqliteStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let opts = SqliteConnectOptions::from_str(url)
@@ -135,6 +153,7 @@ impl SqliteStore {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| Box::pin(connect_search_index(conn)))
             .connect_with(if in_memory {
                 opts.clone()
             } else {
@@ -235,6 +254,49 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A second process (chatctl beside chatd) whose first write transaction meets the
+    /// other's write lock waits for it (busy_timeout) instead of failing at once: its
+    /// connection must not hold a read snapshot when the write begins (see
+    /// `connect_search_index`).
+    #[tokio::test]
+    async fn a_second_process_waits_for_a_busy_writer() {
+        use sqlx::Connection;
+        let dir = std::env::temp_dir().join(format!("chat-busy-{}", uuid::Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}", dir.join("chat.db").display());
+        let chatd = SqliteStore::connect(&url, 2).await.expect("open");
+        chatd.migrate().await.expect("migrate");
+        // The other process's writer, holding the write lock for a moment.
+        let mut other = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .expect("lock");
+        sqlx::query("DELETE FROM rate_limits WHERE action = 'none'")
+            .execute(&mut other)
+            .await
+            .expect("write");
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sqlx::query("COMMIT")
+                .execute(&mut other)
+                .await
+                .expect("commit");
+        });
+        let chatctl = SqliteStore::connect(&url, 2).await.expect("open");
+        let scope = PurgeScope::OlderThan {
+            before: Utc::now(),
+            conversation: None,
+        };
+        let purged = chatctl.purge_messages(scope, 10).await;
+        assert!(purged.is_ok(), "failed instead of waiting: {purged:?}");
+        release.await.expect("release");
+        chatctl.close().await;
+        chatd.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
