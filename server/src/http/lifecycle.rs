@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::extract::{json_from_bytes, ApiPath, ApiQuery};
 use crate::http::messages::body_bytes;
 use crate::http::AppState;
-use crate::model::{Cursor, Limit};
+use crate::model::{Limit, SearchCursor};
 
 /// Edit one of the caller's messages (text, or a media message's caption), within
 /// `CHAT_EDIT_WINDOW_SECS` of sending. Both participants receive `message.edited`.
@@ -192,7 +192,7 @@ pub async fn search(
         ),
         None => None,
     };
-    let before = Cursor::decode_opt(q.cursor.as_deref().filter(|s| !s.is_empty()))?;
+    let before = SearchCursor::decode_opt(q.cursor.as_deref().filter(|s| !s.is_empty()))?;
     let limit = Limit::parse(q.limit.as_deref())?.get();
     Ok(Json(
         state

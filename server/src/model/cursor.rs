@@ -56,6 +56,52 @@ impl Cursor {
     }
 }
 
+/// A position in search results, which follow the viewer's event log newest first
+/// (`pos`, the viewer's position of the message; 0 for history stored before the log
+/// existed), then `(time, id)`. Opaque to clients: base64url of `s1:<pos>:<micros>:<uuid>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SearchCursor {
+    pub pos: u64,
+    pub key: Cursor,
+}
+
+impl SearchCursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "s1:{}:{}:{}",
+            self.pos,
+            self.key.at.timestamp_micros(),
+            self.key.id
+        ))
+    }
+
+    pub fn decode(raw: &str) -> Result<Self, InvalidCursor> {
+        if raw.len() > 128 {
+            return Err(InvalidCursor);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw.as_bytes())
+            .map_err(|_| InvalidCursor)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| InvalidCursor)?;
+        let (pos, key) = text
+            .strip_prefix("s1:")
+            .and_then(|t| t.split_once(':'))
+            .ok_or(InvalidCursor)?;
+        // Positions are stored as signed 64-bit integers.
+        let pos: u64 = pos
+            .parse()
+            .ok()
+            .filter(|p| *p <= i64::MAX as u64)
+            .ok_or(InvalidCursor)?;
+        let key = Cursor::decode(&URL_SAFE_NO_PAD.encode(format!("v1:{key}")))?;
+        Ok(SearchCursor { pos, key })
+    }
+
+    pub fn decode_opt(raw: Option<&str>) -> Result<Option<Self>, InvalidCursor> {
+        raw.map(Self::decode).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +116,21 @@ mod tests {
         }
         let wrong_version = URL_SAFE_NO_PAD.encode(format!("v2:1:{}", Uuid::nil()));
         assert!(Cursor::decode(&wrong_version).is_err());
+    }
+
+    #[test]
+    fn search_cursor_round_trips_and_is_not_a_list_cursor() {
+        let c = SearchCursor {
+            pos: 42,
+            key: Cursor::new(now(), Uuid::now_v7()),
+        };
+        assert_eq!(SearchCursor::decode(&c.encode()).unwrap(), c);
+        assert!(SearchCursor::decode(&c.key.encode()).is_err());
+        assert!(Cursor::decode(&c.encode()).is_err());
+        let too_far = URL_SAFE_NO_PAD.encode(format!("s1:{}:1:{}", u64::MAX, Uuid::nil()));
+        let negative = URL_SAFE_NO_PAD.encode(format!("s1:-1:1:{}", Uuid::nil()));
+        for bad in ["", "!!!", too_far.as_str(), negative.as_str()] {
+            assert!(SearchCursor::decode(bad).is_err(), "{bad} accepted");
+        }
     }
 }

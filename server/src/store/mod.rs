@@ -20,8 +20,8 @@ use chat_protocol::rest::{MediaItem, Message, MessageType, PushSubscription};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 
-use crate::model::Cursor;
 pub use crate::model::{ordered_pair, Conversation, ConversationView, StoredMessage, User};
+use crate::model::{Cursor, SearchCursor};
 
 pub use group_commit::{BatchSettings, GroupCommit};
 pub use postgres::PostgresStore;
@@ -393,6 +393,43 @@ pub struct StoredPush {
     pub subscription: PushSubscription,
     pub p256dh: Option<String>,
     pub auth: Option<String>,
+}
+
+/// How a search finds its hits (the service chooses; both give the same order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchScan {
+    /// The full-text index: every match, then the newest. Costs what the term matches.
+    Index,
+    /// The viewer's newest `window` log entries below the cursor, each tested against the
+    /// terms. Costs the window, however common the term: the way to search for a term that
+    /// matches most messages. Finds only what lies in the window.
+    Recent { window: u32 },
+}
+
+/// A search hit and the viewer's position of it (0: history from before the event log).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRow {
+    pub message: StoredMessage,
+    pub pos: u64,
+}
+
+impl SearchRow {
+    pub fn cursor(&self) -> SearchCursor {
+        SearchCursor {
+            pos: self.pos,
+            key: self.message.cursor(),
+        }
+    }
+}
+
+/// What a search found, newest first (the viewer's log order, then time).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchFound {
+    pub hits: Vec<SearchRow>,
+    /// [`SearchScan::Recent`]: log entries examined (fewer than the window where the log
+    /// ends), and the newest position among them; both 0 when nothing matched.
+    pub walked: u32,
+    pub top: u64,
 }
 
 /// Which messages a purge removes.

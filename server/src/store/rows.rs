@@ -14,8 +14,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{
-    Conversation, ConversationView, LoggedEvent, LoggedKind, StoreError, StoreResult,
-    StoredMessage, User,
+    Conversation, ConversationView, LoggedEvent, LoggedKind, SearchFound, SearchRow, StoreError,
+    StoreResult, StoredMessage, User,
 };
 
 /// Reading one column of a row the way its backend stores the value.
@@ -274,4 +274,18 @@ pub(crate) fn conversation_view_from_row<R: RowExt>(row: &R) -> StoreResult<Conv
         other: user_from_row(row)?,
         last_message: has_msg.then(|| message_from_row(row)).transpose()?,
     })
+}
+
+/// The rows of [`super::sql::search_index_sql`] / [`super::sql::search_recent_sql`].
+pub(crate) fn search_found<R: RowExt>(rows: &[R]) -> StoreResult<SearchFound> {
+    let mut found = SearchFound::default();
+    for row in rows {
+        found.walked = u32::try_from(row.count("search_walked")?).unwrap_or(u32::MAX);
+        found.top = row.count("search_top")?;
+        found.hits.push(SearchRow {
+            message: message_from_row(row)?,
+            pos: row.count("search_pos")?,
+        });
+    }
+    Ok(found)
 }

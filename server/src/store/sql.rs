@@ -222,19 +222,62 @@ pub(crate) const ERASE_LIFECYCLE_SQL: [&str; 3] = [
     "DELETE FROM message_events WHERE user_id = $1",
 ];
 
-/// Shared by both backends (`message_cols` and the match condition on `messages m` are the
-/// backend's): $1 viewer, $2 query, $3 limit, $4 one conversation or NULL, $5/$6 cursor.
-pub(crate) fn search_sql(message_cols: &str, matches: &str, before: Option<Cursor>) -> String {
+/// `viewer`'s ($1) position of `messages m` in their event log; 0 for history stored
+/// before the log existed (no positions).
+const VIEWER_POS: &str =
+    "COALESCE(CASE WHEN m.sender_id = $1 THEN m.sender_seq ELSE m.receiver_seq END, 0)";
+
+/// A search through the full-text index, shared by both backends (`message_cols` and the
+/// match condition on `messages m` are the backend's): $1 viewer, $2 query, $3 limit,
+/// $4 one conversation or NULL, $5/$6/$7 the cursor (position, time, id) when `after`.
+pub(crate) fn search_index_sql(message_cols: &str, matches: &str, after: bool) -> String {
+    let cursor = if after {
+        format!(" AND ({VIEWER_POS}, m.created_at, m.id) < ($5, $6, $7)")
+    } else {
+        String::new()
+    };
     format!(
-        "SELECT {message_cols} FROM messages m
+        "SELECT {message_cols}, {VIEWER_POS} AS search_pos,
+                CAST(0 AS BIGINT) AS search_walked, CAST(0 AS BIGINT) AS search_top
+         FROM messages m
          WHERE {matches}
            AND m.conversation_id IN (SELECT c.id FROM conversations c
                                      WHERE c.user1_id = $1 OR c.user2_id = $1)
            AND m.conversation_id = COALESCE($4, m.conversation_id)
            AND m.deleted_at IS NULL{hidden}{cursor}
-         ORDER BY m.created_at DESC, m.id DESC
+         ORDER BY search_pos DESC, m.created_at DESC, m.id DESC
          LIMIT $3",
         hidden = not_hidden(1),
-        cursor = keyset(before, "m.created_at, m.id", "<", 5),
+    )
+}
+
+/// A search through the viewer's newest log entries (`win`: `rid`, `pos`), shared by both
+/// backends: the viewer's sent and received messages, newest position first, read
+/// backwards from the two position indexes and merged, at most $6 of them below
+/// position $5; each is then tested with `matches` (which may use `win`). `rid` is the
+/// column that joins `win` back to `messages` (`id`, or SQLite's `rowid`). $1 viewer,
+/// $2 query, $3 limit, $4 one conversation or NULL.
+pub(crate) fn search_recent_sql(message_cols: &str, matches: &str, rid: &str) -> String {
+    format!(
+        "WITH win AS (
+             SELECT rid, pos FROM (
+                 SELECT * FROM (SELECT m.{rid} AS rid, m.sender_seq AS pos FROM messages m
+                                WHERE m.sender_id = $1 AND m.sender_seq < $5
+                                ORDER BY m.sender_seq DESC LIMIT $6) s
+                 UNION ALL
+                 SELECT * FROM (SELECT m.{rid} AS rid, m.receiver_seq AS pos FROM messages m
+                                WHERE m.receiver_id = $1 AND m.receiver_seq < $5
+                                ORDER BY m.receiver_seq DESC LIMIT $6) r
+             ) u ORDER BY pos DESC LIMIT $6
+         ), meta AS (SELECT count(*) AS walked, COALESCE(max(pos), 0) AS top FROM win)
+         SELECT {message_cols}, win.pos AS search_pos,
+                meta.walked AS search_walked, meta.top AS search_top
+         FROM win JOIN messages m ON m.{rid} = win.rid CROSS JOIN meta
+         WHERE {matches}
+           AND m.conversation_id = COALESCE($4, m.conversation_id)
+           AND m.deleted_at IS NULL{hidden}
+         ORDER BY win.pos DESC
+         LIMIT $3",
+        hidden = not_hidden(1),
     )
 }

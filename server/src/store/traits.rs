@@ -18,9 +18,10 @@ use chrono::{DateTime, Utc};
 use super::{
     Change, Changed, Conversation, ConversationView, ErasedUser, InsertOutcome, LoggedEvent,
     MarkReadOutcome, MessageQuery, NewMessage, PoolStats, PurgeCount, PurgeScope, PurgedBatch,
-    RateLimitSetting, SendContext, Stats, StoreError, StoreResult, StoredPush, User,
+    RateLimitSetting, SearchFound, SearchScan, SendContext, Stats, StoreError, StoreResult,
+    StoredPush, User,
 };
-use crate::model::{Cursor, SearchTerms, StoredMessage};
+use crate::model::{Cursor, SearchCursor, SearchTerms, StoredMessage};
 
 /// Everything chatd keeps, behind one interface: every concern plus the lifecycle.
 #[async_trait]
@@ -173,17 +174,19 @@ pub trait LifecycleStore: Send + Sync {
         id: MessageId,
         viewer: UserId,
     ) -> StoreResult<Option<StoredMessage>>;
-    /// `viewer`'s messages matching every term of `q` (as word prefixes), newest first:
-    /// only in conversations `viewer` takes part in (`conversation`: only that one), never
-    /// deleted or hidden ones; strictly older than `before`; at most `limit`.
+    /// `viewer`'s messages matching every term of `q` (as word prefixes), newest first in
+    /// `viewer`'s log order (then by time: history from before the log comes last): only in
+    /// conversations `viewer` takes part in (`conversation`: only that one), never deleted
+    /// or hidden ones; strictly after `before`; at most `limit`; found as `scan` says.
     async fn search(
         &self,
         viewer: UserId,
         q: &SearchTerms,
         conversation: Option<ConversationId>,
-        before: Option<Cursor>,
+        before: Option<SearchCursor>,
         limit: u32,
-    ) -> StoreResult<Vec<StoredMessage>>;
+        scan: SearchScan,
+    ) -> StoreResult<SearchFound>;
     /// Apply `change` to message `id` at `now`; logged for both participants (a hide for
     /// its user only).
     async fn change_message(

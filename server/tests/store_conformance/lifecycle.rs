@@ -2,7 +2,6 @@
 //! [`chat_server::store::LifecycleStore`], on both databases, races included.
 
 use chat_protocol::rest::{DeleteScope, MediaItem as Item, ReplyTo};
-use chat_server::model::SearchTerms;
 use chat_server::store::{Change, Changed, MessageQuery};
 
 use super::*;
@@ -18,10 +17,9 @@ conformance!(
     delete_racing_mark_read_keeps_unread_exact,
     concurrent_reactions_keep_rows_and_logs_exact,
     erasure_and_purge_take_lifecycle_rows_along,
-    search_follows_edits_deletes_hides_and_purges,
 );
 
-fn edit<'a>(sender: UserId, content: &'a str, links: &'a [String]) -> Change<'a> {
+pub(super) fn edit<'a>(sender: UserId, content: &'a str, links: &'a [String]) -> Change<'a> {
     Change::Edit {
         sender,
         content,
@@ -39,7 +37,7 @@ fn react(user: UserId, emoji: &str, add: bool) -> Change<'_> {
     }
 }
 
-fn everyone(sender: UserId) -> Change<'static> {
+pub(super) fn everyone(sender: UserId) -> Change<'static> {
     Change::DeleteForEveryone {
         sender,
         since: now() - Duration::days(1),
@@ -47,7 +45,11 @@ fn everyone(sender: UserId) -> Change<'static> {
 }
 
 /// Apply `change` to `id` now; the positions it was logged at (panics when refused).
-async fn apply(store: &DynStore, id: MessageId, change: &Change<'_>) -> Vec<(UserId, u64)> {
+pub(super) async fn apply(
+    store: &DynStore,
+    id: MessageId,
+    change: &Change<'_>,
+) -> Vec<(UserId, u64)> {
     applied(store.change_message(id, change, now()).await.unwrap())
 }
 
@@ -687,105 +689,4 @@ async fn erasure_and_purge_take_lifecycle_rows_along(store: DynStore) {
         .await
         .unwrap();
     assert!(store.events(a, 0, u64::MAX, 100).await.unwrap().is_empty());
-}
-
-async fn search_follows_edits_deletes_hides_and_purges(store: DynStore) {
-    let a = user(&store, "a").await;
-    let b = user(&store, "b").await;
-    let c = user(&store, "c").await;
-    let ab = conversation(&store, a, b).await;
-    let bc = conversation(&store, b, c).await;
-    let old = send(
-        &store,
-        text(ab.id, a, b, "Crème brûlée, old", now() - Duration::days(9)),
-    )
-    .await;
-    let edited = send(
-        &store,
-        text(ab.id, a, b, "plain words", now() - Duration::seconds(3)),
-    )
-    .await;
-    let gone = send(
-        &store,
-        text(ab.id, a, b, "creme gone", now() - Duration::seconds(2)),
-    )
-    .await;
-    let hidden = send(
-        &store,
-        text(ab.id, b, a, "CREME hidden", now() - Duration::seconds(1)),
-    )
-    .await;
-    let theirs = send(&store, text(bc.id, b, c, "crèmes of c", now())).await;
-    let find = |viewer: UserId, q: &str, conv: Option<ConversationId>| {
-        let store = store.clone();
-        let q = SearchTerms::parse(q).unwrap();
-        async move {
-            let found = store.search(viewer, &q, conv, None, 50).await.unwrap();
-            found.iter().map(|m| m.id).collect::<Vec<_>>()
-        }
-    };
-    // Word prefixes, any case and accents, newest first, only the viewer's conversations.
-    assert_eq!(find(a, "creme", None).await, [hidden.id, gone.id, old.id]);
-    assert_eq!(
-        find(b, "CRÈME", None).await,
-        [theirs.id, hidden.id, gone.id, old.id]
-    );
-    assert_eq!(
-        find(b, "creme", Some(ab.id)).await,
-        [hidden.id, gone.id, old.id]
-    );
-    assert_eq!(find(a, "bru old", None).await, [old.id]);
-    assert!(
-        find(a, "brulee missing", None).await.is_empty(),
-        "every word must match"
-    );
-    // Edits, tombstones and hides are followed at once.
-    apply(&store, edited.id, &edit(a, "now with crème", &[])).await;
-    apply(&store, gone.id, &everyone(a)).await;
-    apply(&store, hidden.id, &Change::Hide { user: a }).await;
-    assert_eq!(find(a, "creme", None).await, [edited.id, old.id]);
-    assert_eq!(
-        find(b, "creme", Some(ab.id)).await,
-        [hidden.id, edited.id, old.id]
-    );
-    assert!(
-        find(a, "plain", None).await.is_empty(),
-        "the old text is no longer found"
-    );
-    // Keyset paging visits each hit once.
-    let q = SearchTerms::parse("creme").unwrap();
-    let first = store.search(b, &q, None, None, 2).await.unwrap();
-    let rest = store
-        .search(b, &q, None, Some(first[1].cursor()), 10)
-        .await
-        .unwrap();
-    let mut all: Vec<MessageId> = first.iter().chain(rest.iter()).map(|m| m.id).collect();
-    assert_eq!(all.len(), 4);
-    all.dedup();
-    assert_eq!(all.len(), 4);
-    // Purged messages leave the index.
-    store
-        .purge_messages(
-            PurgeScope::OlderThan {
-                before: now() - Duration::days(1),
-                conversation: None,
-            },
-            100,
-        )
-        .await
-        .unwrap();
-    assert_eq!(find(a, "creme", None).await, [edited.id]);
-    // Through all of it (media without text, tombstones, edits, purges) the index stayed
-    // in step with the messages; a rebuild changes no answer.
-    let photo = {
-        let mut m = text(ab.id, a, b, "", now());
-        m.content = None;
-        m.kind = MessageType::Image;
-        m
-    };
-    send(&store, photo).await;
-    assert_eq!(store.search_index_problem().await.unwrap(), None);
-    store.rebuild_search_index().await.unwrap();
-    assert_eq!(store.search_index_problem().await.unwrap(), None);
-    assert_eq!(find(a, "creme", None).await, [edited.id]);
 }

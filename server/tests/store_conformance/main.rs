@@ -1688,3 +1688,4 @@ async fn group_commit_gathers_concurrent_sends_and_replays(store: DynStore) {
 }
 
 mod lifecycle;
+mod search;

@@ -4,7 +4,7 @@
 //! told (user-id order), then (a delete only) the conversation row, then the message row.
 
 use super::*;
-use crate::model::{SearchTerms, StoredMessage};
+use crate::model::{SearchCursor, SearchTerms, StoredMessage};
 
 /// Takes the counters of `$1` (user-id order) and logs one change event for each.
 const LOG_CHANGE_SQL: &str = "
@@ -43,24 +43,31 @@ impl LifecycleStore for PostgresStore {
         viewer: UserId,
         q: &SearchTerms,
         conversation: Option<ConversationId>,
-        before: Option<Cursor>,
+        before: Option<SearchCursor>,
         limit: u32,
-    ) -> StoreResult<Vec<StoredMessage>> {
-        let sql = search_sql(
-            MESSAGE_COLS,
-            "chat_search_vector(m.content) @@ to_tsquery('simple', $2)",
-            before,
-        );
+        scan: SearchScan,
+    ) -> StoreResult<SearchFound> {
+        const MATCHES: &str = "chat_search_vector(m.content) @@ to_tsquery('simple', $2)";
+        let sql = match scan {
+            SearchScan::Index => search_index_sql(MESSAGE_COLS, MATCHES, before.is_some()),
+            SearchScan::Recent { .. } => search_recent_sql(MESSAGE_COLS, MATCHES, "id"),
+        };
         let mut query = sqlx::query(&sql)
             .bind(viewer.0)
             .bind(q.tsquery())
             .bind(i64::from(limit))
             .bind(conversation.map(|c| c.0));
-        if let Some(c) = before {
-            query = query.bind(c.at).bind(c.id);
+        let below = before.map_or(i64::MAX, |c| c.pos as i64);
+        match (scan, before) {
+            (SearchScan::Recent { window }, _) => {
+                query = query.bind(below).bind(i64::from(window));
+            }
+            (SearchScan::Index, Some(c)) => {
+                query = query.bind(below).bind(c.key.at).bind(c.key.id);
+            }
+            (SearchScan::Index, None) => {}
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(message_from_row).collect()
+        search_found(&query.fetch_all(&self.pool).await?)
     }
 
     async fn change_message(

@@ -2,7 +2,7 @@
 //! each (SQLite has one writer, so positions commit in order).
 
 use super::*;
-use crate::model::{SearchTerms, StoredMessage};
+use crate::model::{SearchCursor, SearchTerms, StoredMessage};
 
 #[async_trait]
 impl LifecycleStore for SqliteStore {
@@ -27,25 +27,44 @@ impl LifecycleStore for SqliteStore {
         viewer: UserId,
         q: &SearchTerms,
         conversation: Option<ConversationId>,
-        before: Option<Cursor>,
+        before: Option<SearchCursor>,
         limit: u32,
-    ) -> StoreResult<Vec<StoredMessage>> {
-        let sql = search_sql(
-            MESSAGE_COLS,
-            "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH $2)",
-            before,
-        );
-        let (b_at, b_id) = before.map(|c| (ts(c.at), c.id.to_string())).unzip();
-        let rows = sqlx::query(&sql)
+        scan: SearchScan,
+    ) -> StoreResult<SearchFound> {
+        let sql = match scan {
+            SearchScan::Index => search_index_sql(
+                MESSAGE_COLS,
+                "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH $2)",
+                before.is_some(),
+            ),
+            // FTS5 reads only the slice of its matches between the window's rowids.
+            SearchScan::Recent { .. } => search_recent_sql(
+                MESSAGE_COLS,
+                "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH $2
+                               AND rowid >= (SELECT min(rid) FROM win)
+                               AND rowid <= (SELECT max(rid) FROM win))",
+                "rowid",
+            ),
+        };
+        let mut query = sqlx::query(&sql)
             .bind(viewer.to_string())
             .bind(q.fts5())
             .bind(i64::from(limit))
-            .bind(conversation.map(|c| c.to_string()))
-            .bind(b_at)
-            .bind(b_id)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(message_from_row).collect()
+            .bind(conversation.map(|c| c.to_string()));
+        let below = before.map_or(i64::MAX, |c| c.pos as i64);
+        match (scan, before) {
+            (SearchScan::Recent { window }, _) => {
+                query = query.bind(below).bind(i64::from(window));
+            }
+            (SearchScan::Index, Some(c)) => {
+                query = query
+                    .bind(below)
+                    .bind(ts(c.key.at))
+                    .bind(c.key.id.to_string());
+            }
+            (SearchScan::Index, None) => {}
+        }
+        search_found(&query.fetch_all(&self.read).await?)
     }
 
     async fn change_message(
