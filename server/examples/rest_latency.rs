@@ -320,6 +320,16 @@ async fn main() {
             &owner_token,
         ),
         (
+            "search: a 4-letter prefix (~7.7 % of messages)",
+            format!("{base}/chat/search?q=kalo"),
+            &owner_token,
+        ),
+        (
+            "search: a word in every message",
+            format!("{base}/chat/search?q=seed"),
+            &owner_token,
+        ),
+        (
             "search: no hit",
             format!("{base}/chat/search?q=zzzz"),
             &owner_token,
