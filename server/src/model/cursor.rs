@@ -28,13 +28,11 @@ impl Cursor {
     }
 
     pub fn decode(raw: &str) -> Result<Self, InvalidCursor> {
-        if raw.len() > 128 {
-            return Err(InvalidCursor);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(raw.as_bytes())
-            .map_err(|_| InvalidCursor)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| InvalidCursor)?;
+        Self::from_text(&unwrap_text(raw)?)
+    }
+
+    /// `v1:<micros>:<uuid>`.
+    fn from_text(text: &str) -> Result<Self, InvalidCursor> {
         let mut parts = text.splitn(3, ':');
         if parts.next() != Some("v1") {
             return Err(InvalidCursor);
@@ -54,6 +52,17 @@ impl Cursor {
     pub fn decode_opt(raw: Option<&str>) -> Result<Option<Self>, InvalidCursor> {
         raw.map(Self::decode).transpose()
     }
+}
+
+/// A cursor's text: base64url, at most 128 characters, UTF-8.
+fn unwrap_text(raw: &str) -> Result<String, InvalidCursor> {
+    if raw.len() > 128 {
+        return Err(InvalidCursor);
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw.as_bytes())
+        .map_err(|_| InvalidCursor)?;
+    String::from_utf8(bytes).map_err(|_| InvalidCursor)
 }
 
 /// A position in search results, which follow the viewer's event log newest first
@@ -76,13 +85,7 @@ impl SearchCursor {
     }
 
     pub fn decode(raw: &str) -> Result<Self, InvalidCursor> {
-        if raw.len() > 128 {
-            return Err(InvalidCursor);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(raw.as_bytes())
-            .map_err(|_| InvalidCursor)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| InvalidCursor)?;
+        let text = unwrap_text(raw)?;
         let (pos, key) = text
             .strip_prefix("s1:")
             .and_then(|t| t.split_once(':'))
@@ -93,7 +96,7 @@ impl SearchCursor {
             .ok()
             .filter(|p| *p <= i64::MAX as u64)
             .ok_or(InvalidCursor)?;
-        let key = Cursor::decode(&URL_SAFE_NO_PAD.encode(format!("v1:{key}")))?;
+        let key = Cursor::from_text(&format!("v1:{key}"))?;
         Ok(SearchCursor { pos, key })
     }
 
