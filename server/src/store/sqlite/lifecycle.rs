@@ -73,7 +73,10 @@ impl LifecycleStore for SqliteStore {
         change: &Change<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Changed> {
-        let mut tx = self.write.begin().await?;
+        // Reads before it writes: IMMEDIATE takes the write lock first, so a write by
+        // another process (chatctl) between the two is waited for (busy_timeout), not a
+        // "database is locked" (SQLite refuses a read snapshot's upgrade at once).
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let Some(row) = sqlx::query(&format!(
             "SELECT {MESSAGE_COLS} FROM messages m WHERE m.id = $1"
         ))

@@ -95,7 +95,10 @@ impl MessageStore for SqliteStore {
         up_to: Option<Cursor>,
         now: DateTime<Utc>,
     ) -> StoreResult<MarkReadOutcome> {
-        let mut tx = self.write.begin().await?;
+        // Reads before it writes: IMMEDIATE takes the write lock first, so a write by
+        // another process (chatctl) between the two is waited for (busy_timeout), not a
+        // "database is locked" (SQLite refuses a read snapshot's upgrade at once).
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let (user1, user2): (String, String) =
             sqlx::query_as("SELECT user1_id, user2_id FROM conversations WHERE id = $1")
                 .bind(conv.to_string())

@@ -257,21 +257,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A second process (chatctl beside chatd) whose first write transaction meets the
-    /// other's write lock waits for it (busy_timeout) instead of failing at once: its
-    /// connection must not hold a read snapshot when the write begins (see
-    /// `connect_search_index`).
-    #[tokio::test]
-    async fn a_second_process_waits_for_a_busy_writer() {
+    /// Another process's writer holding the write lock for 300 ms (returns once it holds
+    /// it; the task commits at the end).
+    async fn hold_write_lock(url: &str) -> tokio::task::JoinHandle<()> {
         use sqlx::Connection;
-        let dir = std::env::temp_dir().join(format!("chat-busy-{}", uuid::Uuid::new_v4().simple()));
-        let url = format!("sqlite://{}", dir.join("chat.db").display());
-        let chatd = SqliteStore::connect(&url, 2).await.expect("open");
-        chatd.migrate().await.expect("migrate");
-        // The other process's writer, holding the write lock for a moment.
-        let mut other = sqlx::SqliteConnection::connect(&url)
-            .await
-            .expect("connect");
+        let mut other = sqlx::SqliteConnection::connect(url).await.expect("connect");
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut other)
             .await
@@ -280,22 +270,94 @@ mod tests {
             .execute(&mut other)
             .await
             .expect("write");
-        let release = tokio::spawn(async move {
+        tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
             sqlx::query("COMMIT")
                 .execute(&mut other)
                 .await
                 .expect("commit");
-        });
+        })
+    }
+
+    /// A second process (chatctl beside chatd) whose first write transaction meets the
+    /// other's write lock waits for it (busy_timeout) instead of failing at once: its
+    /// connection must not hold a read snapshot when the write begins (see
+    /// `connect_search_index`). Likewise chatd's transactions that read before they write.
+    #[tokio::test]
+    async fn writers_wait_for_another_process_instead_of_failing() {
+        let dir = std::env::temp_dir().join(format!("chat-busy-{}", uuid::Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}", dir.join("chat.db").display());
+        let chatd = SqliteStore::connect(&url, 2).await.expect("open");
+        chatd.migrate().await.expect("migrate");
+        let t = Utc::now();
+        let (a, b) = (UserId::new(), UserId::new());
+        chatd.upsert_user(a, "a", t).await.expect("user");
+        chatd.upsert_user(b, "b", t).await.expect("user");
+        let conv = chatd
+            .create_conversation(&Conversation::between(a, b, t))
+            .await
+            .expect("conversation");
+        let message = Message {
+            id: MessageId::new(),
+            conversation_id: conv.id,
+            sender_id: a,
+            receiver_id: b,
+            kind: chat_protocol::rest::MessageType::Text,
+            content: Some("hello".into()),
+            media: vec![],
+            temp_id: None,
+            is_read: false,
+            read_at: None,
+            created_at: t,
+            reply_to: None,
+            edited_at: None,
+            deleted_at: None,
+            reactions: vec![],
+        };
+        chatd
+            .insert_message(&NewMessage {
+                message: message.clone(),
+                links: vec![],
+            })
+            .await
+            .expect("send");
+
+        // chatctl's first transaction on a fresh connection.
+        let release = hold_write_lock(&url).await;
         let chatctl = SqliteStore::connect(&url, 2).await.expect("open");
         let scope = PurgeScope::OlderThan {
-            before: Utc::now(),
+            before: t - chrono::Duration::days(1),
             conversation: None,
         };
         let purged = chatctl.purge_messages(scope, 10).await;
-        assert!(purged.is_ok(), "failed instead of waiting: {purged:?}");
+        assert!(
+            purged.is_ok(),
+            "purge failed instead of waiting: {purged:?}"
+        );
         release.await.expect("release");
         chatctl.close().await;
+
+        // chatd's mark read and lifecycle change (each reads first).
+        let release = hold_write_lock(&url).await;
+        let read = chatd.mark_read(conv.id, b, None, Utc::now()).await;
+        assert!(
+            read.is_ok(),
+            "mark read failed instead of waiting: {read:?}"
+        );
+        release.await.expect("release");
+        let release = hold_write_lock(&url).await;
+        let change = Change::React {
+            user: b,
+            emoji: "👍",
+            add: true,
+            max: 20,
+        };
+        let changed = chatd.change_message(message.id, &change, Utc::now()).await;
+        assert!(
+            matches!(changed, Ok(Changed::Applied { .. })),
+            "reaction failed instead of waiting: {changed:?}"
+        );
+        release.await.expect("release");
         chatd.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
