@@ -19,7 +19,7 @@ use crate::domain::participants::{self, Participants};
 use crate::domain::presence::{Departures, Presence};
 use crate::error::{Error, Result};
 use crate::media::Media;
-use crate::model::{now, Cursor, Username};
+use crate::model::{now, Cursor, PageCursor, Username};
 use crate::push::Pusher;
 use crate::ratelimit::{Action, RateLimiter};
 use crate::store::{
@@ -80,7 +80,7 @@ pub struct ChatService {
 /// `CHAT_EDIT_WINDOW_SECS`'s default.
 pub const DEFAULT_EDIT_WINDOW: Duration = Duration::from_secs(86_400);
 
-fn page<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
+fn page<T, C: PageCursor>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> C) -> Page<T> {
     let has_more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let next_cursor = if has_more {

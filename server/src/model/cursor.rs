@@ -54,6 +54,23 @@ impl Cursor {
     }
 }
 
+/// What a page of results hands out as `next_cursor` (a list or a search cursor).
+pub trait PageCursor {
+    fn encode(&self) -> String;
+}
+
+impl PageCursor for Cursor {
+    fn encode(&self) -> String {
+        Cursor::encode(self)
+    }
+}
+
+impl PageCursor for SearchCursor {
+    fn encode(&self) -> String {
+        SearchCursor::encode(self)
+    }
+}
+
 /// A cursor's text: base64url, at most 128 characters, UTF-8.
 fn unwrap_text(raw: &str) -> Result<String, InvalidCursor> {
     if raw.len() > 128 {

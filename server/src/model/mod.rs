@@ -12,7 +12,7 @@ pub mod search;
 
 pub use action::Action;
 pub use conversation::{ordered_pair, Conversation, ConversationView, User};
-pub use cursor::{Cursor, InvalidCursor, SearchCursor};
+pub use cursor::{Cursor, InvalidCursor, PageCursor, SearchCursor};
 pub use input::{
     is_invisible, now, truncate_micros, window_size, Emoji, InvalidInput, Limit, MessageBody,
     TempId, Username,

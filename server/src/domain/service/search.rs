@@ -41,16 +41,12 @@ impl ChatService {
         if let Some(conv) = conversation {
             self.participant_conversation(me.id, conv).await?;
         }
-        let mut rows = self
+        let rows = self
             .find(me.id, &terms, conversation, before, limit + 1)
             .await?;
-        let has_more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let next_cursor = has_more
-            .then(|| rows.last().map(|r| r.cursor().encode()))
-            .flatten();
-        let mut data = Vec::with_capacity(rows.len());
-        for row in rows {
+        let p = page(rows, limit, SearchRow::cursor);
+        let mut data = Vec::with_capacity(p.data.len());
+        for row in p.data {
             let snippet = terms.snippet(row.message.content.as_deref().unwrap_or(""));
             data.push(SearchHit {
                 message: self.present(row.message).await,
@@ -59,8 +55,8 @@ impl ChatService {
         }
         Ok(Page {
             data,
-            next_cursor,
-            has_more,
+            next_cursor: p.next_cursor,
+            has_more: p.has_more,
         })
     }
 
