@@ -28,24 +28,16 @@ impl Cursor {
     }
 
     pub fn decode(raw: &str) -> Result<Self, InvalidCursor> {
-        Self::from_text(&unwrap_text(raw)?)
+        let text = unwrap_text(raw)?;
+        Self::from_key(text.strip_prefix("v1:").ok_or(InvalidCursor)?)
     }
 
-    /// `v1:<micros>:<uuid>`.
-    fn from_text(text: &str) -> Result<Self, InvalidCursor> {
-        let mut parts = text.splitn(3, ':');
-        if parts.next() != Some("v1") {
-            return Err(InvalidCursor);
-        }
-        let micros: i64 = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or(InvalidCursor)?;
+    /// `<micros>:<uuid>`, the key part of both cursor kinds.
+    fn from_key(text: &str) -> Result<Self, InvalidCursor> {
+        let (micros, id) = text.split_once(':').ok_or(InvalidCursor)?;
+        let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
         let at = DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?;
-        let id = parts
-            .next()
-            .and_then(|p| Uuid::parse_str(p).ok())
-            .ok_or(InvalidCursor)?;
+        let id = Uuid::parse_str(id).map_err(|_| InvalidCursor)?;
         Ok(Cursor { at, id })
     }
 
@@ -113,7 +105,7 @@ impl SearchCursor {
             .ok()
             .filter(|p| *p <= i64::MAX as u64)
             .ok_or(InvalidCursor)?;
-        let key = Cursor::from_text(&format!("v1:{key}"))?;
+        let key = Cursor::from_key(key)?;
         Ok(SearchCursor { pos, key })
     }
 

@@ -37,7 +37,8 @@ impl LifecycleStore for SqliteStore {
                 "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH $2)",
                 before.is_some(),
             ),
-            // FTS5 reads only the slice of its matches between the window's rowids.
+            // FTS5 returns only the matches between the window's rowids (though it still
+            // merges a prefix term's doclists whole first: docs/benchmarks.md session 13).
             SearchScan::Recent { .. } => search_recent_sql(
                 MESSAGE_COLS,
                 "m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH $2
