@@ -307,12 +307,16 @@ async fn a_starved_generator_says_so_and_never_passes() {
 }
 
 /// With the default self-check limits, a light run on an otherwise idle generator is not
-/// flagged: it reports its CPU per 1,000 messages and a sub-millisecond lateness. Up to
-/// three attempts, since a neighbour (another test binary's leftovers, the OS) can truly
-/// starve it for a moment; every flagged attempt must name its cause. On a host whose own
-/// timer wake-ups are later than the 1 ms bound (a KVM guest on a noisy day: 1-2 ms at
-/// p99), no generator can pass it; there the check becomes that the generator adds at
-/// most 1 ms to the host's own lateness, and it says so.
+/// flagged: it reports its CPU per 1,000 messages and a sub-millisecond lateness.
+///
+/// A shared 2-core CI guest is not always idle: its own timer wake-ups can run 1-2 ms late
+/// at p99 for a few seconds (CI once saw the generator's real-time pacer thread wake
+/// 1.77 ms late at p99 while a probe run seconds later measured 0.30 ms). So up to three
+/// attempts; an attempt that is flagged must name its cause, may not be flagged for CPU,
+/// and the best one must show that the generator itself added at most 1 ms at p99 to what
+/// the host did to its pacer thread in that same run (`lateness` minus `pacer_wake`, both
+/// from the run's own report). A generator that got heavier per message (the regression
+/// issue 15 names: ~6x) fails that on every attempt.
 #[tokio::test]
 async fn an_honest_run_is_not_flagged() {
     let _serial = SERIAL.lock().await;
@@ -321,7 +325,7 @@ async fn an_honest_run_is_not_flagged() {
     };
     let file = server.data_dir.join("honest.json");
     let mut flagged = Vec::new();
-    let mut best = f64::MAX;
+    let mut best_added = f64::MAX;
     for _ in 0..3 {
         // 300 messages, so that p99 is not simply the one slowest.
         let _ = std::fs::remove_file(&file);
@@ -344,43 +348,30 @@ async fn an_honest_run_is_not_flagged() {
             server.stop().await;
             return;
         }
-        assert!(reasons[0].as_str().unwrap().contains('>'), "{g}");
-        best = best.min(g["lateness"]["p99_ms"].as_f64().unwrap_or(f64::MAX));
+        // Flagged: never PASS, and for lateness only (0.1 core is no CPU limit).
+        assert_eq!(r["pass"], false, "{g}");
+        for reason in reasons {
+            let reason = reason.as_str().unwrap();
+            assert!(
+                reason.starts_with("pacer lateness p99") && reason.contains('>'),
+                "{g}"
+            );
+        }
+        let late = g["lateness"]["p99_ms"].as_f64().unwrap();
+        let wake = g["pacer_wake"]["p99_ms"].as_f64().unwrap();
+        best_added = best_added.min(late - wake);
         flagged.push(g.to_string());
     }
-    let host = tokio::task::spawn_blocking(host_wake_p99_ms)
-        .await
-        .expect("host timer probe");
     assert!(
-        host > 1.0,
-        "an idle light run was flagged three times on a host whose own timer wake-ups are \
-         {host:.2} ms late at p99: {flagged:?}"
-    );
-    assert!(
-        best <= host + 1.0,
-        "the generator's lateness p99 {best:.2} ms is more than 1 ms over the host's own \
-         {host:.2} ms: {flagged:?}"
+        best_added <= 1.0,
+        "an idle light run was flagged three times, and in its best attempt the generator \
+         added {best_added:.2} ms at p99 to its pacer's own wake-up lateness: {flagged:?}"
     );
     eprintln!(
-        "this host's timer wake-ups are {host:.2} ms late at p99 (over the 1 ms bound): \
-         checked that the generator adds at most 1 ms to that ({best:.2} ms)"
+        "this host woke the pacer late: flagged three times, honestly; the generator itself \
+         added {best_added:.2} ms at p99 in its best attempt: {flagged:?}"
     );
     server.stop().await;
-}
-
-/// This host's own timer precision: the p99 lateness (ms) of 300 wake-ups 10 ms apart on
-/// an ordinary thread, the floor under any generator's pacer here.
-fn host_wake_p99_ms() -> f64 {
-    use std::time::{Duration, Instant};
-    let mut late = Vec::with_capacity(300);
-    let mut next = Instant::now();
-    for _ in 0..300 {
-        next += Duration::from_millis(10);
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        late.push(Instant::now().saturating_duration_since(next).as_secs_f64() * 1000.0);
-    }
-    late.sort_by(f64::total_cmp);
-    late[296]
 }
 
 /// These tests are about loss and the shape of the report, not speed (benchmarks judge
