@@ -187,6 +187,10 @@ pub trait LifecycleStore: Send + Sync {
         limit: u32,
         scan: SearchScan,
     ) -> StoreResult<SearchFound>;
+    /// What testing one message of a [`SearchScan::Recent`] window costs against reading
+    /// one match of [`SearchScan::Index`] on this database (measured: docs/benchmarks.md,
+    /// sessions 13 and 15); the search weighs its two scans with it.
+    fn search_window_row_cost(&self) -> f64;
     /// Apply `change` to message `id` at `now`; logged for both participants (a hide for
     /// its user only).
     async fn change_message(

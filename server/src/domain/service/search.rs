@@ -21,9 +21,6 @@ use crate::store::{SearchRow, SearchScan};
 const FIRST_WINDOW: u32 = 128;
 /// The largest window a search reads before it asks the index instead.
 const MAX_WINDOW: u32 = 8_192;
-/// What testing one message of a window costs against one index match (PostgreSQL, 100,000
-/// messages: 20-30 µs against ~3 µs, docs/benchmarks.md session 13).
-const WINDOW_ROW_COST: f64 = 10.0;
 
 impl ChatService {
     /// `me`'s visible messages matching every word of `q` (word prefixes, any case and
@@ -83,7 +80,9 @@ impl ChatService {
             if first.hits.len() >= want as usize {
                 return Ok(first.hits);
             }
-            if let Some(window) = second_window(first.hits.len(), first.walked, first.top, want) {
+            let cost = self.store.search_window_row_cost();
+            let (walked, top) = (first.walked, first.top);
+            if let Some(window) = second_window(first.hits.len(), walked, top, want, cost) {
                 let second = search(SearchScan::Recent { window }).await?;
                 if second.hits.len() >= want as usize {
                     return Ok(second.hits);
@@ -95,9 +94,10 @@ impl ChatService {
 }
 
 /// After a first window that fell short: the window that should hold `want` hits, if
-/// reading it is cheaper than the index's matches (estimated from the first window's hit
-/// rate, `hits` of `walked`, over the log below it, `top` entries).
-fn second_window(hits: usize, walked: u32, top: u64, want: u32) -> Option<u32> {
+/// reading it (at `row_cost` an entry, in index matches) is cheaper than the index's
+/// matches (estimated from the first window's hit rate, `hits` of `walked`, over the log
+/// below it, `top` entries).
+fn second_window(hits: usize, walked: u32, top: u64, want: u32, row_cost: f64) -> Option<u32> {
     if hits == 0 || walked < FIRST_WINDOW {
         // Nothing matched (the words are rare: the index has few matches), or the log
         // ended inside the window (nothing more to read, history aside).
@@ -107,7 +107,7 @@ fn second_window(hits: usize, walked: u32, top: u64, want: u32) -> Option<u32> {
     // Half again what the rate says, so one more window nearly always suffices.
     let window = (f64::from(want) / rate * 1.5).ceil();
     let index_matches = rate * top as f64;
-    (window <= f64::from(MAX_WINDOW) && window * WINDOW_ROW_COST < index_matches)
+    (window <= f64::from(MAX_WINDOW) && window * row_cost < index_matches)
         .then_some(window as u32)
 }
 
@@ -115,22 +115,30 @@ fn second_window(hits: usize, walked: u32, top: u64, want: u32) -> Option<u32> {
 mod tests {
     use super::*;
 
+    /// PostgreSQL's and SQLite's row costs (the stores' `search_window_row_cost`).
+    const PG: f64 = 10.0;
+    const SQLITE: f64 = 1.0;
+
     #[test]
     fn the_second_window_is_read_only_when_it_beats_the_index() {
         // A word in ~15 % of 100,000 messages: 19 of 128; a window of ~520 fills 51 and
         // costs less than the index's ~15,000 matches.
-        let w = second_window(19, 128, 100_000, 51).expect("walks");
+        let w = second_window(19, 128, 100_000, 51, PG).expect("walks");
         assert!((480..=560).contains(&w), "{w}");
-        // In ~7.7 %: a window of ~1,000 costs more than ~7,700 matches.
-        assert_eq!(second_window(10, 128, 100_000, 51), None);
+        // In ~7.7 %: on PostgreSQL a window of ~1,000 costs more than ~7,700 matches; on
+        // SQLite, where a window row costs about an index match, it is read.
+        assert_eq!(second_window(10, 128, 100_000, 51, PG), None);
+        let w = second_window(10, 128, 100_000, 51, SQLITE).expect("walks on SQLite");
+        assert!((960..=1_000).contains(&w), "{w}");
         // A word in ~2.3 % of them: ~3,300 rows to read against ~2,300 index matches.
-        assert_eq!(second_window(3, 128, 100_000, 51), None);
+        assert_eq!(second_window(3, 128, 100_000, 51, PG), None);
+        assert_eq!(second_window(3, 128, 100_000, 51, SQLITE), None);
         // Common, but the whole log is short: the index has few matches anyway.
-        assert_eq!(second_window(10, 128, 400, 51), None);
+        assert_eq!(second_window(10, 128, 400, 51, SQLITE), None);
         // Nothing matched, or the log ended inside the first window.
-        assert_eq!(second_window(0, 0, 0, 51), None);
-        assert_eq!(second_window(10, 100, 100, 51), None);
+        assert_eq!(second_window(0, 0, 0, 51, SQLITE), None);
+        assert_eq!(second_window(10, 100, 100, 51, SQLITE), None);
         // Never more than MAX_WINDOW.
-        assert_eq!(second_window(1, 128, 100_000_000, 51), None);
+        assert_eq!(second_window(1, 128, 100_000_000, 51, SQLITE), None);
     }
 }
