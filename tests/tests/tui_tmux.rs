@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use chat_e2e::server::{binary, Backend, TestServer};
+use chat_e2e::server::{binary, Backend, TestServer, TestUser};
 use chat_e2e::{files, temp_dir, tmux_available};
 
 /// One tmux server (its own socket) hosting one chat-tui.
@@ -60,6 +60,17 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]);
     }
+}
+
+/// `user`'s unread count in conversation `conv`, as the server counts it.
+async fn unread(server: &TestServer, user: &TestUser, conv: &str) -> Option<u64> {
+    let list = server.get(user, "/chat/conversations").await;
+    list.expect(200)["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|c| c["id"] == conv)
+        .map(|c| c["unread_count"].as_u64().expect("count"))
 }
 
 #[tokio::test]
@@ -167,10 +178,31 @@ async fn chat_tui_in_a_real_terminal() {
     assert!(line.trim_end().ends_with('│'), "border moved: {line:?}");
     assert!(screen.contains(" Today "), "{screen}");
 
+    // A link is drawn as its text (tmux 3.3 ignores the OSC 8 hyperlink around it; the
+    // sequences themselves are checked in the render tests).
+    server
+        .send(
+            &bob,
+            &conv,
+            "docs at https://example.org/chat/a/path?x=1 ok",
+        )
+        .await;
+    tmux.wait_for("docs at https://example.org/chat/a/path?x=1 ok")
+        .await;
+
+    // Unread counts across a reconnect (issue 18 bug 4): carol writes once before the
+    // server goes away and twice once it is back.
+    let carol = server.registered_user("carol").await;
+    let carol_conv = server.conversation(&carol, &alice).await;
+    server.send(&carol, &carol_conv, "carol one").await;
+    tmux.wait_for(&format!("{} (1)", carol.username)).await;
+
     // The server goes away: the client shows it is offline with a retry countdown, queues
     // what is typed meanwhile, and sends it once (temp_id) after reconnecting on its own.
     let restart = async {
         server.restart(Duration::from_secs(3)).await;
+        server.send(&carol, &carol_conv, "carol two").await;
+        server.send(&carol, &carol_conv, "carol three").await;
     };
     let offline = async {
         tmux.wait_for("○ offline").await;
@@ -198,6 +230,31 @@ async fn chat_tui_in_a_real_terminal() {
         assert!(n == 0 && Instant::now() < deadline, "stored {n} times");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // After the reconnect alice's list counts what the server counts for carol (3), not a
+    // number from before; opening the conversation reads it, on the screen and the server.
+    tmux.wait_for(&format!("{} (3)", carol.username)).await;
+    assert_eq!(unread(&server, &alice, &carol_conv).await, Some(3));
+    tmux.keys(&format!("/open {}", carol.username));
+    tmux.key("Enter");
+    tmux.wait_for("carol three").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unread(&server, &alice, &carol_conv).await != Some(0) {
+        assert!(Instant::now() < deadline, "opened and shown, still unread");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let badge = format!("{} (", carol.username);
+    while tmux.screen().contains(&badge) {
+        assert!(
+            Instant::now() < deadline,
+            "read, still counted: {}",
+            tmux.screen()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tmux.keys(&format!("/open {}", bob.username));
+    tmux.key("Enter");
+    tmux.wait_for("me: typed while offline ✓").await;
 
     // A photo by path: shown as a media item with its size, stored as an image message.
     tmux.keys(&format!("/attach {} -- a photo", photo.display()));

@@ -10,10 +10,11 @@
 //! bell = true
 //! notify = "osc777"           # osc777 | osc9 | off
 //! title = true
+//! hyperlinks = true           # links as OSC 8 hyperlinks (clickable where supported)
 //!
 //! [colours]                   # names, #rrggbb or 0-255
 //! me = "cyan"
-//! them = "#ff8800"
+//! them = "#ff8800"          # everyone else; unset: a colour per person
 //! link = "lightblue"
 //! ```
 
@@ -34,6 +35,7 @@ pub struct FileConfig {
     pub bell: Option<bool>,
     pub notify: Option<String>,
     pub title: Option<bool>,
+    pub hyperlinks: Option<bool>,
     pub colours: Option<Colours>,
 }
 
@@ -65,6 +67,7 @@ impl FileConfig {
 pub fn theme(file: &FileConfig) -> anyhow::Result<crate::app::Theme> {
     use std::str::FromStr;
     let mut theme = crate::app::Theme::default();
+    theme.hyperlinks = file.hyperlinks.unwrap_or(theme.hyperlinks);
     let Some(c) = &file.colours else {
         return Ok(theme);
     };
@@ -79,7 +82,11 @@ pub fn theme(file: &FileConfig) -> anyhow::Result<crate::app::Theme> {
         Ok::<_, anyhow::Error>(())
     };
     colour("me", &c.me, &mut theme.me)?;
-    colour("them", &c.them, &mut theme.them)?;
+    if c.them.is_some() {
+        let mut them = ratatui::style::Color::Reset;
+        colour("them", &c.them, &mut them)?;
+        theme.them = Some(them);
+    }
     colour("link", &c.link, &mut theme.link)?;
     Ok(theme)
 }
@@ -151,10 +158,32 @@ mod tests {
         use ratatui::style::Color;
         let c = parse("[colours]\nthem = \"#ff8800\"\nlink = \"lightblue\"").unwrap();
         let t = theme(&c).unwrap();
-        assert_eq!(t.them, Color::Rgb(0xff, 0x88, 0x00));
+        assert_eq!(t.them, Some(Color::Rgb(0xff, 0x88, 0x00)));
+        assert_eq!(
+            t.user("bob"),
+            Color::Rgb(0xff, 0x88, 0x00),
+            "one colour for all"
+        );
         assert_eq!(t.link, Color::LightBlue);
         assert_eq!(t.me, Color::Cyan, "not set: the default");
         assert!(theme(&parse("[colours]\nme = \"puce-ish\"").unwrap()).is_err());
+        assert!(theme(&parse("[colours]\nthem = \"puce-ish\"").unwrap()).is_err());
+        // Not set: a colour per person, the same on every start, never mine or the links'.
+        let t = theme(&FileConfig::default()).unwrap();
+        assert_eq!(t.them, None);
+        let names = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+        ];
+        let colours: std::collections::HashSet<String> =
+            names.iter().map(|n| format!("{:?}", t.user(n))).collect();
+        assert!(
+            colours.len() >= 4,
+            "names spread over the palette: {colours:?}"
+        );
+        for n in names {
+            assert_eq!(t.user(n), t.user(n));
+            assert!(![t.me, t.link, Color::DarkGray, Color::Gray].contains(&t.user(n)));
+        }
         assert!(
             parse("[colours]\nbackground = \"red\"").is_err(),
             "unknown key"

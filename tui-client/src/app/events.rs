@@ -17,7 +17,11 @@ impl App {
             ServerEvent::ConnectionSuccess {
                 user_id, username, ..
             } => self.signed_in(user_id, username),
-            // Positions are the socket task's business (it resumes from them).
+            // Positions are the socket task's business (it resumes from them); the
+            // replay is over: now a snapshot of the list and counters is exact.
+            ServerEvent::SyncComplete { .. } if std::mem::take(&mut self.resync) => {
+                vec![Action::LoadConversations, Action::LoadUnread]
+            }
             ServerEvent::SyncComplete { .. } => Vec::new(),
             ServerEvent::MessageSent { temp_id, message } => self.message_sent(temp_id, message),
             ServerEvent::MessageNew { message } => self.message_new(message),

@@ -59,10 +59,16 @@ impl App {
                 })
             })
             .collect();
-        // Whatever happened while away: refresh the list and counters, and the open
-        // conversation unless the socket replays what was missed.
-        actions.push(Action::LoadConversations);
-        actions.push(Action::LoadUnread);
+        // Whatever happened while away: refresh the list and counters. When the socket
+        // replays what was missed, only after the replay (`sync.complete`): a snapshot
+        // taken now already counts the replayed messages, and a replayed message.new that
+        // came after it would count them again (the tmux test saw 5 for 3 unread).
+        if resumed {
+            self.resync = true;
+        } else {
+            actions.push(Action::LoadConversations);
+            actions.push(Action::LoadUnread);
+        }
         // The open conversation's history is reloaded unless the socket replays what was
         // missed; but one whose first page never came (opened while offline) loads now.
         if let Some(conv) = self.open {

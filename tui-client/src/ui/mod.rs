@@ -13,8 +13,10 @@ use ratatui::Frame;
 
 use crate::app::{media_label, App, Compose, Conn, ConvState, Focus};
 
+mod links;
 mod overlay;
 mod text;
+use links::{hyperlink_pieces, link_spans, Links};
 use overlay::{draw_help, draw_overlay};
 use text::{char_columns, clip, tail_within};
 pub use text::{columns, day_separator, expand_tabs, wrap};
@@ -89,42 +91,6 @@ fn focused(app: &App, f: Focus) -> Style {
     }
 }
 
-/// One wrapped chunk of message text as spans, links (`http://`, `https://`) underlined in
-/// blue so they stand out and the terminal's own link detection has a clear target.
-/// `in_url` carries a link that the wrap cut across chunks.
-fn link_spans(chunk: &str, in_url: &mut bool, base: Style, colour: Color) -> Vec<Span<'static>> {
-    let link = base.fg(colour).add_modifier(Modifier::UNDERLINED);
-    let mut spans = Vec::new();
-    let mut rest = chunk;
-    while !rest.is_empty() {
-        if *in_url {
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            spans.push(Span::styled(rest[..end].to_string(), link));
-            *in_url = end == rest.len();
-            rest = &rest[end..];
-            continue;
-        }
-        match ["https://", "http://"]
-            .iter()
-            .filter_map(|p| rest.find(p))
-            .min()
-        {
-            Some(at) => {
-                if at > 0 {
-                    spans.push(Span::styled(rest[..at].to_string(), base));
-                }
-                *in_url = true;
-                rest = &rest[at..];
-            }
-            None => {
-                spans.push(Span::styled(rest.to_string(), base));
-                rest = "";
-            }
-        }
-    }
-    spans
-}
-
 /// The conversation list; returns the index of its first shown item.
 fn draw_list(frame: &mut Frame, app: &App, area: Rect, now: Instant) -> usize {
     let inner = area.width.saturating_sub(2) as usize;
@@ -142,7 +108,9 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect, now: Instant) -> usize {
                 dot,
                 Span::styled(
                     u.username.clone(),
-                    Style::new().add_modifier(Modifier::BOLD),
+                    Style::new()
+                        .fg(app.theme.user(&u.username))
+                        .add_modifier(Modifier::BOLD),
                 ),
             ];
             if c.conv.unread_count > 0 {
@@ -214,12 +182,14 @@ fn header(c: &ConvState, app: &App, now: Instant) -> String {
 }
 
 /// One message as wrapped lines: `12:04 alice: text ✓✓`, media items on their own lines.
+/// The links' pieces go to `links`, by line of the returned lines.
 fn message_lines(
     app: &App,
     m: &chat_protocol::rest::Message,
     width: usize,
     selected: bool,
     highlighted: bool,
+    links: &mut Links,
 ) -> Vec<Line<'static>> {
     let mine = app.is_mine(m);
     let who = if mine {
@@ -264,7 +234,7 @@ fn message_lines(
     let name_style = if mine {
         base.fg(app.theme.me)
     } else {
-        base.fg(app.theme.them)
+        base.fg(app.theme.user(&who))
     };
     let mut out = Vec::new();
     let indent = columns(&prefix);
@@ -281,6 +251,7 @@ fn message_lines(
     let chunks = wrap(&body, width.saturating_sub(columns(&prefix)).max(8));
     let last = chunks.len().saturating_sub(1);
     let mut in_url = false;
+    links.start(base, app.theme.link);
     for (i, chunk) in chunks.into_iter().enumerate() {
         let mut spans = if i == 0 {
             vec![
@@ -296,7 +267,10 @@ fn message_lines(
                 base.fg(Color::DarkGray).add_modifier(Modifier::ITALIC),
             ));
         } else {
-            spans.extend(link_spans(&chunk, &mut in_url, base, app.theme.link));
+            let col: usize = spans.iter().map(Span::width).sum();
+            let pieces = link_spans(&chunk, &mut in_url, base, app.theme.link);
+            links.add(out.len(), col, &pieces, in_url);
+            spans.extend(pieces);
         }
         if i == last && m.edited_at.is_some() && m.deleted_at.is_none() {
             spans.push(Span::styled(" (edited)", base.fg(Color::DarkGray)));
@@ -306,6 +280,7 @@ fn message_lines(
         }
         out.push(Line::from(spans));
     }
+    links.end();
     if !m.reactions.is_empty() {
         let me = app.me.as_ref().map(|(id, _)| *id);
         let mut spans = vec![Span::styled(" ".repeat(indent), base)];
@@ -373,6 +348,7 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
         lines.push(Line::styled("loading…", Style::new().fg(Color::DarkGray)));
     }
     let mut cursor_span = None;
+    let mut links = Links::default();
     // (first line, end line, message index) of every message, for mouse clicks.
     let mut spans: Vec<(usize, usize, usize)> = Vec::new();
     let today = Local::now().date_naive();
@@ -388,12 +364,14 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
             ));
         }
         let start = lines.len();
+        links.at_line(start);
         lines.extend(message_lines(
             app,
             m,
             width,
             sel,
             app.highlight == Some(m.id),
+            &mut links,
         ));
         spans.push((start, lines.len(), i));
         if sel {
@@ -449,10 +427,15 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
         })
         .collect();
     let border = focused(app, Focus::Messages);
+    let shown = visible.len();
     frame.render_widget(
         Paragraph::new(visible).block(Block::bordered().title(title).border_style(border)),
         area,
     );
+    if app.theme.hyperlinks {
+        let inner = area.inner(ratatui::layout::Margin::new(1, 1));
+        hyperlink_pieces(frame.buffer_mut(), inner, links.shown(first, shown));
+    }
     app.pane_height = height;
     app.pane_lines = total;
     app.scroll = scroll;
@@ -548,3 +531,5 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_look;

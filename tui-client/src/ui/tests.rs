@@ -92,11 +92,33 @@ pub fn render(app: &mut App, w: u16, h: u16) -> String {
     let buf = term.backend().buffer().clone();
     let mut out = String::new();
     for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
+        let mut x = 0;
+        while x < buf.area.width {
+            // A hyperlink's cell holds its whole text, which a terminal draws over the
+            // columns after it (never written apart).
+            let sym = buf[(x, y)].symbol();
+            let text = strip_osc8(sym);
+            out.push_str(&text);
+            x += if text.len() == sym.len() {
+                1
+            } else {
+                columns(&text).max(1) as u16
+            };
         }
         out.push('\n');
     }
+    out
+}
+
+/// `s` without OSC 8 hyperlink sequences (`ESC ] 8 ; ; URL ESC \`).
+pub fn strip_osc8(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("\x1b]8;") {
+        out.push_str(&rest[..at]);
+        rest = rest[at..].split_once("\x1b\\").map_or("", |(_, r)| r);
+    }
+    out.push_str(rest);
     out
 }
 

@@ -7,6 +7,7 @@ use crossterm::event::{KeyCode, KeyModifiers};
 
 mod input;
 mod lifecycle;
+mod reconnect;
 
 fn key(code: KeyCode) -> Update {
     Update::Key(KeyEvent::new(code, KeyModifiers::NONE))
