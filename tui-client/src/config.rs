@@ -16,6 +16,11 @@
 //! me = "cyan"
 //! them = "#ff8800"          # everyone else; unset: a colour per person
 //! link = "lightblue"
+//!
+//! [keys]                      # action = key; see chat-tui's help (F1) for the defaults
+//! reply = "R"
+//! next_conversation = "ctrl-j"
+//! help = "f2"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -37,6 +42,8 @@ pub struct FileConfig {
     pub title: Option<bool>,
     pub hyperlinks: Option<bool>,
     pub colours: Option<Colours>,
+    /// `[keys]`: action name to key (crate::keymap lists both).
+    pub keys: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `[colours]`: names (`cyan`, `lightblue`), `#rrggbb`, or 0–255.

@@ -88,6 +88,7 @@ pub async fn run(
     download_dir: PathBuf,
     notices: Notices,
     theme: crate::app::Theme,
+    keymap: crate::keymap::Keymap,
 ) -> anyhow::Result<()> {
     let (up_tx, mut up_rx) = mpsc::unbounded_channel::<Update>();
     let (ws_tx, ws_rx) = mpsc::unbounded_channel::<ClientEvent>();
@@ -128,6 +129,7 @@ pub async fn run(
     let mut term = enter()?;
     let mut app = App::new();
     app.theme = theme;
+    app.keys = keymap;
     let exec = Exec {
         client,
         up: up_tx,

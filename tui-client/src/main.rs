@@ -5,6 +5,7 @@ mod app;
 mod check;
 mod config;
 mod interactive;
+mod keymap;
 mod notify;
 mod ui;
 
@@ -59,6 +60,9 @@ struct Cli {
     /// Colours, from the settings file's `[colours]` table.
     #[arg(skip)]
     theme: app::Theme,
+    /// Key bindings, from the settings file's `[keys]` table.
+    #[arg(skip)]
+    keys: keymap::Keymap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +144,9 @@ fn with_file(
         cli.notify = file.desktop()?.unwrap_or(cli.notify);
     }
     cli.theme = config::theme(file)?;
+    if let Some(table) = &file.keys {
+        cli.keys = keymap::Keymap::from_table(table).map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    }
     Ok(cli)
 }
 
@@ -176,6 +183,7 @@ fn main() -> anyhow::Result<()> {
                 cli.download_dir,
                 notices,
                 cli.theme,
+                cli.keys,
             ))
         }
     }
@@ -230,5 +238,26 @@ mod tests {
             (Some("t"), None),
             "a token given wins over the file's user"
         );
+    }
+
+    /// Issue 18: `[keys]` and `hyperlinks` come from the file; a bad key table stops the
+    /// start with the reason.
+    #[test]
+    fn keys_and_hyperlinks_come_from_the_file() {
+        let c = cli_with(&[], "hyperlinks = false\n[keys]\nreply = \"R\"\n");
+        assert!(!c.theme.hyperlinks);
+        assert_eq!(c.keys.label(keymap::KeyAction::Reply), "R");
+        let c = cli_with(&[], "");
+        assert!(c.theme.hyperlinks, "on by default");
+        assert_eq!(c.keys, keymap::Keymap::default());
+        let matches = Cli::command()
+            .try_get_matches_from(["chat-tui"])
+            .expect("arguments");
+        let cli = Cli::from_arg_matches(&matches).expect("cli");
+        let file = config::parse("[keys]\nhelp = \"h\"\n").expect("config");
+        let e = with_file(cli, &matches, &file, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("keys.help"), "{e}");
     }
 }

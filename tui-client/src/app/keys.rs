@@ -9,6 +9,7 @@ use crossterm::event::{
 };
 
 use super::{Action, App, Conn, Focus, ScreenMap, TYPING_IDLE, TYPING_REPEAT};
+use crate::keymap::KeyAction;
 
 impl App {
     /// Timers: typing indicators expire, `typing.stop` after an idle input.
@@ -163,14 +164,14 @@ impl App {
             return Vec::new();
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
+        if (ctrl && key.code == KeyCode::Char('c')) || self.keys.is(KeyAction::Quit, &key) {
             self.quit = true;
             return vec![Action::Quit];
         }
         if self.help || self.overlay.is_some() {
             return self.key_overlay(key);
         }
-        if let Some(actions) = self.key_global(key, ctrl) {
+        if let Some(actions) = self.key_global(key) {
             return actions;
         }
         match self.focus {
@@ -187,9 +188,9 @@ impl App {
         let page = self.pane_height.max(2) - 1;
         if let Some(o) = self.overlay.as_mut().filter(|o| !o.targets.is_empty()) {
             let last = o.targets.len() - 1;
-            match key.code {
-                KeyCode::Up | KeyCode::Char('k') => o.selected = o.selected.saturating_sub(1),
-                KeyCode::Down | KeyCode::Char('j') => o.selected = (o.selected + 1).min(last),
+            match self.keys.arrow(&key) {
+                KeyCode::Up => o.selected = o.selected.saturating_sub(1),
+                KeyCode::Down => o.selected = (o.selected + 1).min(last),
                 KeyCode::PageUp => o.selected = o.selected.saturating_sub(page),
                 KeyCode::PageDown => o.selected = (o.selected + page).min(last),
                 KeyCode::Home => o.selected = 0,
@@ -215,10 +216,10 @@ impl App {
                 self.overlay = None;
                 self.overlay_scroll = 0;
             }
-            KeyCode::Up | KeyCode::Char('k') => {
+            _ if self.keys.arrow(&key) == KeyCode::Up => {
                 self.overlay_scroll = self.overlay_scroll.saturating_sub(1)
             }
-            KeyCode::Down | KeyCode::Char('j') => self.overlay_scroll += 1,
+            _ if self.keys.arrow(&key) == KeyCode::Down => self.overlay_scroll += 1,
             KeyCode::PageUp => self.overlay_scroll = self.overlay_scroll.saturating_sub(page),
             KeyCode::PageDown => self.overlay_scroll += page,
             KeyCode::Home => self.overlay_scroll = 0,
@@ -229,15 +230,22 @@ impl App {
     }
 
     /// Keys that work in every pane (focus, paging, next/previous conversation), if `key` is one.
-    fn key_global(&mut self, key: KeyEvent, ctrl: bool) -> Option<Vec<Action>> {
+    fn key_global(&mut self, key: KeyEvent) -> Option<Vec<Action>> {
+        use KeyAction::*;
+        match self
+            .keys
+            .action(&key, &[Help, NextConversation, PreviousConversation])
+        {
+            Some(Help) => return Some(self.show_help()),
+            Some(NextConversation) => return Some(self.move_conv(1)),
+            Some(PreviousConversation) => return Some(self.move_conv(-1)),
+            _ => {}
+        }
         Some(match key.code {
-            KeyCode::F(1) => self.show_help(),
             KeyCode::Tab => self.cycle_focus(),
             KeyCode::BackTab => self.focus_input(),
             KeyCode::PageUp => self.scroll_up(self.pane_height.max(2) - 1),
             KeyCode::PageDown => self.scroll_down(self.pane_height.max(2) - 1),
-            KeyCode::Char('n') if ctrl => self.move_conv(1),
-            KeyCode::Char('p') if ctrl => self.move_conv(-1),
             _ => return None,
         })
     }
@@ -279,9 +287,9 @@ impl App {
 
     /// Keys of the conversation list.
     fn key_conversations(&mut self, key: KeyEvent) -> Vec<Action> {
-        match key.code {
-            KeyCode::Up | KeyCode::Char('k') => self.move_conv(-1),
-            KeyCode::Down | KeyCode::Char('j') => self.move_conv(1),
+        match self.keys.arrow(&key) {
+            KeyCode::Up => self.move_conv(-1),
+            KeyCode::Down => self.move_conv(1),
             KeyCode::Enter | KeyCode::Esc => self.focus_input(),
             KeyCode::Char('?') => self.show_help(),
             KeyCode::Char('/') => self.start_command(),
@@ -303,19 +311,35 @@ impl App {
     /// Keys of the message pane: move the selection, act on the selected message (reply,
     /// edit, delete, react, copy, save or open its media).
     fn key_messages(&mut self, key: KeyEvent) -> Vec<Action> {
-        match key.code {
-            KeyCode::Up | KeyCode::Char('k') => self.cursor_up(),
-            KeyCode::Down | KeyCode::Char('j') => self.cursor_down(),
-            KeyCode::Char('s') => self.save_selected(false),
-            KeyCode::Char('o') => self.save_selected(true),
-            KeyCode::Char('y') => self.copy_selected(),
-            KeyCode::Char('i') => self.describe_selected(),
-            KeyCode::Char('r') => self.start_reply(),
-            KeyCode::Char('e') => self.start_edit(),
-            KeyCode::Char('d') => self.delete_selected(DeleteScope::Me),
-            KeyCode::Char('D') => self.delete_selected(DeleteScope::Everyone),
-            KeyCode::Char('+') => self.react_prompt(),
-            KeyCode::Char('g') => self.jump_to_original(),
+        use KeyAction::*;
+        const ON_MESSAGES: [KeyAction; 10] = [
+            Save,
+            Open,
+            Copy,
+            Info,
+            Reply,
+            Edit,
+            DeleteForMe,
+            DeleteForEveryone,
+            React,
+            JumpToOriginal,
+        ];
+        match self.keys.action(&key, &ON_MESSAGES) {
+            Some(Save) => return self.save_selected(false),
+            Some(Open) => return self.save_selected(true),
+            Some(Copy) => return self.copy_selected(),
+            Some(Info) => return self.describe_selected(),
+            Some(Reply) => return self.start_reply(),
+            Some(Edit) => return self.start_edit(),
+            Some(DeleteForMe) => return self.delete_selected(DeleteScope::Me),
+            Some(DeleteForEveryone) => return self.delete_selected(DeleteScope::Everyone),
+            Some(React) => return self.react_prompt(),
+            Some(JumpToOriginal) => return self.jump_to_original(),
+            _ => {}
+        }
+        match self.keys.arrow(&key) {
+            KeyCode::Up => self.cursor_up(),
+            KeyCode::Down => self.cursor_down(),
             KeyCode::Char('?') => self.show_help(),
             KeyCode::Esc | KeyCode::Enter => {
                 self.highlight = None;

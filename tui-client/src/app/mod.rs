@@ -249,6 +249,8 @@ pub struct App {
     /// A resumed socket is replaying what was missed: the list and counters are loaded
     /// once it says `sync.complete`.
     pub resync: bool,
+    /// Key bindings (the settings file's `[keys]` over the defaults).
+    pub keys: crate::keymap::Keymap,
     /// Messages that arrived in the open conversation while it was scrolled up (shown as
     /// "↓ N new"; read once the pane is back at the bottom).
     pub new_below: usize,
@@ -385,6 +387,7 @@ impl App {
             unread_total: 0,
             engaged: false,
             resync: false,
+            keys: crate::keymap::Keymap::default(),
             new_below: 0,
             quit: false,
             presence: HashMap::new(),

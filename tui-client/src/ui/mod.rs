@@ -56,7 +56,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     draw_status(frame, app, status, now);
     // The scroll position is kept clamped to what there is, so Up after End works at once.
     if app.help {
-        app.overlay_scroll = draw_help(frame, main, app.overlay_scroll);
+        app.overlay_scroll = draw_help(frame, main, app.overlay_scroll, &app.keys);
     } else if let Some(o) = &app.overlay {
         let selectable = !o.targets.is_empty();
         let lines: Vec<Line> = o

@@ -7,6 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::keymap::Keymap;
+
 /// Every key and command, as the help overlay lists them.
 pub const HELP: &[(&str, &str)] = &[
     ("Enter", "send the message / run the /command"),
@@ -17,11 +19,11 @@ pub const HELP: &[(&str, &str)] = &[
     ("Tab / Shift-Tab", "focus: input → conversations → messages"),
     (
         "↑ ↓ (input)",
-        "previous / next conversation (also Ctrl-P / Ctrl-N)",
+        "previous / next conversation (also {previous_conversation} / {next_conversation})",
     ),
     (
-        "↑ ↓ (messages)",
-        "select a message; at the top, older history loads",
+        "↑ ↓ {up} {down} (lists)",
+        "select a conversation / a message; at the top, older history loads",
     ),
     (
         "PgUp / PgDn, mouse wheel",
@@ -29,29 +31,36 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("mouse click", "open a conversation / select a message"),
     (
-        "y / i (messages)",
+        "{copy} / {info} (messages)",
         "copy the message (OSC 52) / show its id and time",
     ),
     (
-        "s / o (messages)",
+        "{save} / {open} (messages)",
         "save (all items, never overwriting) / open the selected message's media",
     ),
     (
-        "r / e (messages)",
+        "{reply} / {edit} (messages)",
         "reply to the selected message / edit it (yours); Esc in the input cancels",
     ),
     (
-        "d / D (messages)",
+        "{delete_for_me} / {delete_for_everyone} (messages)",
         "delete the selected message for me / for everyone (yours)",
     ),
     (
-        "+ (messages)",
+        "{react} (messages)",
         "react: /react EMOJI on the selected message",
     ),
-    ("g (messages)", "on a reply: show the message it answers"),
+    (
+        "{jump_to_original} (messages)",
+        "on a reply: show the message it answers",
+    ),
     ("Esc", "clear the input, close an overlay"),
-    ("F1 (or ? outside the input)", "this help"),
-    ("Ctrl-C", "quit"),
+    ("{help} (or ? outside the input)", "this help"),
+    ("Ctrl-C / {quit}", "quit"),
+    (
+        "[keys] in config.toml",
+        "rebind these keys (reply = \"R\", help = \"f2\"; README)",
+    ),
     ("/open USER", "open or start a conversation"),
     (
         "/attach PATH... [-- caption]",
@@ -80,18 +89,23 @@ pub const HELP: &[(&str, &str)] = &[
     ("/quit", "quit"),
 ];
 
-pub(super) fn draw_help(frame: &mut Frame, area: Rect, scroll: usize) -> usize {
-    let key_width = HELP
+/// The help table with the keys in force (`keys`) in place of the `{action}` names.
+pub(super) fn draw_help(frame: &mut Frame, area: Rect, scroll: usize, keys: &Keymap) -> usize {
+    let rows: Vec<(String, String)> = HELP
+        .iter()
+        .map(|(k, v)| (keys.fill(k), keys.fill(v)))
+        .collect();
+    let key_width = rows
         .iter()
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
-    let lines = HELP
-        .iter()
+    let lines = rows
+        .into_iter()
         .map(|(k, v)| {
             Line::from(vec![
                 Span::styled(format!("{k:<key_width$}  "), Style::new().fg(Color::Cyan)),
-                Span::raw(*v),
+                Span::raw(v),
             ])
         })
         .collect();

@@ -6,6 +6,7 @@ use chat_protocol::error::ErrorCode;
 use crossterm::event::{KeyCode, KeyModifiers};
 
 mod input;
+mod keymap;
 mod lifecycle;
 mod reconnect;
 
