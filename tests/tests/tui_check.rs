@@ -43,6 +43,8 @@ async fn every_call_and_event_passes(server: &TestServer) {
         "PATCH /chat/messages/:id",
         "GET /chat/search",
         "reply_to",
+        "sync.complete",
+        "?since=",
     ] {
         assert!(stdout.contains(event), "{event} not checked:\n{stdout}");
     }

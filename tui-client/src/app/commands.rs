@@ -39,6 +39,8 @@ impl App {
             "react" | "r" => self.cmd_react(arg),
             "search" | "s" | "find" => self.cmd_search(arg),
             "unread" => vec![Action::LoadUnread, Action::LoadConversations],
+            "retry" => self.cmd_retry(),
+            "dismiss" => self.cmd_dismiss(),
             "help" | "h" => {
                 self.help = true;
                 self.overlay_scroll = 0;
@@ -53,6 +55,53 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// `/retry`: send this conversation's failed messages again, with their temp_ids (a
+    /// send the server did store is not stored twice).
+    fn cmd_retry(&mut self) -> Vec<Action> {
+        let Some(conv) = self.need_conv() else {
+            return Vec::new();
+        };
+        let online = self.conn == Conn::Online;
+        let mut actions = Vec::new();
+        let mut n = 0;
+        for p in self.pending.iter_mut() {
+            if p.conversation_id != conv || p.failed.take().is_none() {
+                continue;
+            }
+            n += 1;
+            // Offline it is queued again: sent on reconnect like any other.
+            if online {
+                actions.push(Action::Ws(ClientEvent::MessageSend {
+                    conversation_id: conv,
+                    content: p.content.clone(),
+                    temp_id: Some(p.temp_id.clone()),
+                    reply_to_id: p.reply_to_id,
+                }));
+            }
+        }
+        match (n, online) {
+            (0, _) => self.error("/retry: no message failed here"),
+            (_, true) => self.info(format!("retrying {n}")),
+            (_, false) => self.info(QUEUED_NOTICE),
+        }
+        actions
+    }
+
+    /// `/dismiss`: forget this conversation's failed messages (they were never stored).
+    fn cmd_dismiss(&mut self) -> Vec<Action> {
+        let Some(conv) = self.need_conv() else {
+            return Vec::new();
+        };
+        let before = self.pending.len();
+        self.pending
+            .retain(|p| p.conversation_id != conv || p.failed.is_none());
+        match before - self.pending.len() {
+            0 => self.error("/dismiss: no message failed here"),
+            n => self.info(format!("dismissed {n}")),
+        }
+        Vec::new()
     }
 
     /// The open conversation, or an error telling how to open one.

@@ -298,7 +298,7 @@ impl App {
     ) -> Vec<Action> {
         if let Some(t) = &temp_id {
             if let Some(p) = self.pending.iter_mut().find(|p| &p.temp_id == t) {
-                p.failed = Some(code.as_str().to_string());
+                p.failed = Some(format!("{}: {message}", code.as_str()));
             }
         }
         self.error(format!("{}: {message}", code.as_str()));

@@ -8,12 +8,19 @@ use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 
-use super::{Action, App, Conn, Focus, ScreenMap, TYPING_IDLE, TYPING_REPEAT};
+use super::{Action, App, Conn, Focus, ScreenMap, NOTICE_FOR, TYPING_IDLE, TYPING_REPEAT};
 use crate::keymap::KeyAction;
 
 impl App {
     /// Timers: typing indicators expire, `typing.stop` after an idle input.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        let stale = matches!(self.status, Some((_, false)))
+            && self
+                .status_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= NOTICE_FOR);
+        if stale {
+            self.status = None;
+        }
         for c in &mut self.convs {
             if c.typing_until.is_some_and(|t| t <= now) {
                 c.typing_until = None;

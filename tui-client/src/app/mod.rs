@@ -28,6 +28,9 @@ use crossterm::event::{KeyEvent, MouseEvent};
 /// expires after 5 s), and how long after the last key a `typing.stop` follows.
 pub const TYPING_REPEAT: Duration = Duration::from_secs(3);
 pub const TYPING_IDLE: Duration = Duration::from_secs(3);
+/// How long a notice ("copied", "dismissed 2") stays on the status line; errors stay
+/// until the next command.
+pub const NOTICE_FOR: Duration = Duration::from_secs(6);
 /// The other user's typing indicator disappears this long after their last `typing.start`.
 pub const TYPING_SHOWN: Duration = Duration::from_secs(5);
 /// Page size for history.
@@ -79,6 +82,12 @@ pub struct ConvState {
     pub loaded: bool,
     pub loading: bool,
     pub typing_until: Option<Instant>,
+    /// The first message that was unread when it was read here: the "new messages" line
+    /// goes above it until another conversation is opened.
+    pub read_marker: Option<MessageId>,
+    /// Unread messages read before their page was loaded: the marker goes that many of
+    /// the other person's messages from the end once it is.
+    pub marker_wanted: u64,
 }
 
 /// A read-only list shown over the message pane (media, files, links, blocked users,
@@ -242,6 +251,8 @@ pub struct App {
     pub overlay_scroll: usize,
     pub help: bool,
     pub status: Option<(String, bool)>,
+    /// When the status notice was set: a notice (not an error) goes after [`NOTICE_FOR`].
+    pub status_at: Option<Instant>,
     pub unread_total: u64,
     /// Someone is at the terminal: a key, paste or mouse event since start, and the
     /// terminal has not reported losing focus since. Read receipts wait for it.
@@ -387,6 +398,7 @@ impl App {
             unread_total: 0,
             engaged: false,
             resync: false,
+            status_at: None,
             keys: crate::keymap::Keymap::default(),
             new_below: 0,
             quit: false,
@@ -437,6 +449,7 @@ impl App {
     /// A status-bar notice.
     fn info(&mut self, s: impl Into<String>) {
         self.status = Some((s.into(), false));
+        self.status_at = Some(Instant::now());
     }
 
     /// A status-bar error.
@@ -551,6 +564,11 @@ impl App {
         let mut actions = Vec::new();
         if self.open != Some(id) {
             actions.extend(self.stop_typing());
+            // What was new in the conversation left is read now: its marker goes.
+            if let Some(c) = self.open.and_then(|o| self.conv_mut(o)) {
+                c.read_marker = None;
+                c.marker_wanted = 0;
+            }
         }
         self.open = Some(id);
         self.scroll = 0;
@@ -605,11 +623,34 @@ impl App {
         if unread == 0 {
             return Vec::new();
         }
+        if c.read_marker.is_none() {
+            c.marker_wanted = unread;
+        }
+        self.place_marker(id);
         self.unread_total = self.unread_total.saturating_sub(unread);
         vec![Action::Ws(ClientEvent::MessageRead {
             conversation_id: id,
             up_to_message_id: None,
         })]
+    }
+
+    /// Put the read marker of `id` above the first of the `marker_wanted` newest messages
+    /// of the other person, once they are loaded (the oldest loaded one when the unread
+    /// messages go further back than the page).
+    pub(super) fn place_marker(&mut self, id: ConversationId) {
+        let me = self.me.as_ref().map(|(u, _)| *u);
+        let Some(c) = self.conv_mut(id) else {
+            return;
+        };
+        if c.marker_wanted == 0 || c.read_marker.is_some() {
+            return;
+        }
+        let theirs = c.messages.iter().rev().filter(|m| Some(m.sender_id) != me);
+        let Some(first) = theirs.take(c.marker_wanted as usize).last() else {
+            return;
+        };
+        c.read_marker = Some(first.id);
+        c.marker_wanted = 0;
     }
 
     /// Before sending into `conv`: if its loaded window stops short of the present (after
@@ -669,6 +710,8 @@ impl ConvState {
             loaded: false,
             loading: false,
             typing_until: None,
+            read_marker: None,
+            marker_wanted: 0,
         }
     }
 

@@ -179,6 +179,7 @@ impl App {
                 c.messages.sort_by_key(|m| (m.created_at, m.id));
             }
         }
+        self.place_marker(conv);
         Vec::new()
     }
 

@@ -12,14 +12,15 @@ use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::app::{media_label, App, Compose, Conn, ConvState, Focus};
+use crate::keymap::KeyAction;
 
 mod links;
 mod overlay;
 mod text;
 use links::{hyperlink_pieces, link_spans, Links};
 use overlay::{draw_help, draw_overlay};
+pub use text::{centred, columns, day_separator, expand_tabs, wrap};
 use text::{char_columns, clip, tail_within};
-pub use text::{columns, day_separator, expand_tabs, wrap};
 
 /// Below this the layout cannot hold its panes; a notice is shown instead.
 pub const MIN_WIDTH: u16 = 40;
@@ -89,6 +90,38 @@ fn focused(app: &App, f: Focus) -> Style {
     } else {
         Style::new()
     }
+}
+
+/// A message not stored yet: `12:04 me: text …` (sending), `(queued)` (offline), or
+/// `✗ not sent` with the whole reason under it and what can be done.
+fn pending_lines(app: &App, p: &crate::app::Pending, width: usize) -> Vec<Line<'static>> {
+    let time = p
+        .created_at
+        .with_timezone(&Local)
+        .format("%H:%M")
+        .to_string();
+    let mark = match &p.failed {
+        Some(_) => " ✗ not sent",
+        None if app.conn == Conn::Online => " …",
+        None => " (queued)",
+    };
+    let grey = Style::new().fg(Color::DarkGray);
+    let text = expand_tabs(&p.content.replace('\n', " ↵ "));
+    let mut out = vec![Line::styled(
+        format!("{time} me: {}{mark}", clip(&text, width.saturating_sub(20))),
+        grey,
+    )];
+    if let Some(e) = &p.failed {
+        let indent = "      ";
+        let why = format!("{e} (/retry or /dismiss)");
+        for chunk in wrap(&why, width.saturating_sub(indent.len()).max(8)) {
+            out.push(Line::styled(
+                format!("{indent}{chunk}"),
+                Style::new().fg(Color::Red),
+            ));
+        }
+    }
+    out
 }
 
 /// The conversation list; returns the index of its first shown item.
@@ -353,7 +386,15 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
     let mut spans: Vec<(usize, usize, usize)> = Vec::new();
     let today = Local::now().date_naive();
     let mut day = None;
+    // Messages not stored yet (sending, queued or failed) stand where they were written,
+    // in time order with the stored ones; those still sending are the newest anyway.
+    let mut pending: Vec<_> = app.pending_in(c.conv.id).collect();
+    pending.sort_by_key(|p| p.created_at);
+    let mut pending = pending.into_iter().peekable();
     for (i, m) in c.messages.iter().enumerate() {
+        while let Some(p) = pending.next_if(|p| p.created_at < m.created_at) {
+            lines.extend(pending_lines(app, p, width));
+        }
         let sel = app.focus == Focus::Messages && app.cursor == Some(i);
         let date = m.created_at.with_timezone(&Local).date_naive();
         if day != Some(date) {
@@ -361,6 +402,12 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
             lines.push(Line::styled(
                 day_separator(date, today, width),
                 Style::new().fg(Color::DarkGray),
+            ));
+        }
+        if c.read_marker == Some(m.id) {
+            lines.push(Line::styled(
+                centred(" new messages ", width),
+                Style::new().fg(Color::Yellow),
             ));
         }
         let start = lines.len();
@@ -378,24 +425,8 @@ fn draw_messages(frame: &mut Frame, app: &mut App, area: Rect, now: Instant) {
             cursor_span = Some((start, lines.len()));
         }
     }
-    for p in app.pending_in(c.conv.id) {
-        let time = p
-            .created_at
-            .with_timezone(&Local)
-            .format("%H:%M")
-            .to_string();
-        let mark = match &p.failed {
-            Some(e) => format!(" ✗ {e}"),
-            None if app.conn == Conn::Online => " …".into(),
-            None => " (queued)".into(),
-        };
-        lines.push(Line::styled(
-            format!(
-                "{time} me: {}{mark}",
-                clip(&p.content, width.saturating_sub(12))
-            ),
-            Style::new().fg(Color::DarkGray),
-        ));
+    for p in pending {
+        lines.extend(pending_lines(app, p, width));
     }
     if c.newer.is_some() {
         lines.push(Line::styled(
@@ -514,10 +545,17 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
     if queued > 0 {
         spans.push(Span::raw(format!(" │ {queued} unsent")));
     }
+    // The help key stays on the line: a long status message is cut to what is left.
+    let help = Span::styled(
+        format!(" │ {} help", app.keys.label(KeyAction::Help)),
+        Style::new().fg(Color::DarkGray),
+    );
     if let Some((msg, is_err)) = &app.status {
         spans.push(Span::raw(" │ "));
+        let used: usize = spans.iter().map(Span::width).sum::<usize>() + help.width();
+        let room = usize::from(area.width).saturating_sub(used);
         spans.push(Span::styled(
-            msg.clone(),
+            clip(msg, room),
             if *is_err {
                 Style::new().fg(Color::Red)
             } else {
@@ -525,7 +563,14 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect, now: Instant) {
             },
         ));
     }
-    spans.push(Span::styled(" │ F1 help", Style::new().fg(Color::DarkGray)));
+    let used: usize = spans.iter().map(Span::width).sum();
+    if used + help.width() > usize::from(area.width) {
+        // Even without a message it does not fit (a long offline reason): cut it to fit.
+        let room = usize::from(area.width).saturating_sub(help.width());
+        let all: String = spans.iter().map(|s| s.content.as_ref()).collect();
+        spans = vec![Span::styled(clip(&all, room), Style::new().fg(Color::Red))];
+    }
+    spans.push(help);
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 

@@ -86,6 +86,10 @@ pub const HELP: &[(&str, &str)] = &[
         "find your messages with all the words (prefixes, any case or accents)",
     ),
     ("/unread", "refresh unread totals"),
+    (
+        "/retry  /dismiss",
+        "send this conversation's failed (✗) messages again / forget them",
+    ),
     ("/quit", "quit"),
 ];
 

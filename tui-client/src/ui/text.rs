@@ -14,8 +14,12 @@ pub fn day_separator(date: NaiveDate, today: NaiveDate, width: usize) -> String 
         2..=6 => date.format("%A").to_string(),
         _ => date.format("%Y-%m-%d").to_string(),
     };
-    let label = format!(" {label} ");
-    let side = width.saturating_sub(columns(&label)) / 2;
+    centred(&format!(" {label} "), width)
+}
+
+/// `label` in the middle of a `─` rule `width` columns wide.
+pub fn centred(label: &str, width: usize) -> String {
+    let side = width.saturating_sub(columns(label)) / 2;
     format!("{}{label}{}", "─".repeat(side), "─".repeat(side))
 }
 

@@ -5,6 +5,7 @@ use crate::ui::tests::{msg, sample};
 use chat_protocol::error::ErrorCode;
 use crossterm::event::{KeyCode, KeyModifiers};
 
+mod failures;
 mod input;
 mod keymap;
 mod lifecycle;
