@@ -64,6 +64,8 @@ impl Socket {
         if let Some(since) = since {
             url.push_str(&format!("?since={since}"));
         }
+        // Without the address "Connection refused" does not say which server refused.
+        let at = ws_url(base);
         let mut req = url
             .into_client_request()
             .map_err(|e| connect_err(None, e.to_string()))?;
@@ -77,7 +79,7 @@ impl Socket {
                     Some(resp.status().as_u16()),
                     format!("HTTP {}", resp.status()),
                 ),
-                other => connect_err(None, other.to_string()),
+                other => connect_err(None, format!("{at}: {other}")),
             })?;
         Ok(Socket { inner })
     }
@@ -179,5 +181,24 @@ mod tests {
             "ws://127.0.0.1:8080/chat/ws"
         );
         assert_eq!(ws_url("https://chat.example"), "wss://chat.example/chat/ws");
+    }
+
+    /// Issue 18 bug 16: a socket that cannot connect names the server it tried.
+    #[tokio::test]
+    async fn a_refused_socket_names_the_server() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let err = Socket::connect(&format!("http://127.0.0.1:{port}"), "t")
+            .await
+            .err()
+            .expect("nothing listens there");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("ws://127.0.0.1:{port}/chat/ws")),
+            "{text}"
+        );
+        assert!(text.contains("refused"), "{text}");
     }
 }

@@ -107,8 +107,7 @@ fn second_window(hits: usize, walked: u32, top: u64, want: u32, row_cost: f64) -
     // Half again what the rate says, so one more window nearly always suffices.
     let window = (f64::from(want) / rate * 1.5).ceil();
     let index_matches = rate * top as f64;
-    (window <= f64::from(MAX_WINDOW) && window * row_cost < index_matches)
-        .then_some(window as u32)
+    (window <= f64::from(MAX_WINDOW) && window * row_cost < index_matches).then_some(window as u32)
 }
 
 #[cfg(test)]
