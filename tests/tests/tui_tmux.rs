@@ -277,6 +277,13 @@ async fn chat_tui_in_a_real_terminal() {
         "one message, not two: {screen}"
     );
 
+    // A paste over 1 KiB shows at once, not at the next key press (issue 18 bug 3).
+    let big = format!("{}TAIL-OF-THE-BIG-PASTE", "x".repeat(2048));
+    tmux.cmd(&["set-buffer", "-b", "big", &big]);
+    tmux.cmd(&["paste-buffer", "-p", "-b", "big", "-t", "chat"]);
+    tmux.wait_for("TAIL-OF-THE-BIG-PASTE").await;
+    tmux.key("C-u");
+
     // Alt-E: the line goes to $VISUAL and comes back edited, line break and all.
     tmux.keys("draft");
     tmux.key("M-e");

@@ -146,3 +146,46 @@ fn a_new_messages_line_marks_where_reading_stopped() {
     assert!(app.convs.iter().all(|c| c.read_marker.is_none()));
     assert!(!render(&mut app, 100, 24).contains(" new messages "));
 }
+
+/// Issue 18 bug 13: saving the selected message saves every one of its items (only the
+/// first used to be), and `o` saves them all too and opens the first.
+#[test]
+fn saving_a_message_saves_every_item() {
+    let (mut app, me, bob) = sample();
+    let now = Instant::now();
+    let mut album = msg(&bob, bob.other_user.id, me, "");
+    album.content = None;
+    album.kind = chat_protocol::rest::MessageType::Image;
+    let photo = app.open_conv().expect("bob open").messages[0].media[0].clone();
+    album.media = ["one.jpg", "two.jpg", "three.jpg"]
+        .iter()
+        .map(|n| chat_protocol::rest::MediaItem {
+            name: Some((*n).into()),
+            ..photo.clone()
+        })
+        .collect();
+    app.update(
+        Update::Server(ServerEvent::MessageNew {
+            message: album.clone(),
+        }),
+        now,
+    );
+    app.focus = Focus::Messages;
+    app.cursor = Some(app.open_conv().expect("bob open").messages.len() - 1);
+    let saved = app.update(key(KeyCode::Char('s')), now);
+    assert_eq!(
+        saved,
+        vec![Action::Save {
+            items: album.media.clone(),
+            open: false
+        }]
+    );
+    let opened = app.update(key(KeyCode::Char('o')), now);
+    assert_eq!(
+        opened,
+        vec![Action::Save {
+            items: album.media,
+            open: true
+        }]
+    );
+}
