@@ -23,7 +23,7 @@ on_both_backends!(
     mark_read_on_a_foreign_conversation_is_limited_too,
     a_rate_limited_user_cannot_stream_an_upload,
     presence_needs_a_conversation_with_a_message,
-    presence_does_not_cross_a_block_over_rest,
+    presence_does_not_cross_a_block,
     read_receipts_do_not_cross_a_block,
     labelled_counters_exist_from_the_first_scrape,
     invisible_messages_and_disguised_file_names_are_refused,
@@ -308,17 +308,24 @@ async fn presence_needs_a_conversation_with_a_message(s: &TestServer) {
     assert_eq!(list.expect(200)["data"][0]["other_user"]["online"], true);
 }
 
-async fn presence_does_not_cross_a_block_over_rest(s: &TestServer) {
+async fn presence_does_not_cross_a_block(s: &TestServer) {
     let a = s.registered_user("a").await;
     let b = s.registered_user("b").await;
     let conv = s.conversation(&a, &b).await;
     s.send(&a, &conv, "hi").await;
-    let _a_online = WsClient::connect(s, &a).await;
+    let mut a_ws = WsClient::connect(s, &a).await;
+    let mut b_ws = WsClient::connect(s, &b).await;
     let seen = s.get(&b, "/chat/conversations").await;
     assert_eq!(seen.expect(200)["data"][0]["other_user"]["online"], true);
     s.post(&a, "/chat/blocks", &json!({"username": b.username}))
         .await
         .expect(201);
+    // Over the socket both sides see the other go offline at once: no later presence
+    // event crosses the block, so a dot left green would stay green.
+    let gone = b_ws.next_of("user.offline").await;
+    assert_eq!(gone["data"]["user_id"], a.id.to_string(), "{gone}");
+    let gone = a_ws.next_of("user.offline").await;
+    assert_eq!(gone["data"]["user_id"], b.id.to_string(), "{gone}");
     // B still lists the conversation, but A's presence is gone from it.
     let list = s.get(&b, "/chat/conversations").await;
     let other = &list.expect(200)["data"][0]["other_user"];

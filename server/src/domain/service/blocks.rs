@@ -19,8 +19,22 @@ impl ChatService {
         if other.id == me.id {
             return Err(Error::SelfAction("you cannot block yourself".into()));
         }
-        let created = self.store.block(me.id, other.id, now()).await?;
+        let at = now();
+        let created = self.store.block(me.id, other.id, at).await?;
         self.publish_block(me, &other.username, true).await;
+        // Presence never crosses a block (SPEC "Privacy"), so neither side will hear the
+        // other go offline later: both are told now, or a green dot stays forever.
+        for (to, gone) in [(other.id, me.id), (me.id, other.id)] {
+            self.bus
+                .publish(Delivery::to(
+                    vec![to],
+                    ServerEvent::UserOffline {
+                        user_id: gone,
+                        last_seen_at: at,
+                    },
+                ))
+                .await;
+        }
         Ok((
             BlockChange {
                 username: other.username,
