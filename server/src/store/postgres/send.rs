@@ -18,57 +18,59 @@ use crate::model::StoredMessage;
 /// forward.
 const INSERT_BATCH_SQL: &str = "
     WITH input AS (
-        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
-                             $6::text[], $7::text[], $8::text[], $9::timestamptz[], $13::uuid[])
+        SELECT t.*,
+               row_number() OVER (PARTITION BY t.id ORDER BY t.ord) AS id_rank,
+               row_number() OVER (PARTITION BY t.sender_id, t.temp_id ORDER BY t.ord) AS temp_rank
+        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
+                    $6::text[], $7::text[], $8::text[], $9::timestamptz[], $13::uuid[])
             WITH ORDINALITY AS t(id, conversation_id, sender_id, receiver_id, type, content,
                                  media, temp_id, created_at, reply_to_id, ord)
     ), ok AS (
-        SELECT i.* FROM input i
-        WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.sender_id AND u.deleted_at IS NOT NULL)
+        SELECT i.*, row_number() OVER (ORDER BY i.ord) AS okn FROM input i
+        WHERE i.id_rank = 1 AND (i.temp_id IS NULL OR i.temp_rank = 1)
+          AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.sender_id AND u.deleted_at IS NOT NULL)
           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.sender_id = i.sender_id AND m.temp_id = i.temp_id)
           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = i.id)
-          AND NOT EXISTS (SELECT 1 FROM input j
-                          WHERE j.ord < i.ord
-                            AND (j.id = i.id OR (j.sender_id = i.sender_id AND j.temp_id = i.temp_id)))
           AND NOT EXISTS (SELECT 1 FROM blocks b
-                          WHERE (b.blocker_id = i.sender_id AND b.blocked_id = i.receiver_id)
-                             OR (b.blocker_id = i.receiver_id AND b.blocked_id = i.sender_id))
+                          WHERE b.blocker_id = i.sender_id AND b.blocked_id = i.receiver_id)
+          AND NOT EXISTS (SELECT 1 FROM blocks b
+                          WHERE b.blocker_id = i.receiver_id AND b.blocked_id = i.sender_id)
     ), ev AS (
-        SELECT ord, sender_id AS user_id FROM ok
-        UNION ALL
-        SELECT ord, receiver_id FROM ok
-    ), cnt AS (
-        SELECT user_id, count(*) AS n FROM ev GROUP BY user_id
+        SELECT e.*, row_number() OVER (PARTITION BY e.user_id ORDER BY e.okn) AS k,
+               count(*) OVER (PARTITION BY e.user_id) AS n
+        FROM (SELECT okn, sender_id AS user_id, 0 AS role FROM ok
+              UNION ALL
+              SELECT okn, receiver_id, 1 FROM ok) e
     ), heads AS (
         INSERT INTO event_heads (user_id, seq)
-        SELECT user_id, n FROM cnt ORDER BY user_id
+        SELECT user_id, n FROM ev WHERE k = 1 ORDER BY user_id
         ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq + EXCLUDED.seq
         RETURNING user_id, seq
-    ), pos AS (
-        SELECT e.ord, e.user_id,
-               h.seq - c.n + row_number() OVER (PARTITION BY e.user_id ORDER BY e.ord) AS seq
-        FROM ev e JOIN heads h ON h.user_id = e.user_id JOIN cnt c ON c.user_id = e.user_id
+    ), head AS MATERIALIZED (
+        SELECT jsonb_object_agg(user_id::text, seq) AS m FROM heads
+    ), seqs AS MATERIALIZED (
+        SELECT array_agg(q.seq ORDER BY q.okn) FILTER (WHERE q.role = 0) AS s,
+               array_agg(q.seq ORDER BY q.okn) FILTER (WHERE q.role = 1) AS r
+        FROM (SELECT e.okn, e.role, (h.m ->> e.user_id::text)::bigint - e.n + e.k AS seq
+              FROM ev e CROSS JOIN head h) q
     ), ins AS (
         INSERT INTO messages (id, conversation_id, sender_id, receiver_id, type, content,
             media, temp_id, is_read, read_at, created_at, updated_at, sender_seq, receiver_seq,
             reply_to_id)
         SELECT o.id, o.conversation_id, o.sender_id, o.receiver_id, o.type, o.content,
-               o.media::jsonb, o.temp_id, FALSE, NULL, o.created_at, o.created_at, ps.seq, pr.seq,
-               o.reply_to_id
-        FROM ok o
-        JOIN pos ps ON ps.ord = o.ord AND ps.user_id = o.sender_id
-        JOIN pos pr ON pr.ord = o.ord AND pr.user_id = o.receiver_id
+               o.media::jsonb, o.temp_id, FALSE, NULL, o.created_at, o.created_at,
+               q.s[o.okn], q.r[o.okn], o.reply_to_id
+        FROM ok o CROSS JOIN seqs q
         ORDER BY o.ord
         ON CONFLICT DO NOTHING
         RETURNING id, conversation_id, sender_id, receiver_id, created_at, sender_seq, receiver_seq
     ), latest AS (
-        SELECT DISTINCT ON (conversation_id) conversation_id, id, created_at
-        FROM ins ORDER BY conversation_id, created_at DESC, id DESC
-    ), unread AS (
-        -- New unread messages per side, counted once per batch (not a sub-plan per row):
-        -- user1 is the smaller id (conversations_ordered_pair), so a message is to user1
-        -- exactly when its receiver's id is below its sender's.
+        -- Per conversation, once: its newest message and the new unread messages per side
+        -- (user1 is the smaller id, conversations_ordered_pair, so a message is to user1
+        -- exactly when its receiver's id is below its sender's).
         SELECT conversation_id,
+               (array_agg(id ORDER BY created_at DESC, id DESC))[1] AS id,
+               max(created_at) AS created_at,
                count(*) FILTER (WHERE receiver_id < sender_id) AS to_user1,
                count(*) FILTER (WHERE receiver_id > sender_id) AS to_user2
         FROM ins GROUP BY conversation_id
@@ -78,20 +80,22 @@ const INSERT_BATCH_SQL: &str = "
                                    THEN l.id ELSE c.last_message_id END,
             last_message_at = GREATEST(COALESCE(c.last_message_at, l.created_at), l.created_at),
             activity_at = GREATEST(c.activity_at, l.created_at),
-            user1_unread_count = c.user1_unread_count + u.to_user1,
-            user2_unread_count = c.user2_unread_count + u.to_user2,
+            user1_unread_count = c.user1_unread_count + l.to_user1,
+            user2_unread_count = c.user2_unread_count + l.to_user2,
             updated_at = l.created_at
-        FROM latest l JOIN unread u ON u.conversation_id = l.conversation_id
+        FROM latest l
         WHERE c.id = l.conversation_id
         RETURNING c.id
     ), lnk AS (
         INSERT INTO message_links (id, message_id, conversation_id, sender_id, url, created_at)
-        SELECT l.id, i.id, i.conversation_id, i.sender_id, l.url, i.created_at
-        FROM unnest($10::uuid[], $11::uuid[], $12::text[]) AS l(message_id, id, url)
-        JOIN ins i ON i.id = l.message_id
+        SELECT l.id, l.message_id, l.conversation_id, l.sender_id, l.url, l.created_at
+        FROM unnest($10::uuid[], $11::uuid[], $12::text[], $14::uuid[], $15::uuid[],
+                    $16::timestamptz[]) AS l(message_id, id, url, conversation_id, sender_id,
+                                             created_at)
+        WHERE l.message_id IN (SELECT id FROM ins)
     )
-    SELECT i.id, i.sender_seq, i.receiver_seq, u.id IS NOT NULL AS updated
-    FROM ins i LEFT JOIN upd u ON u.id = i.conversation_id";
+    SELECT i.id, i.sender_seq, i.receiver_seq, i.conversation_id IN (SELECT id FROM upd) AS updated
+    FROM ins i";
 
 impl PostgresStore {
     /// [`MessageStore::insert_messages`] on this backend.
@@ -133,11 +137,15 @@ impl PostgresStore {
             );
         }
         let (mut link_msg, mut link_id, mut link_url) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut link_conv, mut link_sender, mut link_at) = (Vec::new(), Vec::new(), Vec::new());
         for n in batch {
             for url in &n.links {
                 link_msg.push(n.message.id.0);
                 link_id.push(Uuid::now_v7());
                 link_url.push(url.as_str());
+                link_conv.push(n.message.conversation_id.0);
+                link_sender.push(n.message.sender_id.0);
+                link_at.push(n.message.created_at);
             }
         }
         let rows = sqlx::query(INSERT_BATCH_SQL)
@@ -158,6 +166,9 @@ impl PostgresStore {
                     .map(|m| m.reply_to.as_ref().map(|r| r.id.0))
                     .collect::<Vec<_>>(),
             )
+            .bind(&link_conv)
+            .bind(&link_sender)
+            .bind(&link_at)
             .fetch_all(&self.pool)
             .await?;
         let mut stored = std::collections::HashMap::with_capacity(rows.len());
