@@ -222,13 +222,17 @@ async fn deletes_for_me_and_for_everyone(servers: &[&TestServer]) {
         .upload(
             &alice,
             &conv,
-            vec![("p.png", "image/png", files::png(8, 8))],
+            vec![("p.png", "image/png", files::png(400, 100))],
             &[],
         )
         .await
         .expect(201)
         .clone();
     let photo_url = photo["media"][0]["url"].as_str().unwrap().to_string();
+    let thumb_url = photo["media"][0]["thumbnail_url"]
+        .as_str()
+        .expect("a 400x100 image has a thumbnail")
+        .to_string();
     let total = |r: &chat_e2e::server::Reply| r.body["total"].as_u64();
     let r = other.get(&bob, "/chat/conversations/unread-count").await;
     r.expect(200);
@@ -271,6 +275,7 @@ async fn deletes_for_me_and_for_everyone(servers: &[&TestServer]) {
 
     // The photo: its objects are removed from storage.
     assert_eq!(fetch(s, &photo_url).await, 200);
+    assert_eq!(fetch(s, &thumb_url).await, 200);
     s.delete(&alice, &path(&photo, "everyone"))
         .await
         .expect(200);
@@ -287,6 +292,7 @@ async fn deletes_for_me_and_for_everyone(servers: &[&TestServer]) {
         404,
         "the deleted image is gone from storage"
     );
+    assert_eq!(fetch(s, &thumb_url).await, 404, "and its thumbnail");
 
     // For me: bob no longer sees it anywhere; alice still does, and hears nothing.
     let r = other

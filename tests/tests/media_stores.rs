@@ -114,6 +114,22 @@ async fn s3_store_puts_objects_and_presigns_urls() {
     let keys = s3_keys(&http, &endpoint, &bucket).await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(!keys.contains(&orphan));
+
+    // Deleted for everyone (issue 19): the image and its thumbnail leave the bucket.
+    let path = format!(
+        "/chat/messages/{}?scope=everyone",
+        m["id"].as_str().unwrap()
+    );
+    s.delete(&alice, &path).await.expect(200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let keys = s3_keys(&http, &endpoint, &bucket).await;
+        if keys.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "left: {keys:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     s.stop().await;
 }
 
@@ -277,5 +293,20 @@ async fn bunny_store_uses_the_storage_api_and_token_urls() {
     purge_orphans(&s, &env, "--yes").await;
     let objects = rec.lock().unwrap().objects.len();
     assert_eq!(objects, 2, "the message's image and thumbnail stay");
+
+    // Deleted for everyone (issue 19): both objects are deleted from the zone.
+    let path = format!(
+        "/chat/messages/{}?scope=everyone",
+        m["id"].as_str().unwrap()
+    );
+    s.delete(&alice, &path).await.expect(200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !rec.lock().unwrap().objects.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "objects left in the zone"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     s.stop().await;
 }

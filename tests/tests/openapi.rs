@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 /// The REST routes of SPEC.md, plus the ones outside `/chat` (OpenAPI path syntax).
-const SPEC_ROUTES: [(&str, &str); 21] = [
+const SPEC_ROUTES: [(&str, &str); 26] = [
     ("get", "/chat/conversations"),
     ("get", "/chat/conversations/with/{username}"),
     ("get", "/chat/conversations/unread-count"),
@@ -17,6 +17,11 @@ const SPEC_ROUTES: [(&str, &str); 21] = [
     ("post", "/chat/conversations/{id}/read"),
     ("get", "/chat/messages/{id}"),
     ("get", "/chat/messages/{id}/context"),
+    ("patch", "/chat/messages/{id}"),
+    ("delete", "/chat/messages/{id}"),
+    ("put", "/chat/messages/{id}/reactions/{emoji}"),
+    ("delete", "/chat/messages/{id}/reactions/{emoji}"),
+    ("get", "/chat/search"),
     ("get", "/chat/conversations/{id}/media"),
     ("get", "/chat/conversations/{id}/links"),
     ("get", "/chat/conversations/{id}/files"),

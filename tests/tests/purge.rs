@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chat_e2e::files;
 use chat_e2e::server::{binary, Backend, TestServer, TestUser};
+use reqwest::Method;
 use serde_json::Value;
 
 fn chatctl_cmd(s: &TestServer, args: &[&str]) -> tokio::process::Command {
@@ -85,9 +86,18 @@ async fn retention_purge_dry_run_confirmation_and_media() {
         let alice = s.registered_user("alice").await;
         let bob = s.registered_user("bob").await;
         let conv = s.conversation(&alice, &bob).await;
+        let mut old = Vec::new();
         for i in 0..3 {
-            s.send(&alice, &conv, &format!("old {i}")).await;
+            old.push(s.send(&alice, &conv, &format!("old {i}")).await);
         }
+        // A reaction on an old message: it goes with it (issue 19).
+        let path = format!(
+            "/chat/messages/{}/reactions/%F0%9F%91%8D",
+            old[0]["id"].as_str().unwrap()
+        );
+        s.request(Method::PUT, Some(&bob.token), &path, None)
+            .await
+            .expect(200);
         s.upload(
             &alice,
             &conv,
@@ -131,6 +141,18 @@ async fn retention_purge_dry_run_confirmation_and_media() {
         let c = listed(&s, &bob, &conv).await;
         assert_eq!(c["unread_count"], 1, "unread recounted: {c}");
         assert_eq!(c["last_message"]["id"], fresh["id"]);
+        // Nor are they found by search, and their reactions are gone (issue 19).
+        let found = s.get(&bob, "/chat/search?q=old").await;
+        assert_eq!(
+            found.expect(200)["data"],
+            serde_json::json!([]),
+            "{}",
+            found.body
+        );
+        let found = s.get(&bob, "/chat/search?q=fresh").await;
+        assert_eq!(found.expect(200)["data"].as_array().map(Vec::len), Some(1));
+        let stats: Value = serde_json::from_str(&ok(&s, &["stats", "--json"]).await).unwrap();
+        assert_eq!(stats["reactions"], 0, "{stats}");
 
         // Bad input: one line, non-zero, nothing panics.
         for args in [
@@ -351,7 +373,7 @@ async fn stats_and_doctor_report_on_a_live_server() {
         let alice = s.registered_user("alice").await;
         let bob = s.registered_user("bob").await;
         let conv = s.conversation(&alice, &bob).await;
-        s.send(&alice, &conv, "hello").await;
+        let hello = s.send(&alice, &conv, "hello").await;
         s.upload(
             &bob,
             &conv,
@@ -360,16 +382,39 @@ async fn stats_and_doctor_report_on_a_live_server() {
         )
         .await
         .expect(201);
+        // The message lifecycle counts (issue 19): one edit, one delete, two reactions.
+        let hello_id = hello["id"].as_str().unwrap();
+        let edit = serde_json::json!({"content": "hello again"});
+        let path = format!("/chat/messages/{hello_id}");
+        s.request(Method::PATCH, Some(&alice.token), &path, Some(&edit))
+            .await
+            .expect(200);
+        for (who, emoji) in [(&alice, "👍"), (&bob, "🎉")] {
+            let segment: String = emoji.bytes().map(|b| format!("%{b:02X}")).collect();
+            let path = format!("/chat/messages/{hello_id}/reactions/{segment}");
+            s.request(Method::PUT, Some(&who.token), &path, None)
+                .await
+                .expect(200);
+        }
+        let gone = s.send(&bob, &conv, "soon gone").await;
+        let path = format!(
+            "/chat/messages/{}?scope=everyone",
+            gone["id"].as_str().unwrap()
+        );
+        s.delete(&bob, &path).await.expect(200);
         let ws = chat_e2e::ws::WsClient::connect(&s, &alice).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         let stats: Value = serde_json::from_str(&ok(&s, &["stats", "--json"]).await).unwrap();
         assert_eq!(stats["users"], 2, "{stats}");
         assert_eq!(stats["conversations"], 1, "{stats}");
-        assert_eq!(stats["messages_by_type"]["text"], 1, "{stats}");
+        assert_eq!(stats["messages_by_type"]["text"], 2, "{stats}");
         assert_eq!(stats["messages_by_type"]["image"], 1, "{stats}");
         assert_eq!(stats["media_objects"], 2, "{stats}");
-        assert_eq!(stats["messages_last_hour"], 2, "{stats}");
+        assert_eq!(stats["messages_last_hour"], 3, "{stats}");
+        assert_eq!(stats["edited_messages"], 1, "{stats}");
+        assert_eq!(stats["deleted_messages"], 1, "{stats}");
+        assert_eq!(stats["reactions"], 2, "{stats}");
         assert_eq!(stats["online_users"], 1, "{stats}");
         let table = ok(&s, &["stats"]).await;
         assert!(table.contains("online now          1"), "{table}");
@@ -419,7 +464,7 @@ async fn stats_and_doctor_report_on_a_live_server() {
 
 /// `chatctl doctor` compares the search index with the messages; `--rebuild-search` mends
 /// it (SQLite: an external-content FTS5 index that a VACUUM could leave behind). On
-/// PostgreSQL the vector is a generated column: the check is its index.
+/// PostgreSQL the search is an expression index over the text: the check is that index.
 #[tokio::test]
 async fn doctor_finds_and_rebuilds_a_broken_search_index() {
     let s = TestServer::start(Backend::Sqlite)

@@ -466,10 +466,14 @@ enum Call {
     ListBlocks,
     MarkRead,
     PushSubscriptions,
+    Edit,
+    DeleteForMe,
+    React,
+    Search,
 }
 
 impl Call {
-    const ALL: [Call; 14] = [
+    const ALL: [Call; 18] = [
         Call::ListConversations,
         Call::UnreadCount,
         Call::ListMessages,
@@ -484,6 +488,10 @@ impl Call {
         Call::ListBlocks,
         Call::MarkRead,
         Call::PushSubscriptions,
+        Call::Edit,
+        Call::DeleteForMe,
+        Call::React,
+        Call::Search,
     ];
 
     fn action(self) -> Action {
@@ -499,6 +507,9 @@ impl Call {
             | Call::ListBlocks
             | Call::PushSubscriptions => Action::Lookup,
             Call::MarkRead => Action::MarkRead,
+            Call::Edit | Call::DeleteForMe => Action::EditMessage,
+            Call::React => Action::React,
+            Call::Search => Action::Search,
         }
     }
 
@@ -542,6 +553,21 @@ impl Call {
             Call::ListBlocks => s.list_blocks(me, None, 10).await.map(drop),
             Call::MarkRead => s.mark_read(me, conv, None).await.map(drop),
             Call::PushSubscriptions => s.push_subscriptions(me).await.map(drop),
+            // Each on a message of its own (sending is another budget).
+            Call::Edit | Call::DeleteForMe => {
+                let mine = w.send(me, conv, "mine").await?.message.id;
+                if matches!(self, Call::Edit) {
+                    s.edit_message(me, mine, "edited").await.map(drop)
+                } else {
+                    let scope = chat_protocol::rest::DeleteScope::Me;
+                    s.delete_message(me, mine, scope).await.map(drop)
+                }
+            }
+            Call::React => {
+                let emoji = ["👍", "🎉", "😀", "🙂", "🚀"][n % 5];
+                s.react(me, m, emoji, true).await.map(drop)
+            }
+            Call::Search => s.search(me, "hi", None, None, 10).await.map(drop),
         }
     }
 }
