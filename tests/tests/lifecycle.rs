@@ -131,6 +131,29 @@ async fn an_edit_reaches_both_sides_and_replies_and_links_follow_it(servers: &[&
     // Unread counts never move on an edit: alice's message is still bob's one unread.
     let unread = other.get(&bob, "/chat/conversations/unread-count").await;
     assert_eq!(unread.expect(200)["total"], 1);
+    // A media message's caption is its text: edited the same way, the media stay.
+    let captioned = s
+        .upload(
+            &alice,
+            &conv,
+            vec![("p.png", "image/png", files::png(4, 4))],
+            &[("content", "a caption")],
+        )
+        .await
+        .expect(201)
+        .clone();
+    let recaptioned = patch(
+        s,
+        &alice,
+        &id(&captioned),
+        json!({"content": "a new caption"}),
+    )
+    .await
+    .expect(200)
+    .clone();
+    assert_eq!(recaptioned["content"], "a new caption");
+    assert_eq!(recaptioned["type"], "image");
+    assert_eq!(recaptioned["media"].as_array().map(Vec::len), Some(1));
 }
 
 async fn edits_are_refused_with_the_spec_errors(servers: &[&TestServer]) {
@@ -251,8 +274,20 @@ async fn deletes_for_me_and_for_everyone(servers: &[&TestServer]) {
     s.delete(&alice, &path(&gone, "nobody"))
         .await
         .expect_error(400, "invalid_query");
+    let answer = reply(other, &bob, &conv, "about that", &gone["id"]).await;
     let r = s.delete(&alice, &path(&gone, "everyone")).await;
     assert_eq!(r.expect(200)["scope"], "everyone");
+    // A reply to it says the original was deleted, and quotes nothing of it.
+    let r = other
+        .get(&bob, &format!("/chat/messages/{}", id(&answer)))
+        .await;
+    let quoted = &r.expect(200)["reply_to"];
+    assert_eq!(quoted["id"], gone["id"]);
+    assert_eq!(quoted["deleted"], true, "{quoted}");
+    assert!(
+        !quoted["preview"].as_str().unwrap_or("").contains("gone"),
+        "{quoted}"
+    );
     let ev = bob_ws.next_of("message.deleted").await;
     assert_eq!(ev["data"]["message_id"], gone["id"]);
     assert_eq!(ev["data"]["scope"], "everyone");
@@ -460,6 +495,7 @@ async fn a_resume_replays_lifecycle_events_in_order(servers: &[&TestServer]) {
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
     let m = s.send(&alice, &conv, "first").await;
+    let mine = s.send(&alice, &conv, "hidden later").await;
     let mut ws = WsClient::connect(other, &bob).await;
     let (_, sync) = ws.until_sync().await;
     let since = sync["data"]["seq"].as_u64().unwrap();
@@ -479,6 +515,11 @@ async fn a_resume_replays_lifecycle_events_in_order(servers: &[&TestServer]) {
     s.delete(&alice, &format!("/chat/messages/{}?scope=everyone", id(&m)))
         .await
         .expect(200);
+    // And bob, from another device, hides one for himself only.
+    other
+        .delete(&bob, &format!("/chat/messages/{}?scope=me", id(&mine)))
+        .await
+        .expect(200);
     let mut ws = WsClient::connect_since(other, &bob, since).await;
     let (replayed, sync) = ws.until_sync().await;
     let kinds: Vec<&str> = replayed
@@ -487,15 +528,23 @@ async fn a_resume_replays_lifecycle_events_in_order(servers: &[&TestServer]) {
         .collect();
     assert_eq!(
         kinds,
-        ["message.edited", "reaction.updated", "message.deleted"],
+        [
+            "message.edited",
+            "reaction.updated",
+            "message.deleted",
+            "message.deleted"
+        ],
         "{replayed:?}"
     );
+    assert_eq!(replayed[2]["data"]["scope"], "everyone");
+    assert_eq!(replayed[3]["data"]["scope"], "me");
+    assert_eq!(replayed[3]["data"]["message_id"], mine["id"]);
     let seqs: Vec<u64> = replayed
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, [since + 1, since + 2, since + 3]);
-    assert_eq!(sync["data"]["seq"].as_u64(), Some(since + 3));
+    assert_eq!(seqs, [since + 1, since + 2, since + 3, since + 4]);
+    assert_eq!(sync["data"]["seq"].as_u64(), Some(since + 4));
     // The edit replays the message as it is now: deleted.
     assert!(replayed[0]["data"]["message"]["deleted_at"].is_string());
 }
@@ -593,9 +642,16 @@ fn serde_urlencoded(q: &str) -> String {
 /// The edit window ends: edits and deletes for everyone are refused; deletes for me are not.
 #[tokio::test]
 async fn the_edit_window_closes() {
-    let s = TestServer::start_with(Backend::Sqlite, &[("CHAT_EDIT_WINDOW_SECS", "0")])
-        .await
-        .expect("sqlite server");
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let window = [("CHAT_EDIT_WINDOW_SECS", "0")];
+        let Some(s) = TestServer::start_with(backend, &window).await else {
+            continue;
+        };
+        edit_window_closed(s).await;
+    }
+}
+
+async fn edit_window_closed(s: TestServer) {
     let alice = s.registered_user("alice").await;
     let bob = s.registered_user("bob").await;
     let conv = s.conversation(&alice, &bob).await;
