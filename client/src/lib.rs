@@ -105,6 +105,15 @@ pub fn mint_token_for(
     .map_err(|e| e.to_string())
 }
 
+/// A loopback port nothing listens on: bound, noted, closed (for refused-connection tests).
+#[cfg(test)]
+pub(crate) fn refused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,12 +121,7 @@ mod tests {
     /// Issue 18 bug 16: an unreachable server is named, with the reason.
     #[tokio::test]
     async fn a_refused_connection_says_where_and_why() {
-        // A port nothing listens on: bind one, note it, close it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://127.0.0.1:{}", refused_port());
         let err = Client::new(&base, "t")
             .expect("client")
             .unread_count()

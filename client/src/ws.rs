@@ -186,10 +186,7 @@ mod tests {
     /// Issue 18 bug 16: a socket that cannot connect names the server it tried.
     #[tokio::test]
     async fn a_refused_socket_names_the_server() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::refused_port();
         let err = Socket::connect(&format!("http://127.0.0.1:{port}"), "t")
             .await
             .err()

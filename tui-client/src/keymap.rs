@@ -274,6 +274,14 @@ impl Keymap {
         }
     }
 
+    /// The message-pane action `key` is bound to, if any.
+    pub fn message_action(&self, key: &KeyEvent) -> Option<KeyAction> {
+        ACTIONS
+            .iter()
+            .filter(|(_, _, scope, _)| *scope == Scope::Messages)
+            .find_map(|(a, _, _, _)| self.is(*a, key).then_some(*a))
+    }
+
     /// Whether `key` is bound to `action`.
     pub fn is(&self, action: KeyAction, key: &KeyEvent) -> bool {
         self.action(key, &[action]).is_some()

@@ -319,19 +319,7 @@ impl App {
     /// edit, delete, react, copy, save or open its media).
     fn key_messages(&mut self, key: KeyEvent) -> Vec<Action> {
         use KeyAction::*;
-        const ON_MESSAGES: [KeyAction; 10] = [
-            Save,
-            Open,
-            Copy,
-            Info,
-            Reply,
-            Edit,
-            DeleteForMe,
-            DeleteForEveryone,
-            React,
-            JumpToOriginal,
-        ];
-        match self.keys.action(&key, &ON_MESSAGES) {
+        match self.keys.message_action(&key) {
             Some(Save) => return self.save_selected(false),
             Some(Open) => return self.save_selected(true),
             Some(Copy) => return self.copy_selected(),
