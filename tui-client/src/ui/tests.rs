@@ -520,31 +520,6 @@ fn clicks_open_conversations_and_select_messages() {
     assert!(app.update(click(0, 0), now).is_empty());
 }
 
-/// Issue 18: links stand out, also where the wrap cuts one across two lines.
-#[test]
-fn links_are_highlighted_across_wraps() {
-    let base = Style::new();
-    let mut in_url = false;
-    let spans = link_spans(
-        "see https://example.com/a and",
-        &mut in_url,
-        base,
-        Color::Blue,
-    );
-    let texts: Vec<&str> = spans.iter().map(|s| s.content.as_ref()).collect();
-    assert_eq!(texts, ["see ", "https://example.com/a", " and"]);
-    assert!(spans[1].style.add_modifier.contains(Modifier::UNDERLINED));
-    assert!(!spans[2].style.add_modifier.contains(Modifier::UNDERLINED));
-    assert!(!in_url);
-    let first = link_spans("go http://exam", &mut in_url, base, Color::Blue);
-    assert!(in_url, "cut by the wrap");
-    let second = link_spans("ple.org/x then", &mut in_url, base, Color::Blue);
-    assert_eq!(first[1].content, "http://exam");
-    assert_eq!(second[0].content, "ple.org/x");
-    assert!(second[0].style.add_modifier.contains(Modifier::UNDERLINED));
-    assert!(!in_url);
-}
-
 /// Issue 18 bug 13: a gallery's items can be chosen (the choice stays in view) and Enter
 /// shows the chosen one in its conversation.
 #[test]
