@@ -326,6 +326,14 @@ async fn presence_does_not_cross_a_block(s: &TestServer) {
     assert_eq!(gone["data"]["user_id"], a.id.to_string(), "{gone}");
     let gone = a_ws.next_of("user.offline").await;
     assert_eq!(gone["data"]["user_id"], b.id.to_string(), "{gone}");
+    // A stranger blocked (no conversation: never a contact) hears nothing about it.
+    let stranger = s.registered_user("c").await;
+    let mut c_ws = WsClient::connect(s, &stranger).await;
+    s.post(&a, "/chat/blocks", &json!({"username": stranger.username}))
+        .await
+        .expect(201);
+    c_ws.assert_none("user.offline", Duration::from_millis(500))
+        .await;
     // B still lists the conversation, but A's presence is gone from it.
     let list = s.get(&b, "/chat/conversations").await;
     let other = &list.expect(200)["data"][0]["other_user"];

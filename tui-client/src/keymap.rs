@@ -158,22 +158,25 @@ impl KeyBinding {
         matches!(self.code, KeyCode::Char(_)) && !self.mods.contains(KeyModifiers::CONTROL)
     }
 
-    /// A key the client keeps for itself (see the module documentation).
-    fn reserved(&self) -> bool {
-        let ctrl_c = self.code == KeyCode::Char('c') && self.mods == KeyModifiers::CONTROL;
-        let fixed = self.mods.is_empty()
-            && matches!(
-                self.code,
-                KeyCode::Enter
-                    | KeyCode::Esc
-                    | KeyCode::Tab
-                    | KeyCode::BackTab
-                    | KeyCode::PageUp
-                    | KeyCode::PageDown
-                    | KeyCode::Char('/')
-                    | KeyCode::Char('?')
-            );
-        ctrl_c || fixed
+    /// A key the client keeps for itself in `scope` (see the module documentation): always
+    /// the fixed keys (and Ctrl-I / Ctrl-M, which terminals send as Tab and Enter); for an
+    /// everywhere-key also the input line's own editing keys, or editing would stop.
+    fn reserved(&self, scope: Scope) -> bool {
+        use KeyCode::*;
+        let plain = self.mods.is_empty();
+        let ctrl = self.mods == KeyModifiers::CONTROL;
+        let alt = self.mods == KeyModifiers::ALT;
+        let always = (ctrl && matches!(self.code, Char('c' | 'i' | 'm')))
+            || (plain
+                && matches!(
+                    self.code,
+                    Enter | Esc | Tab | BackTab | PageUp | PageDown | Char('/' | '?' | 'q')
+                ));
+        let editing = (plain
+            && matches!(self.code, Left | Right | Home | End | Backspace | Delete))
+            || (ctrl && matches!(self.code, Char('a' | 'e' | 'w' | 'u' | 'k') | Left | Right))
+            || (alt && matches!(self.code, Char('b' | 'f' | 'e') | Enter | Left | Right));
+        always || (scope == Scope::Everywhere && editing)
     }
 }
 
@@ -231,7 +234,7 @@ impl Keymap {
                 ));
             };
             let b = KeyBinding::parse(key).map_err(|e| format!("keys.{name}: {e}"))?;
-            if b.reserved() {
+            if b.reserved(ACTIONS[i].2) {
                 return Err(format!("keys.{name}: {b} is kept by chat-tui itself"));
             }
             if ACTIONS[i].2 == Scope::Everywhere && b.types() {
@@ -372,6 +375,14 @@ mod tests {
             (vec![("help", "h")], "typed into the input"),
             (vec![("quit", "ctrl-c")], "kept by chat-tui"),
             (vec![("copy", "/")], "kept by chat-tui"),
+            (vec![("copy", "q")], "kept by chat-tui"),
+            (vec![("help", "ctrl-w")], "kept by chat-tui"),
+            (vec![("next_conversation", "right")], "kept by chat-tui"),
+            (
+                vec![("previous_conversation", "alt-enter")],
+                "kept by chat-tui",
+            ),
+            (vec![("reply", "ctrl-m")], "kept by chat-tui"),
             (vec![("copy", "r")], "both on r"),
             (vec![("next_conversation", "ctrl-p")], "both on Ctrl-P"),
         ];
@@ -379,6 +390,8 @@ mod tests {
             let e = Keymap::from_table(&table(&t)).unwrap_err();
             assert!(e.contains(why), "{t:?}: {e}");
         }
+        // In the message pane the input line's keys are free.
+        assert!(Keymap::from_table(&table(&[("reply", "right")])).is_ok());
         // Swapping two keys is fine: the table is checked as a whole.
         let m = Keymap::from_table(&table(&[("copy", "s"), ("save", "y")])).unwrap();
         assert!(m.is(KeyAction::Copy, &ev(KeyCode::Char('s'), KeyModifiers::NONE)));

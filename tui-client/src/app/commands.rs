@@ -73,12 +73,7 @@ impl App {
             n += 1;
             // Offline it is queued again: sent on reconnect like any other.
             if online {
-                actions.push(Action::Ws(ClientEvent::MessageSend {
-                    conversation_id: conv,
-                    content: p.content.clone(),
-                    temp_id: Some(p.temp_id.clone()),
-                    reply_to_id: p.reply_to_id,
-                }));
+                actions.push(p.send());
             }
         }
         match (n, online) {

@@ -118,7 +118,8 @@ impl App {
         }
         if self.open == Some(conv) && !mine {
             if self.viewing(conv) {
-                actions.extend(self.mark_read(conv));
+                // Seen as it arrived: no "new messages" line for it.
+                actions.extend(self.mark_read(conv, false));
                 return actions;
             }
             if self.scroll > 0 {

@@ -118,7 +118,7 @@ impl App {
         if self.scroll == 0 {
             self.new_below = 0;
             if let Some(id) = self.open.filter(|id| self.viewing(*id)) {
-                actions.extend(self.mark_read(id));
+                actions.extend(self.mark_read(id, true));
             }
         }
         actions
@@ -213,12 +213,19 @@ impl App {
                 return Vec::new();
             }
         }
+        // The help key closes what it opened, wherever it is bound.
+        let help_key = self.keys.is(KeyAction::Help, &key);
         match key.code {
             KeyCode::Esc
             | KeyCode::Char('q')
             | KeyCode::Char('?')
             | KeyCode::Enter
             | KeyCode::F(1) => {
+                self.help = false;
+                self.overlay = None;
+                self.overlay_scroll = 0;
+            }
+            _ if help_key => {
                 self.help = false;
                 self.overlay = None;
                 self.overlay_scroll = 0;

@@ -72,6 +72,18 @@ pub struct Pending {
     pub reply_to_id: Option<MessageId>,
 }
 
+impl Pending {
+    /// The frame that sends it (again): with its temp_id, so the server stores it once.
+    pub fn send(&self) -> Action {
+        Action::Ws(ClientEvent::MessageSend {
+            conversation_id: self.conversation_id,
+            content: self.content.clone(),
+            temp_id: Some(self.temp_id.clone()),
+            reply_to_id: self.reply_to_id,
+        })
+    }
+}
+
 /// One conversation as this client knows it.
 #[derive(Debug, Clone)]
 pub struct ConvState {
@@ -538,7 +550,7 @@ impl App {
         }
         self.new_below = 0;
         if self.engaged {
-            actions.extend(self.mark_read(id));
+            actions.extend(self.mark_read(id, true));
         }
         actions
     }
@@ -556,13 +568,15 @@ impl App {
         }
         self.engaged = true;
         match self.open {
-            Some(id) if self.scroll == 0 => self.mark_read(id),
+            Some(id) if self.scroll == 0 => self.mark_read(id, true),
             _ => Vec::new(),
         }
     }
 
     /// Zero a conversation's unread count and tell the server (when there was any).
-    fn mark_read(&mut self, id: ConversationId) -> Vec<Action> {
+    /// `marker`: the messages read now were not seen arriving, so the "new messages" line
+    /// goes above them (not for one that arrived on screen, or a stale count).
+    fn mark_read(&mut self, id: ConversationId, marker: bool) -> Vec<Action> {
         let Some(c) = self.conv_mut(id) else {
             return Vec::new();
         };
@@ -570,7 +584,7 @@ impl App {
         if unread == 0 {
             return Vec::new();
         }
-        if c.read_marker.is_none() {
+        if marker && c.read_marker.is_none() {
             c.marker_wanted = unread;
         }
         self.place_marker(id);

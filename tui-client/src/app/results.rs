@@ -6,7 +6,6 @@ use chat_protocol::rest::{
     BlockChange, BlockStatus, BlockedUser, Conversation, LinkItem, Message, MessageContext, Page,
     UnreadCount,
 };
-use chat_protocol::ws::ClientEvent;
 use chat_protocol::{ConversationId, MessageId};
 
 use super::{media_label, Action, App, Browse, Conn, ConvState, Focus};
@@ -50,22 +49,16 @@ impl App {
             .pending
             .iter()
             .filter(|p| p.failed.is_none())
-            .map(|p| {
-                Action::Ws(ClientEvent::MessageSend {
-                    conversation_id: p.conversation_id,
-                    content: p.content.clone(),
-                    temp_id: Some(p.temp_id.clone()),
-                    reply_to_id: p.reply_to_id,
-                })
-            })
+            .map(super::Pending::send)
             .collect();
         // Whatever happened while away: refresh the list and counters. When the socket
         // replays what was missed, only after the replay (`sync.complete`): a snapshot
         // taken now already counts the replayed messages, and a replayed message.new that
         // came after it would count them again (the tmux test saw 5 for 3 unread).
-        if resumed {
-            self.resync = true;
-        } else {
+        // Only this socket's own replay counts: one that dropped before its sync.complete
+        // leaves no reload owed to the next.
+        self.resync = resumed;
+        if !resumed {
             actions.push(Action::LoadConversations);
             actions.push(Action::LoadUnread);
         }
@@ -119,7 +112,7 @@ impl App {
     /// (again: idempotent) instead of showing a count that is not true for the user.
     fn read_what_is_seen(&mut self) -> Vec<Action> {
         match self.open {
-            Some(id) if self.viewing(id) => self.mark_read(id),
+            Some(id) if self.viewing(id) => self.mark_read(id, false),
             _ => Vec::new(),
         }
     }

@@ -21,7 +21,7 @@ pub(super) fn link_spans(
     base: Style,
     colour: Color,
 ) -> Vec<Span<'static>> {
-    let link = base.fg(colour).add_modifier(Modifier::UNDERLINED);
+    let link = link_style(base, colour);
     let mut spans = Vec::new();
     let mut rest = chunk;
     while !rest.is_empty() {
@@ -157,7 +157,9 @@ pub(super) fn hyperlink_pieces(buf: &mut Buffer, area: Rect, pieces: Vec<LinkPie
         let y = area.y + p.line as u16;
         let x0 = area.x + p.col as u16;
         let end = (usize::from(x0) + p.width).min(usize::from(area.right())) as u16;
-        if y >= area.bottom() || x0 >= end {
+        // One column stays plain text: the screen diff steps over the cell after a cell
+        // whose symbol it takes for wide, and that cell would not be part of the link.
+        if y >= area.bottom() || end <= x0 + 1 {
             continue;
         }
         let mut text = String::new();

@@ -19,7 +19,7 @@ mod overlay;
 mod text;
 use links::{hyperlink_pieces, link_spans, Links};
 use overlay::{draw_help, draw_overlay};
-pub use text::{centred, columns, day_separator, expand_tabs, wrap};
+pub use text::{centred, columns, day_separator, expand_tabs, wrap, wrap_parts};
 use text::{char_columns, clip, tail_within};
 
 /// Below this the layout cannot hold its panes; a notice is shown instead.
@@ -107,8 +107,10 @@ fn pending_lines(app: &App, p: &crate::app::Pending, width: usize) -> Vec<Line<'
     };
     let grey = Style::new().fg(Color::DarkGray);
     let text = expand_tabs(&p.content.replace('\n', " ↵ "));
+    let head = format!("{time} me: ");
+    let room = width.saturating_sub(columns(&head) + columns(mark));
     let mut out = vec![Line::styled(
-        format!("{time} me: {}{mark}", clip(&text, width.saturating_sub(20))),
+        format!("{head}{}{mark}", clip(&text, room)),
         grey,
     )];
     if let Some(e) = &p.failed {
@@ -281,11 +283,11 @@ fn message_lines(
         )));
     }
     let body = expand_tabs(&text.join("\n"));
-    let chunks = wrap(&body, width.saturating_sub(columns(&prefix)).max(8));
+    let chunks = wrap_parts(&body, width.saturating_sub(columns(&prefix)).max(8));
     let last = chunks.len().saturating_sub(1);
     let mut in_url = false;
     links.start(base, app.theme.link);
-    for (i, chunk) in chunks.into_iter().enumerate() {
+    for (i, (chunk, cut_in_word)) in chunks.into_iter().enumerate() {
         let mut spans = if i == 0 {
             vec![
                 Span::styled(time.clone(), base.fg(Color::DarkGray)),
@@ -302,6 +304,9 @@ fn message_lines(
         } else {
             let col: usize = spans.iter().map(Span::width).sum();
             let pieces = link_spans(&chunk, &mut in_url, base, app.theme.link);
+            // A link goes on on the next line only where the wrap cut it, not past a
+            // space the wrap dropped or the end of a line of the text.
+            in_url &= cut_in_word;
             links.add(out.len(), col, &pieces, in_url);
             spans.extend(pieces);
         }

@@ -110,6 +110,28 @@ fn links_are_hyperlinks_to_the_whole_link() {
     );
 }
 
+/// A link that ends a line of the text is not glued to the next line's first word (the
+/// wrap's line ends are not cuts inside a link).
+#[test]
+fn a_link_ends_where_its_line_ends() {
+    let (mut app, me, bob) = sample();
+    app.update(
+        Update::Server(ServerEvent::MessageNew {
+            message: msg(&bob, bob.other_user.id, me, "https://a.example/x\nand more"),
+        }),
+        std::time::Instant::now(),
+    );
+    let buf = draw_buffer(&mut app, 100, 24);
+    let targets: Vec<&str> = buf
+        .content()
+        .iter()
+        .filter_map(|c| c.symbol().strip_prefix("\x1b]8;;"))
+        .filter_map(|rest| rest.split_once('\x1b').map(|(url, _)| url))
+        .filter(|url| !url.is_empty())
+        .collect();
+    assert_eq!(targets, ["https://a.example/x"]);
+}
+
 /// A link with a control character in it is highlighted but never made a hyperlink (it
 /// could end the sequence early).
 #[test]

@@ -95,12 +95,18 @@ pub(super) fn tail_within(s: &str, n: usize) -> &str {
 /// Hard-wrap each line of `s` at `width` terminal columns (at a space when there is one).
 /// Nothing is lost: a character wider than the whole width gets a line of its own.
 pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    wrap_parts(s, width).into_iter().map(|(l, _)| l).collect()
+}
+
+/// [`wrap`], each line with whether it was cut inside a word (the next line goes on with
+/// that word) rather than at a space or the end of a line.
+pub fn wrap_parts(s: &str, width: usize) -> Vec<(String, bool)> {
     let width = width.max(2);
     let mut out = Vec::new();
     for line in s.split('\n') {
         let mut rest: Vec<char> = line.chars().collect();
         if rest.is_empty() {
-            out.push(String::new());
+            out.push((String::new(), false));
         }
         while !rest.is_empty() {
             // How many characters fit, and whether the next one is a space.
@@ -110,7 +116,7 @@ pub fn wrap(s: &str, width: usize) -> Vec<String> {
                 fit += 1;
             }
             if fit == rest.len() {
-                out.push(rest.iter().collect());
+                out.push((rest.iter().collect(), false));
                 break;
             }
             let fit = fit.max(1);
@@ -120,12 +126,9 @@ pub fn wrap(s: &str, width: usize) -> Vec<String> {
                 .rposition(|c| *c == ' ')
                 .filter(|&i| i > 0)
                 .unwrap_or(fit);
-            out.push(rest[..cut].iter().collect());
-            let skip = if rest.get(cut) == Some(&' ') {
-                cut + 1
-            } else {
-                cut
-            };
+            let at_space = rest.get(cut) == Some(&' ');
+            out.push((rest[..cut].iter().collect(), !at_space));
+            let skip = if at_space { cut + 1 } else { cut };
             rest.drain(..skip);
         }
     }

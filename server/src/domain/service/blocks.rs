@@ -19,21 +19,32 @@ impl ChatService {
         if other.id == me.id {
             return Err(Error::SelfAction("you cannot block yourself".into()));
         }
+        // Contacts see each other's presence; a block ends that (contacts leave out blocks),
+        // so whether they were contacts is read before it is stored.
+        let contacts = self.store.contacts(me.id).await?;
+        let were_contacts = contacts.iter().any(|(id, _)| *id == other.id);
         let at = now();
         let created = self.store.block(me.id, other.id, at).await?;
         self.publish_block(me, &other.username, true).await;
-        // Presence never crosses a block (SPEC "Privacy"), so neither side will hear the
-        // other go offline later: both are told now, or a green dot stays forever.
-        for (to, gone) in [(other.id, me.id), (me.id, other.id)] {
-            self.bus
-                .publish(Delivery::to(
-                    vec![to],
-                    ServerEvent::UserOffline {
-                        user_id: gone,
-                        last_seen_at: at,
-                    },
-                ))
-                .await;
+        // Presence never crosses a block (SPEC "Privacy"), so neither side would hear the
+        // other go offline later: a side that is online now is shown going offline now, to
+        // the other, or its green dot stays forever. Only to someone who could see it.
+        if created && were_contacts {
+            let online = self.presence.online(&[me.id, other.id]).await;
+            for (to, gone) in [(other.id, me.id), (me.id, other.id)] {
+                if !online.contains(&gone) {
+                    continue;
+                }
+                self.bus
+                    .publish(Delivery::to(
+                        vec![to],
+                        ServerEvent::UserOffline {
+                            user_id: gone,
+                            last_seen_at: at,
+                        },
+                    ))
+                    .await;
+            }
         }
         Ok((
             BlockChange {

@@ -145,6 +145,14 @@ fn a_new_messages_line_marks_where_reading_stopped() {
     assert_eq!(app.open, Some(bob.id));
     assert!(app.convs.iter().all(|c| c.read_marker.is_none()));
     assert!(!render(&mut app, 100, 24).contains(" new messages "));
+    // A message that arrives on screen is read as it comes, with no line above it.
+    let live = msg(&bob, bob.other_user.id, me, "seen as it came");
+    app.update(
+        Update::Server(ServerEvent::MessageNew { message: live }),
+        now,
+    );
+    assert!(app.open_conv().is_some_and(|c| c.read_marker.is_none()));
+    assert!(!render(&mut app, 100, 24).contains(" new messages "));
 }
 
 /// Issue 18 bug 13: saving the selected message saves every one of its items (only the

@@ -60,6 +60,10 @@ fn rebound_keys_act_and_the_help_shows_them() {
     assert!(!app.help);
     app.update(key(KeyCode::F(2)), now);
     assert!(app.help);
+    // The rebound help key closes it again.
+    app.update(key(KeyCode::F(2)), now);
+    assert!(!app.help);
+    app.update(key(KeyCode::F(2)), now);
     let screen = render(&mut app, 120, 40);
     assert!(screen.contains("R / e (messages)"), "{screen}");
     assert!(screen.contains("F2 (or ? outside the input)"), "{screen}");
