@@ -213,19 +213,13 @@ impl App {
                 return Vec::new();
             }
         }
-        // The help key closes what it opened, wherever it is bound.
-        let help_key = self.keys.is(KeyAction::Help, &key);
+        // The help key closes what it opened too, wherever it is bound.
+        let closes = matches!(
+            key.code,
+            KeyCode::Esc | KeyCode::Char('q' | '?') | KeyCode::Enter | KeyCode::F(1)
+        ) || self.keys.is(KeyAction::Help, &key);
         match key.code {
-            KeyCode::Esc
-            | KeyCode::Char('q')
-            | KeyCode::Char('?')
-            | KeyCode::Enter
-            | KeyCode::F(1) => {
-                self.help = false;
-                self.overlay = None;
-                self.overlay_scroll = 0;
-            }
-            _ if help_key => {
+            _ if closes => {
                 self.help = false;
                 self.overlay = None;
                 self.overlay_scroll = 0;
