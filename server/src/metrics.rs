@@ -100,6 +100,7 @@ pub struct Metrics {
     pub ws_closed: Family<CloseLabel, Counter>,
     pub bus_lag: Histogram,
     pub send_batch: Histogram,
+    pub send_batch_time: Histogram,
     pub ws_sockets: Gauge,
     pub ws_users: Gauge,
     pub db_pool: Family<PoolLabels, Gauge>,
@@ -124,6 +125,7 @@ impl Metrics {
             ws_closed: Family::default(),
             bus_lag: latency_histogram(),
             send_batch: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            send_batch_time: latency_histogram(),
             ws_sockets: Gauge::default(),
             ws_users: Gauge::default(),
             db_pool: Family::default(),
@@ -198,6 +200,11 @@ impl Metrics {
             "send_batch_size",
             "Sends written per group commit (one transaction) on this instance",
             m.send_batch.clone(),
+        );
+        registry.register(
+            "send_batch_seconds",
+            "Time to write one group commit (statement and durable commit) on this instance",
+            m.send_batch_time.clone(),
         );
         registry.register(
             "ws_sockets",
@@ -280,8 +287,9 @@ impl Metrics {
             .inc();
     }
 
-    pub fn send_batch(&self, sends: usize) {
+    pub fn send_batch(&self, sends: usize, took: Duration) {
         self.send_batch.observe(sends as f64);
+        self.send_batch_time.observe(took.as_secs_f64());
     }
 
     pub fn rate_limited(&self, action: &str) {

@@ -13,9 +13,11 @@
 //! `writers` batches may be in flight at once (PostgreSQL overlaps their commits; SQLite
 //! has one writer connection, so one is enough there).
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use chat_protocol::ConversationId;
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{DynStore, InsertOutcome, NewMessage, StoreError, StoreResult};
 
@@ -24,11 +26,12 @@ const QUEUE: usize = 8192;
 
 type Job = (NewMessage, oneshot::Sender<StoreResult<InsertOutcome>>);
 
-/// Handle to the writer tasks; dropping every handle stops them once the queue is empty.
+/// Handle to the writer tasks; dropping every handle stops them once their queues are empty.
 #[derive(Clone)]
 pub struct GroupCommit {
-    /// `None` with `writers: 0`: every send is stored on its own by its caller.
-    tx: Option<mpsc::Sender<Job>>,
+    /// One queue per writer; none with `writers: 0`: every send is stored on its own by
+    /// its caller.
+    lanes: Vec<mpsc::Sender<Job>>,
     store: DynStore,
 }
 
@@ -59,37 +62,50 @@ impl BatchSettings {
 impl GroupCommit {
     pub fn start(store: DynStore, settings: BatchSettings) -> Self {
         if settings.writers == 0 {
-            return GroupCommit { tx: None, store };
+            return GroupCommit {
+                lanes: Vec::new(),
+                store,
+            };
         }
-        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
         let max_batch = settings.max_batch.max(1);
-        for _ in 0..settings.writers {
-            let (store, rx) = (store.clone(), rx.clone());
-            tokio::spawn(async move {
-                while let Some(batch) = next_batch(&rx, max_batch).await {
-                    let (sends, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
-                    let outcomes = store.insert_messages(&sends).await;
-                    crate::metrics::METRICS.send_batch(sends.len());
-                    let mut outcomes = outcomes.into_iter();
-                    for reply in replies {
-                        let r = outcomes.next().unwrap_or_else(|| {
-                            Err(StoreError::Other("send missing from its batch".into()))
-                        });
-                        let _ = reply.send(r);
+        let per_lane = (QUEUE / settings.writers).max(max_batch);
+        let lanes = (0..settings.writers)
+            .map(|_| {
+                let (tx, mut rx) = mpsc::channel::<Job>(per_lane);
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut batch = Vec::with_capacity(max_batch.min(64));
+                    while rx.recv_many(&mut batch, max_batch).await > 0 {
+                        let (sends, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
+                        let started = std::time::Instant::now();
+                        // A panic inside the store fails this batch, not the writer: with a
+                        // queue per writer, a dead one would refuse its conversations for good.
+                        let outcomes = AssertUnwindSafe(store.insert_messages(&sends))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| {
+                                tracing::error!(sends = sends.len(), "send writer panicked");
+                                Vec::new()
+                            });
+                        crate::metrics::METRICS.send_batch(sends.len(), started.elapsed());
+                        let mut outcomes = outcomes.into_iter();
+                        for reply in replies {
+                            let r = outcomes.next().unwrap_or_else(|| {
+                                Err(StoreError::Other("send missing from its batch".into()))
+                            });
+                            let _ = reply.send(r);
+                        }
                     }
-                }
-            });
-        }
-        GroupCommit {
-            tx: Some(tx),
-            store,
-        }
+                });
+                tx
+            })
+            .collect();
+        GroupCommit { lanes, store }
     }
 
     /// Store one send with whatever else is being sent right now.
     pub async fn insert(&self, new: NewMessage) -> StoreResult<InsertOutcome> {
-        let Some(tx) = &self.tx else {
+        let Some(tx) = lane(&self.lanes, new.message.conversation_id) else {
             return self.store.insert_message(&new).await;
         };
         let (reply, outcome) = oneshot::channel();
@@ -102,13 +118,46 @@ impl GroupCommit {
     }
 }
 
-/// The first queued send (waiting for one), and every other one queued now, up to `max`.
-/// The lock is held only while collecting, so another writer collects the next batch
-/// while this one is written.
-async fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>, max: usize) -> Option<Vec<Job>> {
-    let mut batch = Vec::with_capacity(max.min(64));
-    match rx.lock().await.recv_many(&mut batch, max).await {
-        0 => None,
-        _ => Some(batch),
+/// The writer a conversation's sends go to (`None`: group commit is off). One conversation
+/// always goes to the same writer, so two batches in flight at once never hold the same
+/// conversation row or the same pair of event-log counters: they overlap instead of one
+/// waiting for the other's commit (they still can share a user who is in two busy
+/// conversations; the lock order keeps that safe, only slower).
+fn lane(lanes: &[mpsc::Sender<Job>], conv: ConversationId) -> Option<&mpsc::Sender<Job>> {
+    if lanes.is_empty() {
+        return None;
+    }
+    // The low 64 bits of a UUID: random in a v4; in a v7, variant and counter bits above
+    // 32 random ones. Either way even enough over a handful of writers (tested).
+    let bits = conv.0.as_u64_pair().1;
+    lanes.get((bits % lanes.len() as u64) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conversation_always_goes_to_one_writer_and_conversations_spread_over_all() {
+        let lanes: Vec<mpsc::Sender<Job>> = (0..3).map(|_| mpsc::channel(1).0).collect();
+        let index = |conv| {
+            let tx = lane(&lanes, conv).expect("a lane");
+            lanes
+                .iter()
+                .position(|l| l.same_channel(tx))
+                .expect("one of them")
+        };
+        let mut per_lane = [0usize; 3];
+        for _ in 0..3000 {
+            let conv = ConversationId::new();
+            let first = index(conv);
+            assert_eq!(index(conv), first, "the same writer every time");
+            per_lane[first] += 1;
+        }
+        assert!(
+            per_lane.iter().all(|&n| (800..=1200).contains(&n)),
+            "spread evenly: {per_lane:?}"
+        );
+        assert!(lane(&[], ConversationId::new()).is_none(), "writers: 0");
     }
 }

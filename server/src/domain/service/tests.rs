@@ -22,6 +22,10 @@ struct World {
 
 impl World {
     async fn new() -> World {
+        World::batching(BatchSettings::for_backend("sqlite")).await
+    }
+
+    async fn batching(settings: BatchSettings) -> World {
         let temp = TempStore::sqlite().await;
         let hub = Arc::new(Hub::new(16));
         let limits = RateLimiter::new();
@@ -30,7 +34,7 @@ impl World {
             Arc::new(LocalBus::new(hub.clone())),
             Arc::new(LocalPresence::new()),
             limits.clone(),
-            BatchSettings::for_backend("sqlite"),
+            settings,
         );
         World {
             service,
@@ -446,6 +450,57 @@ async fn the_event_log_replays_sends_and_reads_in_order_for_each_side() {
         .await
         .expect("tail");
     assert_eq!(tail.len(), 1);
+    w.done().await;
+}
+
+#[tokio::test]
+async fn concurrent_sends_through_several_writers_keep_every_log_gap_free_and_counts_exact() {
+    // Three writers, small batches: conversations are spread over the writers, and every
+    // user is in two conversations, so batches in flight at once share users.
+    let w = World::batching(BatchSettings {
+        max_batch: 4,
+        writers: 3,
+    })
+    .await;
+    let users = [
+        w.user("ann").await,
+        w.user("ben").await,
+        w.user("cat").await,
+        w.user("dan").await,
+    ];
+    let pairs = [(0, 1), (0, 2), (1, 3), (2, 3)];
+    let mut convs = Vec::new();
+    for (a, b) in pairs {
+        convs.push((a, b, w.chat(&users[a], &users[b]).await));
+    }
+    const EACH: usize = 12;
+    let sends = convs.iter().flat_map(|&(a, b, conv)| {
+        (0..EACH).map(move |i| (if i % 2 == 0 { a } else { b }, conv, i))
+    });
+    let sends: Vec<_> = sends
+        .map(|(from, conv, i)| {
+            let w = &w;
+            let me = &users[from];
+            let text = format!("{from}:{i}");
+            async move { (conv, text.clone(), w.send(me, conv, &text).await) }
+        })
+        .collect();
+    for (conv, text, r) in futures_util::future::join_all(sends).await {
+        // Each caller gets its own send back, not a batch mate's.
+        let sent = r.expect("every send is stored");
+        assert_eq!(sent.message.conversation_id, conv);
+        assert_eq!(sent.message.content.as_deref(), Some(text.as_str()));
+    }
+    for (n, u) in users.iter().enumerate() {
+        // Two conversations each, every message a position for both sides.
+        let head = w.service.event_head(u.id).await.expect("head");
+        assert_eq!(head, 2 * EACH as u64, "user {n}: one position per message");
+        let log = w.service.events(u.id, 0, head, 100).await.expect("log");
+        let seqs: Vec<u64> = log.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, (1..=head).collect::<Vec<_>>(), "user {n}: no hole");
+        // Half of each conversation's messages came from the other side.
+        assert_eq!(w.unread(u).await, EACH as u64, "user {n}: unread");
+    }
     w.done().await;
 }
 
