@@ -20,13 +20,14 @@ pub struct ConnKey {
 /// An event for every socket of `users`, except `except` (the socket that caused it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Delivery {
+    /// The instance that published it (on the Redis bus): that instance has already
+    /// delivered it to its own sockets and skips its own echo. First, so that the echo is
+    /// recognised by the payload's first bytes without parsing it ([`echo_prefix`]).
+    #[serde(default)]
+    pub source: Option<Uuid>,
     pub users: Vec<UserId>,
     #[serde(default)]
     pub except: Option<ConnKey>,
-    /// The instance that published it (on the Redis bus): that instance has already
-    /// delivered it to its own sockets and skips its own echo.
-    #[serde(default)]
-    pub source: Option<Uuid>,
     /// When it was published (Unix µs), for the pub/sub lag metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_us: Option<i64>,
@@ -60,6 +61,12 @@ impl Delivery {
     }
 }
 
+/// How a delivery published by `instance` begins once serialised: a subscriber skips its
+/// own echo by this prefix, without parsing the event (one parse per message saved).
+pub fn echo_prefix(instance: Uuid) -> String {
+    format!("{{\"source\":\"{instance}\"")
+}
+
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// Deliver, best effort: a socket that is gone or too slow is skipped (and closed).
@@ -67,3 +74,26 @@ pub trait Bus: Send + Sync + 'static {
 }
 
 pub type DynBus = Arc<dyn Bus>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_published_delivery_starts_with_its_echo_prefix() {
+        let instance = Uuid::now_v7();
+        let mut d = Delivery::to(
+            vec![UserId::new()],
+            ServerEvent::UserOffline {
+                user_id: UserId::new(),
+                last_seen_at: chrono::Utc::now(),
+            },
+        );
+        d.source = Some(instance);
+        let json = serde_json::to_string(&d).expect("serialise");
+        assert!(json.starts_with(&echo_prefix(instance)), "{json}");
+        assert!(!json.starts_with(&echo_prefix(Uuid::now_v7())));
+        let back: Delivery = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.source, Some(instance));
+    }
+}

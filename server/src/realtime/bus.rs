@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::delivery::{Bus, Delivery};
+use crate::domain::delivery::{echo_prefix, Bus, Delivery};
 use crate::realtime::hub::Hub;
 use crate::redis_breaker::{log_failure, GuardedConnection};
 
@@ -62,6 +62,7 @@ async fn subscriber(
     hub: Arc<Hub>,
 ) {
     use futures_util::StreamExt;
+    let echo = echo_prefix(hub.instance());
     loop {
         {
             let mut messages = pubsub.on_message();
@@ -73,6 +74,9 @@ async fn subscriber(
                         continue;
                     }
                 };
+                if payload.starts_with(&echo) {
+                    continue; // this instance's own: delivered locally when published
+                }
                 match serde_json::from_str::<Delivery>(&payload) {
                     Ok(d) if d.source == Some(hub.instance()) => {}
                     Ok(d) => {
