@@ -6,7 +6,8 @@
 # 2. chat-loadgen against a release chatd on PostgreSQL + Redis (bench.sh's `postgres`
 #    scenario), up a ladder of rates; the sustained rate is the highest whose delivery p99
 #    is under CAPACITY_P99_MS (100) with nothing lost and the generator not the limit.
-# 3. The ratio sustained / pgbench (issue 15 asks for at least 0.5).
+# 3. The ratio sustained / pgbench (issue 15 asks for at least 0.5), and per rate where each
+#    message's CPU went (chatd, PostgreSQL, Redis, the generator; host idle and steal).
 #
 # Tunables: CAPACITY_RATES ("1000/s 2000/s 3000/s 4000/s 5000/s"), CAPACITY_P99_MS (100),
 # CAPACITY_SECONDS (10, pgbench run length), BENCH_USERS, BENCH_DURATION (default here
@@ -32,10 +33,17 @@ psql "$PG/chat_pgbench" -qc "CREATE TABLE t (id bigserial PRIMARY KEY, body text
 echo "INSERT INTO t (body) VALUES ('a message of about sixty-four bytes, like the load generator''s');" \
   >"$OUT/insert.sql"
 best=0
+# busy_ticks: user, nice, system, irq and softirq ticks of /proc/stat (not idle, I/O wait or
+# steal), in USER_HZ (100/s).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
 for clients in 8 32; do
+  b0=$(busy_ticks)
   tps=$(pgbench -n -h 127.0.0.1 -U postgres -f "$OUT/insert.sql" -c "$clients" -j 2 -T "$SECS" \
     chat_pgbench 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-  echo "pgbench one-row durable INSERT, $clients clients: ${tps%.*} tps"
+  b1=$(busy_ticks)
+  # Host CPU per insert (PostgreSQL and pgbench together), to set beside a chat send's.
+  per=$(awk -v b="$((b1 - b0))" -v t="$tps" -v s="$SECS" 'BEGIN { if (t > 0) printf "%.0f", b * 10000 / (t * s) }')
+  echo "pgbench one-row durable INSERT, $clients clients: ${tps%.*} tps (host CPU ~${per} µs per insert)"
   [ "${tps%.*}" -gt "$best" ] && best=${tps%.*}
 done
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_pgbench" >/dev/null
@@ -54,6 +62,10 @@ for rate in $RATES; do
       .lost, .duplicates, ((.generator.limited_by // []) | length),
       (.generator.cpu_cores // 0)] | @tsv' "$r")
   echo "$rate: delivery p50 $p50 ms, p99 $p99 ms, lost $lost, duplicates $dup, generator $cpu cores$([ "$limited" != 0 ] && echo ' (GENERATOR-LIMITED)')"
+  # Where each message's CPU went (chat-loadgen --cpu-of): the 2-core budget in one line.
+  jq -r 'if .host_cpu then "  CPU per message: " + ([.host_cpu.processes[] | "\(.name) \(.us_per_message | floor) µs"]
+      | join(", ")) + ", chat-loadgen \(.generator.cpu_ms_per_1000_messages // 0 | floor) µs | host idle \(.host_cpu.idle_pct
+      | floor) %, steal \(.host_cpu.steal_pct | floor) %" else empty end' "$r"
   if awk -v p="$p99" -v t="$P99" 'BEGIN { exit !(p < t) }' && [ "$lost" = 0 ] && [ "$dup" = 0 ] && [ "$limited" = 0 ]; then
     sustained=${rate%/*}
   else

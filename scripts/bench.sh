@@ -84,6 +84,14 @@ prepare() {
 run_loadgen() {
   local name=$1
   shift
+  # Where a message's CPU goes on this host, beside the generator's own (a generator of an
+  # older build, e.g. in a before/after, may not know --cpu-of). One generator only: each
+  # of several would divide the whole host's CPU by its own share of the messages.
+  local cpu=()
+  if [ "$PROCS" = 1 ] && "$LOADGEN" run --help 2>/dev/null | grep -q -- --cpu-of; then
+    cpu=(--cpu-of chatd --cpu-of postgres --cpu-of redis-server)
+  fi
+  set -- "$@" "${cpu[@]}"
   echo "== $name: $USERS users, $RATE for $DURATION (ramp $RAMP), $PROCS generator process(es)"
   if [ "$PROCS" = 1 ]; then
     CHAT_JWT_SECRET="$SECRET" nice -n "$GEN_NICE" "$LOADGEN" run --users "$USERS" --rate "$RATE" \

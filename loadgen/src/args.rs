@@ -73,6 +73,11 @@ pub(crate) struct RunArgs {
     /// after the sockets connect (reported as KiB per socket).
     #[arg(long)]
     pub(crate) server_pid: Vec<u32>,
+    /// Command name of a process on this machine (e.g. chatd, postgres, redis-server) whose
+    /// CPU during the send phase is reported per message, beside the host's idle and steal
+    /// time (all processes of that name together). Repeatable.
+    #[arg(long = "cpu-of")]
+    pub(crate) cpu_of: Vec<String>,
     /// Requests in flight during provisioning and pairing.
     #[arg(long, default_value_t = 64)]
     pub(crate) setup_concurrency: usize,

@@ -6,6 +6,7 @@
 //! server unreachable).
 
 mod args;
+mod hostcpu;
 mod media;
 mod memory;
 mod net;

@@ -66,6 +66,10 @@ pub struct RunResult {
     /// The generator's own CPU and lateness, and whether it was the limit.
     #[serde(default)]
     pub generator: Option<crate::selfcheck::GeneratorHealth>,
+    /// CPU of the processes named with `--cpu-of` during the send phase, per message, and
+    /// the host's idle and steal time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<crate::hostcpu::HostCpu>,
     /// Delivery per second of the send phase (by due time): where in the run the tail is.
     #[serde(default)]
     pub timeline: Vec<Second>,
@@ -177,6 +181,9 @@ impl RunResult {
         }
         if let Some(g) = &self.generator {
             g.print();
+        }
+        if let Some(h) = &self.host_cpu {
+            h.print();
         }
         let verdict = match (
             self.pass,

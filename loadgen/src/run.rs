@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::args::RunArgs;
+use crate::hostcpu::{self, HostCpu};
 use crate::media::UploadFile;
 use crate::memory::{rss_of, ServerMemory};
 use crate::net;
@@ -59,6 +60,8 @@ struct SendPhase {
     /// CPU used and wall time passed during the phase.
     cpu: Duration,
     wall: Duration,
+    /// The `--cpu-of` processes and the host during the phase.
+    host_cpu: Option<HostCpu>,
 }
 
 /// Run a load scenario end to end, each step in turn; true when the run passed.
@@ -264,6 +267,9 @@ async fn send_phase(
         "{prefix:>10} [{elapsed_precise}] {msg}",
     )?);
     progress.set_prefix("send");
+    // Read /proc (every process) before the schedule starts, off the runtime's workers.
+    let cpu_of = args.cpu_of.clone();
+    let host_before = tokio::task::spawn_blocking(move || hostcpu::snapshot(&cpu_of)).await?;
     let start = Instant::now() + Duration::from_millis(20);
     *shared.send_start.lock().expect("start lock") = Some(start);
     let end = start + args.duration;
@@ -297,6 +303,13 @@ async fn send_phase(
     .await?;
     tokio::time::sleep_until(end.into()).await;
     let (cpu, wall) = stopwatch.read();
+    let host_cpu = hostcpu::between(
+        &args.cpu_of,
+        &host_before,
+        &hostcpu::snapshot(&args.cpu_of),
+        wall,
+        shared.sent.load(Ordering::Relaxed),
+    );
     for t in [rest_task, media_task, storm_task].into_iter().flatten() {
         t.await?;
     }
@@ -305,6 +318,7 @@ async fn send_phase(
         wake,
         cpu,
         wall,
+        host_cpu,
     })
 }
 
@@ -487,6 +501,7 @@ fn verdict(
         metrics,
         server_memory,
         generator: Some(generator),
+        host_cpu: sent.host_cpu.clone(),
         timeline: report::Second::timeline(
             shared
                 .delivery_us
