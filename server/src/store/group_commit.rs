@@ -11,7 +11,9 @@
 //! medians match (docs/benchmarks.md, session 9). `writers: 0` keeps the unbatched path
 //! at hand.
 //! `writers` batches may be in flight at once (PostgreSQL overlaps their commits; SQLite
-//! has one writer connection, so one is enough there).
+//! has one writer connection, so one is enough there). Each writer has its own queue and a
+//! conversation always goes to the same one (`lane`), so batches in flight together do
+//! not wait on each other's row locks (docs/decisions.md, "Group commit").
 
 use std::panic::AssertUnwindSafe;
 
