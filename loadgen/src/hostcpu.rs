@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::task::JoinError;
 
 /// CPU ticks of the watched processes and of the whole host at one moment.
 #[derive(Debug, Clone, Default)]
@@ -96,6 +97,13 @@ pub(crate) fn snapshot(names: &[String]) -> Snapshot {
         }
     }
     snap
+}
+
+/// [`snapshot`] on a blocking thread: reading every `/proc/PID/stat` would otherwise hold a
+/// runtime worker that socket tasks (deliveries still arriving) are waiting for.
+pub(crate) async fn snapshot_blocking(names: &[String]) -> Result<Snapshot, JoinError> {
+    let names = names.to_vec();
+    tokio::task::spawn_blocking(move || snapshot(&names)).await
 }
 
 /// A name as the kernel keeps it in `/proc/PID/stat`: its first 15 bytes.

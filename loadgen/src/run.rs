@@ -267,9 +267,8 @@ async fn send_phase(
         "{prefix:>10} [{elapsed_precise}] {msg}",
     )?);
     progress.set_prefix("send");
-    // Read /proc (every process) before the schedule starts, off the runtime's workers.
-    let cpu_of = args.cpu_of.clone();
-    let host_before = tokio::task::spawn_blocking(move || hostcpu::snapshot(&cpu_of)).await?;
+    // Read /proc (every process) before the schedule starts.
+    let host_before = hostcpu::snapshot_blocking(&args.cpu_of).await?;
     let start = Instant::now() + Duration::from_millis(20);
     *shared.send_start.lock().expect("start lock") = Some(start);
     let end = start + args.duration;
@@ -306,7 +305,7 @@ async fn send_phase(
     let host_cpu = hostcpu::between(
         &args.cpu_of,
         &host_before,
-        &hostcpu::snapshot(&args.cpu_of),
+        &hostcpu::snapshot_blocking(&args.cpu_of).await?,
         wall,
         shared.sent.load(Ordering::Relaxed),
     );
