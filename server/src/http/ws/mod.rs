@@ -299,7 +299,10 @@ async fn session(state: AppState, user: AuthUser, since: Option<u64>, socket: We
         server_time: crate::model::now(),
     };
     let _ = replay_tx.try_send(Replay::Frame(frame(&hello)));
-    let replayer = tokio::spawn(
+    // Not joined or aborted: a finished task's memory lives as long as any handle to it
+    // (~3 KiB per socket for the whole session). The replay ends by itself: its next send
+    // fails once the writer is gone.
+    tokio::spawn(
         replay(state.clone(), user.id, since, replay_tx).instrument(tracing::Span::current()),
     );
     let mut known_contacts = Vec::new();
@@ -346,7 +349,6 @@ async fn session(state: AppState, user: AuthUser, since: Option<u64>, socket: We
         _ = &mut writer => {}
     }
     writer.abort();
-    replayer.abort();
     reader.stop_all_typing().await;
     // Presence before unregistering: shutdown waits for the session count to reach zero,
     // and this still needs the database.
@@ -371,19 +373,20 @@ async fn send_close(sink: &mut Sink, reason: CloseReason) {
 async fn write_loop(
     mut sink: Sink,
     mut rx: mpsc::Receiver<Outbound>,
-    mut replay: mpsc::Receiver<Replay>,
+    replay: mpsc::Receiver<Replay>,
     mut close: watch::Receiver<Option<CloseReason>>,
     mut stop: oneshot::Receiver<Option<CloseReason>>,
     ping: Duration,
 ) {
     let mut tick = tokio::time::interval_at(Instant::now() + ping, ping);
-    // Replay first; live frames wait in their queue until it is done.
-    let mut replaying = true;
+    // Replay first; live frames wait in their queue until it is done. The replay channel
+    // is dropped then, so an idle socket does not keep its buffer.
+    let mut replay = Some(replay);
     let mut skip_through = 0u64;
     loop {
         tokio::select! {
             biased;
-            r = replay.recv(), if replaying => match r {
+            r = async { replay.as_mut()?.recv().await }, if replay.is_some() => match r {
                 Some(Replay::Frame(f)) => {
                     if sink.send(Message::Text(f.as_ref().into())).await.is_err() {
                         return;
@@ -391,7 +394,7 @@ async fn write_loop(
                 }
                 Some(Replay::Done { skip_through: s }) => {
                     skip_through = s;
-                    replaying = false;
+                    replay = None;
                 }
                 Some(Replay::Failed) | None => {
                     let event = error_event(
@@ -428,7 +431,7 @@ async fn write_loop(
                 }
                 return;
             }
-            f = rx.recv(), if !replaying => match f {
+            f = rx.recv(), if replay.is_none() => match f {
                 // Already replayed (it committed before the head was read).
                 Some(f) if f.seq != 0 && f.seq <= skip_through => {}
                 Some(f) => {

@@ -119,7 +119,9 @@ impl Reader<'_> {
             return;
         }
         match decode_frame(text) {
-            Ok(event) => self.dispatch(event).await,
+            // Boxed: `dispatch` holds every service call's future, ~5 KiB that would
+            // otherwise sit in every socket's task for its whole life.
+            Ok(event) => Box::pin(self.dispatch(event)).await,
             Err(bad) => reply(self.tx, &error_event(bad.code, bad.message, bad.temp_id)),
         }
     }
