@@ -32,6 +32,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Only the batched send statement runs here, so it stays prepared and planned on the
+    /// few connections the send writers use (one per writer at a time): PostgreSQL parses
+    /// it, then plans it afresh for its first six executions on each connection (~1.5 ms
+    /// parse, ~1-2 ms each plan, then 0.07 ms), which on the shared pool's twenty
+    /// connections made the first ~120 sends after a start slow (docs/benchmarks.md,
+    /// session 17). Opened lazily, never closed for idleness.
+    send_pool: PgPool,
 }
 
 fn count(v: i64) -> u64 {
@@ -45,7 +52,12 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(PostgresStore { pool })
+        let send_pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(None)
+            .connect_lazy(url)?;
+        Ok(PostgresStore { pool, send_pool })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -71,10 +83,14 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        self.send_pool.close().await;
         self.pool.close().await;
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {
-        vec![PoolStats::of("postgres", &self.pool)]
+        vec![
+            PoolStats::of("postgres", &self.pool),
+            PoolStats::of("postgres_send", &self.send_pool),
+        ]
     }
 }
