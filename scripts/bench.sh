@@ -10,8 +10,8 @@
 # BENCH_PROCS (1; generator processes sharing the users and the rate), BENCH_LOADGEN (a
 # chat-loadgen binary to drive the run instead of $BENCH_BIN_DIR's), BENCH_GEN_NICE (-10:
 # the generator's niceness; 0 runs it at the server's priority), BENCH_ANALYZE_EVERY (seconds
-# between ANALYZEs of the bench database while a scenario runs; default 10 when the server's
-# autovacuum is off, else 0 = none).
+# between checks for tables to ANALYZE while a PostgreSQL scenario runs; default 10 when the
+# server's autovacuum is off, else 0 = none).
 # Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,22 +114,34 @@ run_loadgen() {
 # A production PostgreSQL has autovacuum on, and its statistics follow the tables; with it
 # off (as on some CI machines) every table of a run stays un-analyzed and PostgreSQL plans
 # for empty tables (the contacts read of each connect, for one, scans all users: 1.4 ms
-# instead of 0.09 ms at 5,000 users). Stand in for it while a scenario runs.
-AUTOVACUUM=$(psql "$PG/postgres" -Atc "SHOW autovacuum" 2>/dev/null || echo on)
-ANALYZE_EVERY=${BENCH_ANALYZE_EVERY:-$([ "$AUTOVACUUM" = off ] && echo 10 || echo 0)}
-if [ "$ANALYZE_EVERY" != 0 ]; then
-  echo "autovacuum is $AUTOVACUUM: ANALYZE of the bench database every ${ANALYZE_EVERY}s during" \
-    "PostgreSQL scenarios (BENCH_ANALYZE_EVERY=0 to measure without statistics)"
+# instead of 0.09 ms at 5,000 users). Stand in for it while a scenario runs: every
+# BENCH_ANALYZE_EVERY seconds, ANALYZE the tables autovacuum would (changed rows over
+# autovacuum_analyze_threshold 50 + scale_factor 0.1 of the table, its defaults).
+ANALYZE_EVERY=${BENCH_ANALYZE_EVERY:-}
+if [ -z "$ANALYZE_EVERY" ]; then
+  case " $SCENARIOS " in
+    *" postgres "*|*" cluster "*)
+      AUTOVACUUM=$(psql "$PG/postgres" -Atc "SHOW autovacuum" 2>/dev/null || echo on)
+      ANALYZE_EVERY=$([ "$AUTOVACUUM" = off ] && echo 10 || echo 0)
+      [ "$ANALYZE_EVERY" = 0 ] || echo "autovacuum is off on $PG: bench.sh analyzes changed" \
+        "tables every ${ANALYZE_EVERY}s as autovacuum would (BENCH_ANALYZE_EVERY=0: no statistics)"
+      ;;
+    *) ANALYZE_EVERY=0 ;;
+  esac
 fi
 # analyze_while_running DB_URL: in the background, until the scenario's cleanup.
 analyze_while_running() {
   [ "$ANALYZE_EVERY" != 0 ] || return 0
-  (while sleep "$ANALYZE_EVERY"; do psql "$1" -qc ANALYZE >/dev/null 2>&1 || true; done) &
+  (while sleep "$ANALYZE_EVERY"; do
+    psql "$1" -Atc "SELECT format('ANALYZE %I;', relname) FROM pg_stat_user_tables
+      WHERE n_mod_since_analyze > 50 + 0.1 * n_live_tup" 2>/dev/null | psql "$1" -q >/dev/null 2>&1 || true
+  done) &
   PIDS+=($!)
 }
 
 fresh_pg_db() {
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_bench" >/dev/null
+  # FORCE: an ANALYZE of the last scenario may still be connected.
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_bench WITH (FORCE)" >/dev/null
   psql "$PG/postgres" -qc "CREATE DATABASE chat_bench" >/dev/null
   echo "$PG/chat_bench"
 }

@@ -47,7 +47,9 @@ pub enum StartError {
 /// Open the store named by the configuration and apply migrations unless told not to.
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
     let url = config.common.effective_database_url();
-    let store = store::connect(&url, config.common.db_max_connections).await?;
+    let store =
+        store::connect_for_writers(&url, config.common.db_max_connections, config.send_writers)
+            .await?;
     if config.skip_migrations {
         tracing::info!("skipping migrations (CHAT_SKIP_MIGRATIONS)");
     } else {

@@ -64,12 +64,13 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
-            // PostgreSQL going away: connection exceptions (08…) and operator
+            // PostgreSQL going away: connection exceptions (08…), insufficient resources
+            // (53300 too many connections, 53100 disk full, 53200 out of memory) and operator
             // intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 starting).
             sqlx::Error::Database(ref db)
-                if db
-                    .code()
-                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
+                }) =>
             {
                 StoreError::Unavailable(db.message().to_string())
             }
@@ -542,11 +543,24 @@ impl TempStore {
     }
 }
 
-/// Open the store the URL names (`postgres://`, `postgresql://`, `sqlite:`).
+/// Open the store the URL names (`postgres://`, `postgresql://`, `sqlite:`), for the
+/// default number of send writers.
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
+    connect_for_writers(url, max_connections, None).await
+}
+
+/// [`connect`] for `send_writers` group-commit writers (None: the backend's default); on
+/// PostgreSQL the batched sends get a pool of that many connections of their own.
+pub async fn connect_for_writers(
+    url: &str,
+    max_connections: u32,
+    send_writers: Option<usize>,
+) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let writers =
+            send_writers.unwrap_or_else(|| BatchSettings::for_backend("postgres").writers);
         Ok(Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
+            PostgresStore::connect_for_writers(url, max_connections, writers).await?,
         ))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))

@@ -214,6 +214,18 @@ enum Replay {
     Failed,
 }
 
+/// `f`'s output, or None as soon as the writer has gone (the socket closed): a replay
+/// nobody will read stops at once instead of finishing its query.
+async fn until_closed<T>(
+    out: &mpsc::Sender<Replay>,
+    f: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        r = f => Some(r),
+        _ = out.closed() => None,
+    }
+}
+
 /// Send `since`'s missed events (or, for a new client, nothing) and `sync.complete`.
 /// The hub registration came first, so every event committed after the head read here
 /// reaches the live queue; events at or below the head come from the store. Frames go
@@ -221,9 +233,10 @@ enum Replay {
 /// for the socket instead of filling memory.
 async fn replay(state: AppState, user: UserId, since: Option<u64>, out: mpsc::Sender<Replay>) {
     let service = &state.service;
-    let head = match service.event_head(user).await {
-        Ok(h) => h,
-        Err(e) => {
+    let head = match until_closed(&out, service.event_head(user)).await {
+        None => return, // the socket is gone
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "event log unavailable");
             let _ = out.send(Replay::Failed).await;
             return;
@@ -246,9 +259,10 @@ async fn replay(state: AppState, user: UserId, since: Option<u64>, out: mpsc::Se
     }
     let mut replayed = 0u64;
     while after < head {
-        let page = match service.events(user, after, head, REPLAY_PAGE).await {
-            Ok(p) => p,
-            Err(e) => {
+        let page = match until_closed(&out, service.events(user, after, head, REPLAY_PAGE)).await {
+            None => return,
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
                 tracing::warn!(error = %e, "replay failed");
                 let _ = out.send(Replay::Failed).await;
                 return;
@@ -300,8 +314,8 @@ async fn session(state: AppState, user: AuthUser, since: Option<u64>, socket: We
     };
     let _ = replay_tx.try_send(Replay::Frame(frame(&hello)));
     // Not joined or aborted: a finished task's memory lives as long as any handle to it
-    // (~3 KiB per socket for the whole session). The replay ends by itself: its next send
-    // fails once the writer is gone.
+    // (~3 KiB per socket for the whole session). The replay ends by itself once the writer
+    // is gone: its queries race the channel's closing, and its sends fail.
     tokio::spawn(
         replay(state.clone(), user.id, since, replay_tx).instrument(tracing::Span::current()),
     );

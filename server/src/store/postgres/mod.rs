@@ -32,13 +32,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 
 pub struct PostgresStore {
     pool: PgPool,
-    /// Only the batched send statement runs here, so it stays prepared and planned on the
-    /// few connections the send writers use (one per writer at a time): PostgreSQL parses
-    /// it, then plans it afresh for its first six executions on each connection (~1.5 ms
-    /// parse, ~1-2 ms each plan, then 0.07 ms), which on the shared pool's twenty
-    /// connections made the first ~120 sends after a start slow (docs/benchmarks.md,
-    /// session 17). Opened lazily, never closed for idleness.
-    send_pool: PgPool,
+    /// Only the batched send statement runs here, one connection per send writer, so it
+    /// stays prepared and planned on those few: PostgreSQL parses it, then plans it afresh
+    /// for its first six executions on each connection (~1.5 ms parse, ~1-2 ms each plan,
+    /// then 0.07 ms), which on the shared pool's twenty connections made the first ~120
+    /// sends after a start slow (docs/benchmarks.md, session 17). Its connections are not
+    /// closed for idleness or age. None with group commit off: sends use `pool`.
+    send_pool: Option<PgPool>,
 }
 
 fn count(v: i64) -> u64 {
@@ -46,18 +46,37 @@ fn count(v: i64) -> u64 {
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+    /// A pool of `max_connections`, plus one connection per send writer (at most
+    /// `max_connections`) for the batched sends.
+    pub async fn connect_for_writers(
+        url: &str,
+        max_connections: u32,
+        send_writers: usize,
+    ) -> StoreResult<Self> {
+        let max_connections = max_connections.max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        let send_pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(5))
-            .idle_timeout(None)
-            .connect_lazy(url)?;
+        let writers = u32::try_from(send_writers).unwrap_or(u32::MAX);
+        let send_pool = match writers.min(max_connections) {
+            0 => None,
+            n => Some(
+                PgPoolOptions::new()
+                    .max_connections(n)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_lazy(url)?,
+            ),
+        };
         Ok(PostgresStore { pool, send_pool })
+    }
+
+    /// Where the batched send statement runs.
+    pub(super) fn sends(&self) -> &PgPool {
+        self.send_pool.as_ref().unwrap_or(&self.pool)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -79,18 +98,27 @@ impl Store for PostgresStore {
 
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        // Readiness covers the sends' own connections too (PostgreSQL may refuse more).
+        if let Some(sends) = &self.send_pool {
+            sqlx::query("SELECT 1").execute(sends).await?;
+        }
         Ok(())
     }
 
     async fn close(&self) {
-        self.send_pool.close().await;
+        if let Some(sends) = &self.send_pool {
+            sends.close().await;
+        }
         self.pool.close().await;
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {
-        vec![
-            PoolStats::of("postgres", &self.pool),
-            PoolStats::of("postgres_send", &self.send_pool),
-        ]
+        let mut stats = vec![PoolStats::of("postgres", &self.pool)];
+        stats.extend(
+            self.send_pool
+                .iter()
+                .map(|p| PoolStats::of("postgres_send", p)),
+        );
+        stats
     }
 }

@@ -169,7 +169,7 @@ impl PostgresStore {
             .bind(&link_conv)
             .bind(&link_sender)
             .bind(&link_at)
-            .fetch_all(&self.send_pool)
+            .fetch_all(self.sends())
             .await?;
         let mut stored = std::collections::HashMap::with_capacity(rows.len());
         for row in &rows {
