@@ -48,7 +48,8 @@ async fn allowed(checks: Vec<(RateLimiter, Action, UserId)>) -> usize {
     for t in tasks {
         match t.await.expect("check task") {
             Ok(()) => ok += 1,
-            // One unit comes back every 3600 s / max: the wait is within that.
+            // The wait is until one unit comes back: at most a period (an hour for sends,
+            // a minute for reads).
             Err(Error::RateLimited { retry_after }) => assert!(
                 retry_after > Duration::ZERO && retry_after <= Duration::from_secs(3600),
                 "retry after {retry_after:?}"
