@@ -10,7 +10,7 @@
 # BENCH_PROCS (1; generator processes sharing the users and the rate), BENCH_LOADGEN (a
 # chat-loadgen binary to drive the run instead of $BENCH_BIN_DIR's), BENCH_GEN_NICE (-10:
 # the generator's niceness; 0 runs it at the server's priority), BENCH_ANALYZE_EVERY (seconds
-# between checks for tables to ANALYZE while a PostgreSQL scenario runs; default 10 when the
+# between checks for tables to VACUUM and ANALYZE while a PostgreSQL scenario runs; default 10 when the
 # server's autovacuum is off, else 0 = none).
 # Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`).
 set -euo pipefail
@@ -115,15 +115,16 @@ run_loadgen() {
 # off (as on some CI machines) every table of a run stays un-analyzed and PostgreSQL plans
 # for empty tables (the contacts read of each connect, for one, scans all users: 1.4 ms
 # instead of 0.09 ms at 5,000 users). Stand in for it while a scenario runs: every
-# BENCH_ANALYZE_EVERY seconds, ANALYZE the tables autovacuum would (changed rows over
-# autovacuum_analyze_threshold 50 + scale_factor 0.1 of the table, its defaults).
+# BENCH_ANALYZE_EVERY seconds, VACUUM and ANALYZE the tables autovacuum would, by its
+# default thresholds: VACUUM when dead rows exceed 50 + 20 % of the table or rows inserted
+# since the last vacuum exceed 1,000 + 20 %; ANALYZE when changed rows exceed 50 + 10 %.
 ANALYZE_EVERY=${BENCH_ANALYZE_EVERY:-}
 if [ -z "$ANALYZE_EVERY" ]; then
   case " $SCENARIOS " in
     *" postgres "*|*" cluster "*)
       AUTOVACUUM=$(psql "$PG/postgres" -Atc "SHOW autovacuum" 2>/dev/null || echo on)
       ANALYZE_EVERY=$([ "$AUTOVACUUM" = off ] && echo 10 || echo 0)
-      [ "$ANALYZE_EVERY" = 0 ] || echo "autovacuum is off on $PG: bench.sh analyzes changed" \
+      [ "$ANALYZE_EVERY" = 0 ] || echo "autovacuum is off on $PG: bench.sh vacuums and analyzes" \
         "tables every ${ANALYZE_EVERY}s as autovacuum would (BENCH_ANALYZE_EVERY=0: no statistics)"
       ;;
     *) ANALYZE_EVERY=0 ;;
@@ -133,7 +134,9 @@ fi
 analyze_while_running() {
   [ "$ANALYZE_EVERY" != 0 ] || return 0
   (while sleep "$ANALYZE_EVERY"; do
-    psql "$1" -Atc "SELECT format('ANALYZE %I;', relname) FROM pg_stat_user_tables
+    psql "$1" -Atc "SELECT format('VACUUM %I;', relname) FROM pg_stat_user_tables
+      WHERE n_dead_tup > 50 + 0.2 * n_live_tup OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup
+      UNION ALL SELECT format('ANALYZE %I;', relname) FROM pg_stat_user_tables
       WHERE n_mod_since_analyze > 50 + 0.1 * n_live_tup" 2>/dev/null | psql "$1" -q >/dev/null 2>&1 || true
   done) &
   PIDS+=($!)

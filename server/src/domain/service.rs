@@ -1,11 +1,15 @@
 //! [`ChatService`]: every use case of the REST API and the WebSocket, one file per
 //! concern under `service/`: conversations, history (reading messages), send, reads
-//! (unread counts, mark read), blocks, presence, push, events (the resume log) and heads.
+//! (unread counts, mark read), blocks, presence, push, events (the resume log) and coalesce
+//! (reads connecting sockets make, batched).
 //! This file holds the service itself, presenting (signing media) and provisioning.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 
 use chat_protocol::rest::{
     self, LinkItem, Message, MessageContext, MessageType, Page, UserSummary,
@@ -31,9 +35,9 @@ use std::sync::Arc;
 
 /// How long a provisioned user is trusted without touching the database again.
 mod blocks;
+mod coalesce;
 mod conversations;
 mod events;
-mod heads;
 mod history;
 mod lifecycle;
 mod presence;
@@ -43,12 +47,15 @@ mod search;
 mod send;
 #[cfg(test)]
 mod tests;
-use heads::HeadReader;
+use coalesce::Coalesced;
 use presence::LastSeenWriter;
 
 const PROVISION_TTL: Duration = Duration::from_secs(60);
 /// Bound on the provisioning cache; it is cleared when full.
 const PROVISION_CACHE_MAX: usize = 100_000;
+
+/// A contact and their `last_seen_at`.
+type ContactSeen = (UserId, Option<DateTime<Utc>>);
 
 /// Result of a send: the message and whether this call stored it (false = idempotent replay).
 #[derive(Debug, Clone)]
@@ -71,7 +78,13 @@ pub struct ChatService {
     last_seen: LastSeenWriter,
     departures: Departures,
     participants: Participants,
-    heads: HeadReader,
+    /// Event-log heads, read together by connecting sockets.
+    heads: Coalesced<UserId, u64>,
+    /// Live users' names, read together: provisioning's check that a known identity still
+    /// stands (no write when it does).
+    identities: Coalesced<UserId, String>,
+    /// Presence contacts (id, last_seen_at), read together by connecting sockets.
+    contacts: Coalesced<UserId, Vec<ContactSeen>>,
     sends: GroupCommit,
     /// How long after sending a message may be edited or deleted for everyone.
     edit_window: Duration,
@@ -114,7 +127,19 @@ impl ChatService {
             last_seen: LastSeenWriter::start(store.clone()),
             departures: Departures::new(std::time::Duration::ZERO),
             participants: Participants::new(participants::DEFAULT_CAPACITY),
-            heads: HeadReader::start(store.clone()),
+            heads: Coalesced::on_store(&store, |store, users| async move {
+                store.event_heads(&users).await
+            }),
+            identities: Coalesced::on_store(&store, |store, users| async move {
+                store.live_usernames(&users).await
+            }),
+            contacts: Coalesced::on_store(&store, |store, users| async move {
+                let mut by_user: HashMap<UserId, Vec<ContactSeen>> = HashMap::new();
+                for (me, id, seen) in store.contacts_of(&users).await? {
+                    by_user.entry(me).or_default().push((id, seen));
+                }
+                Ok(by_user.into_iter().collect())
+            }),
             sends: GroupCommit::start(store.clone(), send_batching),
             edit_window: DEFAULT_EDIT_WINDOW,
         }
@@ -200,6 +225,11 @@ impl ChatService {
         Ok(AuthUser { id, username })
     }
 
+    /// Make sure `id` exists as `username`. Known pairs are trusted for
+    /// [`PROVISION_TTL`]; after that (or on a fresh instance) a read that many connecting
+    /// sockets share checks the user still stands as it was, and only a new user, a rename
+    /// or an erased account takes the upsert (which refuses the erased one).
+    /// `last_seen_at` moves on each check, written in the background in batches.
     async fn provision(&self, id: UserId, username: &Username) -> Result<()> {
         {
             let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -208,6 +238,12 @@ impl ChatService {
                     return Ok(());
                 }
             }
+        }
+        if self.identities.get(id).await?.as_deref() == Some(username.as_str()) {
+            let last_seen = self.last_seen.clone();
+            tokio::spawn(async move { last_seen.record(id, now()).await });
+            self.trust(id, username);
+            return Ok(());
         }
         match self.store.upsert_user(id, username.as_str(), now()).await {
             Ok(_) => {}
@@ -218,11 +254,15 @@ impl ChatService {
             }
             Err(e) => return Err(e.into()),
         }
+        self.trust(id, username);
+        Ok(())
+    }
+
+    fn trust(&self, id: UserId, username: &Username) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() >= PROVISION_CACHE_MAX {
             seen.clear();
         }
         seen.insert(id, (username.as_str().to_string(), Instant::now()));
-        Ok(())
     }
 }

@@ -27,8 +27,8 @@ pub use group_commit::{BatchSettings, GroupCommit};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AdminStore, BlockStore, ConversationStore, LifecycleStore, MessageStore, PushStore, Store,
-    UserStore,
+    AdminStore, BlockStore, Contact, ConversationStore, LifecycleStore, MessageStore, PushStore,
+    Store, UserStore,
 };
 
 /// The store traits, for calling them on a concrete backend (a [`DynStore`] needs no import).

@@ -46,6 +46,9 @@ pub trait Store:
     fn pool_stats(&self) -> Vec<PoolStats>;
 }
 
+/// One of a user's contacts: (whose contact, the contact, their `last_seen_at`).
+pub type Contact = (UserId, UserId, Option<DateTime<Utc>>);
+
 /// Users and the audience of their presence.
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -58,6 +61,9 @@ pub trait UserStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<User>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// The usernames of those of `ids` that exist and are not erased: provisioning's
+    /// read-only check that a known identity still stands.
+    async fn live_usernames(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, String)>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self, after_username: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
     /// Record `last_seen_at` for many users in one write (never moving one back).
@@ -65,7 +71,16 @@ pub trait UserStore: Send + Sync {
     /// Users who share a conversation with at least one message with `me`, and with no
     /// block either way: the audience of `me`'s presence (SPEC "Privacy").
     /// (id, last_seen_at)
-    async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>>;
+    async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>> {
+        Ok(self
+            .contacts_of(&[me])
+            .await?
+            .into_iter()
+            .map(|(_, id, seen)| (id, seen))
+            .collect())
+    }
+    /// [`UserStore::contacts`] of several users in one read: (whose, id, last_seen_at).
+    async fn contacts_of(&self, users: &[UserId]) -> StoreResult<Vec<Contact>>;
 }
 
 /// Conversations and their unread counts.

@@ -85,6 +85,7 @@ conformance!(
     migrations_are_all_applied,
     users_are_created_then_refreshed,
     username_of_another_user_is_a_conflict,
+    live_usernames_leave_out_the_unknown_and_the_erased,
     conversation_pair_is_unique_whoever_creates_it,
     send_bumps_last_message_and_receiver_unread,
     same_sender_and_temp_id_store_one_message,
@@ -226,6 +227,27 @@ async fn username_of_another_user_is_a_conflict(store: DynStore) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+async fn live_usernames_leave_out_the_unknown_and_the_erased(store: DynStore) {
+    let a = user(&store, "alice").await;
+    let b = user(&store, "bob").await;
+    let gone = user(&store, "carol").await;
+    store.erase_user(gone, now()).await.unwrap();
+    let stranger = UserId::new();
+    assert!(store.live_usernames(&[]).await.unwrap().is_empty());
+    let mut live = store
+        .live_usernames(&[a, stranger, gone, b, a])
+        .await
+        .unwrap();
+    live.sort_by(|x, y| x.1.cmp(&y.1));
+    assert_eq!(live, vec![(a, "alice".to_string()), (b, "bob".to_string())]);
+    // A rename shows at once.
+    store.upsert_user(b, "bobby", now()).await.unwrap();
+    assert_eq!(
+        store.live_usernames(&[b]).await.unwrap(),
+        vec![(b, "bobby".to_string())]
+    );
 }
 
 async fn conversation_pair_is_unique_whoever_creates_it(store: DynStore) {
@@ -901,6 +923,24 @@ async fn contacts_are_conversation_partners_without_blocks(store: DynStore) {
     assert_eq!(store.contacts(me).await.unwrap(), vec![(a, Some(later))]);
     let of_me = store.user_by_id(me).await.unwrap().unwrap();
     assert_eq!(of_me.last_seen_at, Some(later));
+
+    // Several users' contacts in one read (a reconnect storm's), each row saying whose:
+    // partners on either side of a conversation, both ends of one inside the batch.
+    let mut pairs: Vec<(UserId, UserId)> = store
+        .contacts_of(&[me, a, b, stranger, silent, UserId::new()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(whose, id, _)| (whose, id))
+        .collect();
+    pairs.sort();
+    let mut expected = vec![(me, a), (a, me), (a, stranger), (stranger, a)];
+    expected.sort();
+    assert_eq!(
+        pairs, expected,
+        "b's block hides both ways, silent has none"
+    );
+    assert!(store.contacts_of(&[]).await.unwrap().is_empty());
 }
 
 async fn push_subscriptions_are_per_user_and_deduplicated(store: DynStore) {

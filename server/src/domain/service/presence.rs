@@ -26,7 +26,7 @@ impl ChatService {
     pub async fn socket_opened(&self, me: UserId) -> Result<Vec<PresenceEntry>> {
         let first = self.presence.connect(me).await;
         // One contacts query serves both the `user.online` audience and `status.bulk`.
-        let contacts = self.store.contacts(me).await?;
+        let contacts = self.contacts.get(me).await?.unwrap_or_default();
         let ids: Vec<UserId> = contacts.iter().map(|(id, _)| *id).collect();
         if first {
             self.bus

@@ -50,11 +50,11 @@ impl Reader<'_> {
         idle: Duration,
     ) -> Option<CloseReason> {
         let mut last_inbound = Instant::now();
-        let mut typing_tick = tokio::time::interval(Duration::from_millis(500));
         // Well inside the 60 s presence TTL, so a live socket never looks offline.
         let mut presence_tick = tokio::time::interval(Duration::from_secs(20));
         presence_tick.tick().await;
         loop {
+            let typing_until = self.typing.next_expiry();
             tokio::select! {
                 msg = stream.next() => {
                     last_inbound = Instant::now();
@@ -80,7 +80,11 @@ impl Reader<'_> {
                 _ = tokio::time::sleep_until(last_inbound + idle) => {
                     return Some(CloseReason { code: CLOSE_IDLE, reason: "idle timeout" });
                 }
-                _ = typing_tick.tick() => self.expire_typing().await,
+                // A timer only while typing is on: an idle socket has no periodic wake-up
+                // but the presence refresh (and the writer's ping).
+                _ = tokio::time::sleep_until(typing_until.unwrap_or(last_inbound + idle)), if typing_until.is_some() => {
+                    self.expire_typing().await
+                }
                 _ = presence_tick.tick() => self.state.service.presence().refresh(self.user.id).await,
             }
         }

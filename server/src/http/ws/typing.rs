@@ -41,6 +41,11 @@ impl Typing {
         self.active.remove(&conv).map(|(peer, _)| peer)
     }
 
+    /// When the next typing expires (None: typing is off everywhere).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.active.values().map(|(_, until)| *until).min()
+    }
+
     /// Typing that expired by `now`, removed: (conversation, peer) to relay a stop to.
     pub fn expired(&mut self, now: Instant) -> Vec<(ConversationId, UserId)> {
         let gone: Vec<(ConversationId, UserId)> = self
@@ -76,6 +81,11 @@ mod tests {
         t.started(conv, peer, Instant::now());
         tokio::time::advance(Duration::from_secs(3)).await;
         assert!(t.refresh(conv, Instant::now()), "a refresh while typing");
+        assert_eq!(
+            t.next_expiry(),
+            Some(Instant::now() + TYPING_TTL),
+            "the socket's timer moves"
+        );
         // 5 s after the start, but only 2 s after the refresh: still typing.
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(t.expired(Instant::now()).is_empty());
@@ -84,6 +94,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(t.expired(Instant::now()), vec![(conv, peer)]);
         assert_eq!(t.stop(conv), None, "expired typing is gone");
+        assert_eq!(t.next_expiry(), None, "no timer while typing is off");
     }
 
     #[tokio::test(start_paused = true)]

@@ -39,6 +39,20 @@ impl UserStore for PostgresStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    async fn live_usernames(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, String)>> {
+        let ids: Vec<Uuid> = ids.iter().map(|u| u.0).collect();
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, username FROM users WHERE id = ANY($1) AND deleted_at IS NULL",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| (UserId(id), name))
+            .collect())
+    }
+
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLS} FROM users u WHERE u.username = $1"
@@ -80,20 +94,30 @@ impl UserStore for PostgresStore {
         Ok(())
     }
 
-    async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>> {
-        let rows = sqlx::query_as::<_, (Uuid, Option<DateTime<Utc>>)>(
-            "SELECT u.id AS id, u.last_seen_at AS last_seen_at
-             FROM conversations c
-             JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
-             WHERE (c.user1_id = $1 OR c.user2_id = $1)
-               AND c.last_message_id IS NOT NULL
+    async fn contacts_of(&self, users: &[UserId]) -> StoreResult<Vec<Contact>> {
+        // Two index lookups (as user1, as user2) joined on users' key: a plan that does not
+        // hang on statistics (an OR of both sides hash-joined a scan of all users on a
+        // database never analyzed).
+        let ids: Vec<Uuid> = users.iter().map(|u| u.0).collect();
+        let rows = sqlx::query_as::<_, (Uuid, Uuid, Option<DateTime<Utc>>)>(
+            "SELECT p.me AS me, u.id AS id, u.last_seen_at AS last_seen_at
+             FROM (SELECT c.user1_id AS me, c.user2_id AS other FROM conversations c
+                   WHERE c.user1_id = ANY($1) AND c.last_message_id IS NOT NULL
+                   UNION ALL
+                   SELECT c.user2_id, c.user1_id FROM conversations c
+                   WHERE c.user2_id = ANY($1) AND c.last_message_id IS NOT NULL) p
+             JOIN users u ON u.id = p.other
+             WHERE NOT EXISTS (SELECT 1 FROM blocks b
+                   WHERE b.blocker_id = p.me AND b.blocked_id = p.other)
                AND NOT EXISTS (SELECT 1 FROM blocks b
-                   WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
-                      OR (b.blocker_id = u.id AND b.blocked_id = $1))",
+                   WHERE b.blocker_id = p.other AND b.blocked_id = p.me)",
         )
-        .bind(me.0)
+        .bind(&ids)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|(id, at)| (UserId(id), at)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(me, id, at)| (UserId(me), UserId(id), at))
+            .collect())
     }
 }

@@ -89,8 +89,7 @@ impl BlockStore for SqliteStore {
         if others.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = serde_json::to_string(&others.iter().map(|u| u.to_string()).collect::<Vec<_>>())
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let ids = json_ids(others)?;
         let rows = sqlx::query(
             "SELECT blocked_id AS id FROM blocks
              WHERE blocker_id = $1 AND blocked_id IN (SELECT value FROM json_each($2))

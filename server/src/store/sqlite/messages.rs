@@ -216,8 +216,7 @@ impl MessageStore for SqliteStore {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = serde_json::to_string(&users.iter().map(|u| u.to_string()).collect::<Vec<_>>())
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let ids = json_ids(users)?;
         let rows = sqlx::query(
             "SELECT user_id, seq FROM event_heads WHERE user_id IN (SELECT value FROM json_each($1))",
         )

@@ -95,6 +95,12 @@ async fn checkpointer(opts: SqliteConnectOptions, mut stop: tokio::sync::oneshot
     }
 }
 
+/// Ids as a JSON array, for `IN (SELECT value FROM json_each(?))`.
+fn json_ids(ids: &[UserId]) -> StoreResult<String> {
+    serde_json::to_string(&ids.iter().map(|u| u.to_string()).collect::<Vec<_>>())
+        .map_err(|e| StoreError::Other(e.to_string()))
+}
+
 fn ts(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }

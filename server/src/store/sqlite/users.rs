@@ -39,6 +39,22 @@ impl UserStore for SqliteStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    async fn live_usernames(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT id, username FROM users
+             WHERE id IN (SELECT value FROM json_each($1)) AND deleted_at IS NULL",
+        )
+        .bind(json_ids(ids)?)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((UserId(r.uuid("id")?), r.try_get("username")?)))
+            .collect()
+    }
+
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLS} FROM users u WHERE u.username = $1"
@@ -79,22 +95,34 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    async fn contacts(&self, me: UserId) -> StoreResult<Vec<(UserId, Option<DateTime<Utc>>)>> {
+    async fn contacts_of(&self, users: &[UserId]) -> StoreResult<Vec<Contact>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
-            "SELECT u.id AS id, u.last_seen_at AS last_seen_at
-             FROM conversations c
-             JOIN users u ON u.id = CASE WHEN c.user1_id = $1 THEN c.user2_id ELSE c.user1_id END
-             WHERE (c.user1_id = $1 OR c.user2_id = $1)
-               AND c.last_message_id IS NOT NULL
+            "SELECT p.me AS me, u.id AS id, u.last_seen_at AS last_seen_at
+             FROM (SELECT c.user1_id AS me, c.user2_id AS other FROM conversations c
+                   WHERE c.user1_id IN (SELECT value FROM json_each($1)) AND c.last_message_id IS NOT NULL
+                   UNION ALL
+                   SELECT c.user2_id, c.user1_id FROM conversations c
+                   WHERE c.user2_id IN (SELECT value FROM json_each($1)) AND c.last_message_id IS NOT NULL) p
+             JOIN users u ON u.id = p.other
+             WHERE NOT EXISTS (SELECT 1 FROM blocks b
+                   WHERE b.blocker_id = p.me AND b.blocked_id = p.other)
                AND NOT EXISTS (SELECT 1 FROM blocks b
-                   WHERE (b.blocker_id = $1 AND b.blocked_id = u.id)
-                      OR (b.blocker_id = u.id AND b.blocked_id = $1))",
+                   WHERE b.blocker_id = p.other AND b.blocked_id = p.me)",
         )
-        .bind(me.to_string())
+        .bind(json_ids(users)?)
         .fetch_all(&self.read)
         .await?;
         rows.iter()
-            .map(|r| Ok((UserId(r.uuid("id")?), r.opt_ts("last_seen_at")?)))
+            .map(|r| {
+                Ok((
+                    UserId(r.uuid("me")?),
+                    UserId(r.uuid("id")?),
+                    r.opt_ts("last_seen_at")?,
+                ))
+            })
             .collect()
     }
 }
