@@ -10,7 +10,7 @@
 # BENCH_PROCS (1; generator processes sharing the users and the rate), BENCH_LOADGEN (a
 # chat-loadgen binary to drive the run instead of $BENCH_BIN_DIR's), BENCH_GEN_NICE (-10:
 # the generator's niceness; 0 runs it at the server's priority), BENCH_ANALYZE_EVERY (seconds
-# between checks for tables to VACUUM and ANALYZE while a PostgreSQL scenario runs; default 10 when the
+# between checks for tables to VACUUM and ANALYZE while a PostgreSQL scenario runs; default 2 when the
 # server's autovacuum is off, else 0 = none).
 # Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`).
 set -euo pipefail
@@ -117,13 +117,16 @@ run_loadgen() {
 # instead of 0.09 ms at 5,000 users). Stand in for it while a scenario runs: every
 # BENCH_ANALYZE_EVERY seconds, VACUUM and ANALYZE the tables autovacuum would, by its
 # default thresholds: VACUUM when dead rows exceed 50 + 20 % of the table or rows inserted
-# since the last vacuum exceed 1,000 + 20 %; ANALYZE when changed rows exceed 50 + 10 %.
+# since the last vacuum exceed 1,000 + 20 %; ANALYZE when changed rows exceed 50 + 10 %;
+# each table at most once a minute (autovacuum_naptime), but looked at every 2 s so a
+# fresh table's first statistics come at once: plans made for empty tables (a prepared
+# statement's generic plan among them) are only replaced when statistics change.
 ANALYZE_EVERY=${BENCH_ANALYZE_EVERY:-}
 if [ -z "$ANALYZE_EVERY" ]; then
   case " $SCENARIOS " in
     *" postgres "*|*" cluster "*)
       AUTOVACUUM=$(psql "$PG/postgres" -Atc "SHOW autovacuum" 2>/dev/null || echo on)
-      ANALYZE_EVERY=$([ "$AUTOVACUUM" = off ] && echo 10 || echo 0)
+      ANALYZE_EVERY=$([ "$AUTOVACUUM" = off ] && echo 2 || echo 0)
       [ "$ANALYZE_EVERY" = 0 ] || echo "autovacuum is off on $PG: bench.sh vacuums and analyzes" \
         "tables every ${ANALYZE_EVERY}s as autovacuum would (BENCH_ANALYZE_EVERY=0: no statistics)"
       ;;
@@ -134,10 +137,15 @@ fi
 analyze_while_running() {
   [ "$ANALYZE_EVERY" != 0 ] || return 0
   (while sleep "$ANALYZE_EVERY"; do
-    psql "$1" -Atc "SELECT format('VACUUM %I;', relname) FROM pg_stat_user_tables
-      WHERE n_dead_tup > 50 + 0.2 * n_live_tup OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup
-      UNION ALL SELECT format('ANALYZE %I;', relname) FROM pg_stat_user_tables
-      WHERE n_mod_since_analyze > 50 + 0.1 * n_live_tup" 2>/dev/null | psql "$1" -q >/dev/null 2>&1 || true
+    # Throttled as autovacuum's own workers are (vacuum_cost_delay 2 ms); ANALYZE is cheap.
+    { echo "SET vacuum_cost_delay = 2;"
+      psql "$1" -Atc "SELECT format('VACUUM %I;', relname) FROM pg_stat_user_tables
+        WHERE (n_dead_tup > 50 + 0.2 * n_live_tup OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup)
+          AND COALESCE(last_vacuum, '-infinity') < now() - interval '1 minute'
+        UNION ALL SELECT format('ANALYZE %I;', relname) FROM pg_stat_user_tables
+        WHERE n_mod_since_analyze > 50 + 0.1 * n_live_tup
+          AND COALESCE(last_analyze, '-infinity') < now() - interval '1 minute'" 2>/dev/null
+    } | psql "$1" -q >/dev/null 2>&1 || true
   done) &
   PIDS+=($!)
 }
