@@ -112,15 +112,15 @@ run_loadgen() {
 }
 
 # A production PostgreSQL has autovacuum on, and its statistics follow the tables; with it
-# off (as on some CI machines) every table of a run stays un-analyzed and PostgreSQL plans
-# for empty tables (the contacts read of each connect, for one, scans all users: 1.4 ms
-# instead of 0.09 ms at 5,000 users). Stand in for it while a scenario runs: every
-# BENCH_ANALYZE_EVERY seconds, VACUUM and ANALYZE the tables autovacuum would, by its
-# default thresholds: VACUUM when dead rows exceed 50 + 20 % of the table or rows inserted
-# since the last vacuum exceed 1,000 + 20 %; ANALYZE when changed rows exceed 50 + 10 %;
-# each table at most once a minute (autovacuum_naptime), but looked at every 2 s so a
-# fresh table's first statistics come at once: plans made for empty tables (a prepared
-# statement's generic plan among them) are only replaced when statistics change.
+# off (as on some CI machines) every table of a run stays un-analyzed, and PostgreSQL keeps
+# the plans it made for empty tables: a prepared statement's generic plan is replaced only
+# when statistics change (the send statement, planned after a dozen sends, then ran
+# seq-scan plans; 1,000 msg/s collapsed to p99 12 s without statistics). Stand in for it
+# while a scenario runs: every BENCH_ANALYZE_EVERY seconds, ANALYZE and VACUUM the tables
+# autovacuum would, by its default thresholds (ANALYZE when changed rows exceed 50 + 10 %
+# of the table; VACUUM when dead rows exceed 50 + 20 % or rows inserted since the last
+# vacuum exceed 1,000 + 20 %), each at most once a minute (autovacuum_naptime), but looked
+# at every 2 s so a fresh table's first statistics come at once. Needs PostgreSQL 13+.
 ANALYZE_EVERY=${BENCH_ANALYZE_EVERY:-}
 if [ -z "$ANALYZE_EVERY" ]; then
   case " $SCENARIOS " in
@@ -128,30 +128,39 @@ if [ -z "$ANALYZE_EVERY" ]; then
       AUTOVACUUM=$(psql "$PG/postgres" -Atc "SHOW autovacuum" 2>/dev/null || echo on)
       ANALYZE_EVERY=$([ "$AUTOVACUUM" = off ] && echo 2 || echo 0)
       [ "$ANALYZE_EVERY" = 0 ] || echo "autovacuum is off on $PG: bench.sh vacuums and analyzes" \
-        "tables every ${ANALYZE_EVERY}s as autovacuum would (BENCH_ANALYZE_EVERY=0: no statistics)"
+        "tables as autovacuum would, looking every ${ANALYZE_EVERY}s (BENCH_ANALYZE_EVERY=0: no statistics)"
       ;;
     *) ANALYZE_EVERY=0 ;;
   esac
 fi
-# analyze_while_running DB_URL: in the background, until the scenario's cleanup.
+# analyze_while_running DB_URL: in the background, until the scenario's cleanup, which also
+# ends a VACUUM still running (standin_stop). Errors go to $OUT/standin.log.
 analyze_while_running() {
   [ "$ANALYZE_EVERY" != 0 ] || return 0
   (while sleep "$ANALYZE_EVERY"; do
-    # Throttled as autovacuum's own workers are (vacuum_cost_delay 2 ms); ANALYZE is cheap.
-    { echo "SET vacuum_cost_delay = 2;"
+    # ANALYZE first (cheap, and what plans need); VACUUM after, throttled as autovacuum's
+    # workers are (vacuum_cost_delay 2 ms).
+    { psql "$1" -Atc "SELECT format('ANALYZE %I;', relname) FROM pg_stat_user_tables
+        WHERE n_mod_since_analyze > 50 + 0.1 * n_live_tup
+          AND COALESCE(last_analyze, '-infinity') < now() - interval '1 minute'"
+      echo "SET vacuum_cost_delay = 2;"
       psql "$1" -Atc "SELECT format('VACUUM %I;', relname) FROM pg_stat_user_tables
         WHERE (n_dead_tup > 50 + 0.2 * n_live_tup OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup)
-          AND COALESCE(last_vacuum, '-infinity') < now() - interval '1 minute'
-        UNION ALL SELECT format('ANALYZE %I;', relname) FROM pg_stat_user_tables
-        WHERE n_mod_since_analyze > 50 + 0.1 * n_live_tup
-          AND COALESCE(last_analyze, '-infinity') < now() - interval '1 minute'" 2>/dev/null
-    } | psql "$1" -q >/dev/null 2>&1 || true
+          AND COALESCE(last_vacuum, '-infinity') < now() - interval '1 minute'"
+    } 2>>"$OUT/standin.log" | PGAPPNAME=bench_standin psql "$1" -q >/dev/null 2>>"$OUT/standin.log" || true
   done) &
   PIDS+=($!)
 }
 
+# End the stand-in's statements still running (a throttled VACUUM outlives its loop).
+standin_stop() {
+  [ "$ANALYZE_EVERY" != 0 ] || return 0
+  psql "$PG/postgres" -qAtc "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+    WHERE application_name = 'bench_standin'" >/dev/null 2>&1 || true
+}
+
 fresh_pg_db() {
-  # FORCE: an ANALYZE of the last scenario may still be connected.
+  # FORCE: anything of the last scenario still connected.
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_bench WITH (FORCE)" >/dev/null
   psql "$PG/postgres" -qc "CREATE DATABASE chat_bench" >/dev/null
   echo "$PG/chat_bench"
@@ -188,6 +197,7 @@ for s in $SCENARIOS; do
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
   cleanup
+  standin_stop
   PIDS=()
 done
 echo "results in $OUT/*.json"

@@ -33,7 +33,6 @@ use crate::store::{
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// How long a provisioned user is trusted without touching the database again.
 mod blocks;
 mod coalesce;
 mod conversations;
@@ -50,6 +49,7 @@ mod tests;
 use coalesce::Coalesced;
 use presence::LastSeenWriter;
 
+/// How long a provisioned user is trusted without asking the database again.
 const PROVISION_TTL: Duration = Duration::from_secs(60);
 /// Bound on the provisioning cache; it is cleared when full.
 const PROVISION_CACHE_MAX: usize = 100_000;

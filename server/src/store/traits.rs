@@ -66,7 +66,8 @@ pub trait UserStore: Send + Sync {
     async fn live_usernames(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, String)>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self, after_username: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
-    /// Record `last_seen_at` for many users in one write (never moving one back).
+    /// Record `last_seen_at` for many users in one write (never moving one back; an erased
+    /// account keeps none).
     async fn touch_last_seen(&self, seen: &[(UserId, DateTime<Utc>)]) -> StoreResult<()>;
     /// Users who share a conversation with at least one message with `me`, and with no
     /// block either way: the audience of `me`'s presence (SPEC "Privacy").

@@ -1155,8 +1155,15 @@ async fn erasing_a_user_keeps_the_other_side_whole(store: DynStore) {
     assert_eq!(erased.push_subscriptions, 1);
     assert_eq!(erased.conversations, 0, "bob and carol are still here");
 
+    // A late last-seen write (a socket or an authentication that raced the erasure)
+    // leaves the tombstone without one.
+    store.touch_last_seen(&[(a, now())]).await.unwrap();
     let tomb = store.user_by_id(a).await.unwrap().unwrap();
     assert!(tomb.username.starts_with("deleted-"), "{}", tomb.username);
+    assert_eq!(
+        tomb.last_seen_at, None,
+        "an erased account keeps no last seen"
+    );
     assert_eq!(store.user_by_username("alice").await.unwrap(), None);
     assert!(matches!(
         store.upsert_user(a, "alice", now()).await,

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -25,6 +26,10 @@ use crate::store::{DynStore, StoreError, StoreResult};
 const MAX_BATCH: usize = 1000;
 /// Statements of one kind running at once.
 const IN_FLIGHT: usize = 2;
+/// Longest a batched read may take before its callers get `Unavailable` and its slot is
+/// freed (the pool's acquire timeout): with only [`IN_FLIGHT`] slots, a statement hung on
+/// a dead connection must not hold every later caller.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Request<K, V> = (K, oneshot::Sender<StoreResult<Option<V>>>);
 
@@ -36,7 +41,7 @@ pub(super) struct Coalesced<K, V> {
 
 impl<K, V> Coalesced<K, V>
 where
-    K: Copy + Eq + Hash + Send + Sync + 'static,
+    K: Copy + Eq + Hash + Send + 'static,
     V: Clone + Send + 'static,
 {
     /// `read` answers a batch of distinct keys with the (key, value) pairs it found; a key
@@ -74,10 +79,13 @@ where
     /// `key`'s value (None: the read did not find it), read together with whoever else
     /// asks now.
     pub(super) async fn get(&self, key: K) -> StoreResult<Option<V>> {
-        let stopped = || StoreError::Unavailable("batched reader stopped".into());
         let (done, wait) = oneshot::channel();
-        self.tx.send((key, done)).map_err(|_| stopped())?;
-        wait.await.unwrap_or_else(|_| Err(stopped()))
+        self.tx
+            .send((key, done))
+            .map_err(|_| StoreError::Unavailable("batched reader stopped".into()))?;
+        // Dropped unanswered: the read panicked (a bug, not an outage).
+        wait.await
+            .unwrap_or_else(|_| Err(StoreError::Other("batched read failed".into())))
     }
 }
 
@@ -106,7 +114,11 @@ where
         .map(|(k, _)| *k)
         .filter(|k| distinct.insert(*k))
         .collect();
-    match read(keys).await {
+    let result = match tokio::time::timeout(READ_TIMEOUT, read(keys)).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable("batched read timed out".into())),
+    };
+    match result {
         Ok(found) => {
             let found: HashMap<K, V> = found.into_iter().collect();
             for (k, done) in batch {
@@ -124,17 +136,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Mutex;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn concurrent_reads_share_statements_and_each_gets_its_own_answer() {
         let calls: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
         let seen = calls.clone();
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (r, m) = (running.clone(), most.clone());
         // A slow read, so requests pile up behind the two in flight.
         let c = Arc::new(Coalesced::start(move |keys: Vec<u32>| {
             seen.lock().expect("calls").push(keys.clone());
+            let (running, most) = (r.clone(), m.clone());
             async move {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                most.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                running.fetch_sub(1, SeqCst);
                 Ok(keys
                     .into_iter()
                     .filter(|k| k % 7 != 0)
@@ -144,6 +163,10 @@ mod tests {
         }));
         let mut tasks = Vec::new();
         for k in 0..200u32 {
+            // Ten requests a millisecond, so they keep arriving while reads are running.
+            if k % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             let c = c.clone();
             // Key k and a duplicate of it: both get the answer.
             tasks.push(tokio::spawn(async move { (k % 100, c.get(k % 100).await) }));
@@ -153,6 +176,7 @@ mod tests {
             let want = if k % 7 == 0 { None } else { Some(k * 10) };
             assert_eq!(got.expect("read"), want, "key {k}");
         }
+        assert_eq!(most.load(SeqCst), IN_FLIGHT, "statements of a kind at once");
         let calls = calls.lock().expect("calls");
         assert!(calls.len() < 20, "200 reads in {} statements", calls.len());
         for keys in calls.iter() {
@@ -167,22 +191,40 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_failed_read_fails_every_caller_of_its_batch_and_not_the_next() {
-        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let f = fail.clone();
-        let c = Coalesced::start(move |keys: Vec<u32>| {
-            let fail = f.load(std::sync::atomic::Ordering::SeqCst);
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_or_hung_read_fails_every_caller_of_its_batch_and_not_the_next() {
+        // 0: fail, 1: hang, 2: answer.
+        let mode = Arc::new(AtomicUsize::new(0));
+        let m = mode.clone();
+        let c = Arc::new(Coalesced::start(move |keys: Vec<u32>| {
+            let mode = m.load(SeqCst);
             async move {
-                if fail {
-                    Err(StoreError::Unavailable("down".into()))
-                } else {
-                    Ok(keys.into_iter().map(|k| (k, k)).collect())
+                match mode {
+                    0 => Err(StoreError::Unavailable("down".into())),
+                    1 => std::future::pending().await,
+                    _ => Ok(keys.into_iter().map(|k| (k, k)).collect()),
                 }
             }
-        });
-        assert!(matches!(c.get(1).await, Err(StoreError::Unavailable(_))));
-        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        }));
+        for hang in [false, true] {
+            mode.store(usize::from(hang), SeqCst);
+            let callers: Vec<_> = (0..5u32)
+                .map(|k| {
+                    let c = c.clone();
+                    tokio::spawn(async move { c.get(k).await })
+                })
+                .collect();
+            for t in callers {
+                match t.await.expect("task") {
+                    Err(StoreError::Unavailable(why)) => {
+                        assert_eq!(why.contains("timed out"), hang, "{why}")
+                    }
+                    other => panic!("expected Unavailable, got {other:?}"),
+                }
+            }
+        }
+        // The hung reads gave their slots back: the next batch is answered.
+        mode.store(2, SeqCst);
         assert_eq!(c.get(2).await.expect("read"), Some(2));
     }
 }

@@ -529,7 +529,32 @@ async fn known_identities_are_rechecked_by_a_read_and_erased_ones_refused() {
         .await
         .expect("a known user");
     assert_eq!(me.id, alice);
-    // The check wrote nothing in the request's path; last_seen_at follows in the background.
+    // No upsert: it would have set last_seen_at to now in the request's path (the
+    // background touch never moves it back).
+    let dave = UserId::new();
+    let ahead = now() + chrono::Duration::hours(1);
+    w.temp
+        .store
+        .upsert_user(dave, "dave", ahead)
+        .await
+        .expect("user");
+    w.service
+        .authenticate(&keys, &token(dave, "dave"))
+        .await
+        .expect("a known user");
+    let seen = w
+        .temp
+        .store
+        .user_by_id(dave)
+        .await
+        .expect("read")
+        .expect("dave");
+    assert_eq!(
+        seen.last_seen_at,
+        Some(ahead),
+        "a known user was written again"
+    );
+    // last_seen_at follows in the background.
     let mut moved = false;
     for _ in 0..200 {
         let u = w.temp.store.user_by_id(alice).await.expect("read");

@@ -85,7 +85,7 @@ impl UserStore for PostgresStore {
             "UPDATE users u SET last_seen_at = GREATEST(COALESCE(u.last_seen_at, v.at), v.at)
              FROM (SELECT id, MAX(at) AS at FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, at)
                    GROUP BY id) v
-             WHERE u.id = v.id",
+             WHERE u.id = v.id AND u.deleted_at IS NULL",
         )
         .bind(&ids)
         .bind(&ats)

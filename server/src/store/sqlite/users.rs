@@ -84,7 +84,8 @@ impl UserStore for SqliteStore {
         let mut tx = self.write.begin().await?;
         for (id, at) in seen {
             sqlx::query(
-                "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), $2) WHERE id = $1",
+                "UPDATE users SET last_seen_at = MAX(COALESCE(last_seen_at, 0), $2)
+                 WHERE id = $1 AND deleted_at IS NULL",
             )
             .bind(id.to_string())
             .bind(ts(*at))
