@@ -11,7 +11,8 @@
 # chat-loadgen binary to drive the run instead of $BENCH_BIN_DIR's), BENCH_GEN_NICE (-10:
 # the generator's niceness; 0 runs it at the server's priority), BENCH_ANALYZE_EVERY (seconds
 # between checks for tables to VACUUM and ANALYZE while a PostgreSQL scenario runs; default 2 when the
-# server's autovacuum is off, else 0 = none).
+# server's autovacuum is off, else 0 = none), BENCH_WARMUP (3s: an unmeasured run before
+# each PostgreSQL scenario's, then ANALYZE; 0 = none).
 # Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -152,6 +153,19 @@ analyze_while_running() {
   PIDS+=($!)
 }
 
+# warm_up SERVER DB_URL: a short unmeasured run on the fresh database, then ANALYZE, so the
+# measured run starts on a database that has seen traffic and has statistics, as a
+# production one has. Without it the first seconds ran plans PostgreSQL made for empty
+# tables (delivery p99 ~300 ms for 2 s at 1,500 msg/s, then 15-30 ms; docs/benchmarks.md
+# session 18). Its users have their own random prefix, as every run's do.
+WARMUP=${BENCH_WARMUP:-3s}
+warm_up() {
+  [ "$WARMUP" != 0 ] || return 0
+  CHAT_JWT_SECRET="$SECRET" "$LOADGEN" run --server "$1" --users 100 --rate 200/s \
+    --duration "$WARMUP" --ramp 1s --no-realtime >"$OUT/warmup.log" 2>&1 || true
+  psql "$2" -qc "ANALYZE" >/dev/null 2>&1 || true
+}
+
 # End the stand-in's statements still running (a throttled VACUUM outlives its loop).
 standin_stop() {
   [ "$ANALYZE_EVERY" != 0 ] || return 0
@@ -179,6 +193,7 @@ for s in $SCENARIOS; do
       prepare CHAT_DATABASE_URL="$db"
       start_chatd 18182 "$OUT/pg-data" CHAT_DATABASE_URL="$db" CHAT_REDIS_URL="$REDIS" \
         CHAT_REDIS_PREFIX=bench: CHAT_DB_MAX_CONNECTIONS=20
+      warm_up http://127.0.0.1:18182 "$db"
       analyze_while_running "$db"
       run_loadgen postgres --server http://127.0.0.1:18182 --server-pid "$LAST_PID"
       ;;
@@ -190,6 +205,7 @@ for s in $SCENARIOS; do
       p1=$LAST_PID
       start_chatd 18184 "$OUT/c2-data" CHAT_DATABASE_URL="$db" CHAT_REDIS_URL="$REDIS" \
         CHAT_REDIS_PREFIX=bench2: CHAT_DB_MAX_CONNECTIONS=20
+      warm_up http://127.0.0.1:18183 "$db"
       analyze_while_running "$db"
       run_loadgen cluster --server http://127.0.0.1:18183,http://127.0.0.1:18184 \
         --server-pid "$p1" --server-pid "$LAST_PID"
