@@ -84,7 +84,7 @@ pub struct ChatService {
     /// stands (no write when it does).
     identities: Coalesced<UserId, String>,
     /// Presence contacts (id, last_seen_at), read together by connecting sockets.
-    contacts: Coalesced<UserId, Vec<ContactSeen>>,
+    contacts: Arc<Coalesced<UserId, Vec<ContactSeen>>>,
     sends: GroupCommit,
     /// How long after sending a message may be edited or deleted for everyone.
     edit_window: Duration,
@@ -133,13 +133,13 @@ impl ChatService {
             identities: Coalesced::on_store(&store, |store, users| async move {
                 store.live_usernames(&users).await
             }),
-            contacts: Coalesced::on_store(&store, |store, users| async move {
+            contacts: Arc::new(Coalesced::on_store(&store, |store, users| async move {
                 let mut by_user: HashMap<UserId, Vec<ContactSeen>> = HashMap::new();
                 for (me, id, seen) in store.contacts_of(&users).await? {
                     by_user.entry(me).or_default().push((id, seen));
                 }
                 Ok(by_user.into_iter().collect())
-            }),
+            })),
             sends: GroupCommit::start(store.clone(), send_batching),
             edit_window: DEFAULT_EDIT_WINDOW,
         }
