@@ -13,7 +13,9 @@
 # between checks for tables to VACUUM and ANALYZE while a PostgreSQL scenario runs; default 2 when the
 # server's autovacuum is off, else 0 = none), BENCH_WARMUP (3s: an unmeasured run before
 # each PostgreSQL scenario's, then ANALYZE; 0 = none).
-# Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`).
+# Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`), and the
+# server's /metrics after the run in $BENCH_OUT/<scenario>.metrics (PostgreSQL: also before
+# the measured run, after the warm-up, in postgres.before.metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -173,6 +175,12 @@ standin_stop() {
     WHERE application_name = 'bench_standin'" >/dev/null 2>&1 || true
 }
 
+# save_metrics NAME URL: the server's /metrics after the run, for its own view of the time
+# (send_batch_seconds: statement and durable commit; bus_lag_seconds: the pub/sub hop).
+save_metrics() {
+  curl -sf "$2/metrics" >"$OUT/$1.metrics" 2>/dev/null || rm -f "$OUT/$1.metrics"
+}
+
 fresh_pg_db() {
   # FORCE: anything of the last scenario still connected.
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_bench WITH (FORCE)" >/dev/null
@@ -187,6 +195,7 @@ for s in $SCENARIOS; do
       prepare CHAT_DATA_DIR="$OUT/sqlite-data"
       start_chatd 18181 "$OUT/sqlite-data"
       run_loadgen sqlite --server http://127.0.0.1:18181 --server-pid "$LAST_PID"
+      save_metrics sqlite http://127.0.0.1:18181
       ;;
     postgres)
       db=$(fresh_pg_db)
@@ -195,7 +204,9 @@ for s in $SCENARIOS; do
         CHAT_REDIS_PREFIX=bench: CHAT_DB_MAX_CONNECTIONS=20
       warm_up http://127.0.0.1:18182 "$db"
       analyze_while_running "$db"
+      save_metrics postgres.before http://127.0.0.1:18182
       run_loadgen postgres --server http://127.0.0.1:18182 --server-pid "$LAST_PID"
+      save_metrics postgres http://127.0.0.1:18182
       ;;
     cluster)
       db=$(fresh_pg_db)
