@@ -1735,4 +1735,5 @@ async fn group_commit_gathers_concurrent_sends_and_replays(store: DynStore) {
 }
 
 mod lifecycle;
+mod postgres_send;
 mod search;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chat_protocol::rest::{BlockedUser, LinkItem, MediaItem, Message, PushKind, PushSubscription};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
@@ -37,8 +37,35 @@ pub struct PostgresStore {
     /// for its first six executions on each connection (~1.5 ms parse, ~1-2 ms each plan,
     /// then 0.07 ms), which on the shared pool's twenty connections made the first ~120
     /// sends after a start slow (docs/benchmarks.md, session 17). Its connections are not
-    /// closed for idleness or age. None with group commit off: sends use `pool`.
+    /// closed for idleness or age, use the generic plan from the start
+    /// (`plan_cache_mode`) and are readied before their first send
+    /// ([`send::prepare_send_connection`], session 19). None with group commit off: sends
+    /// use `pool`.
     send_pool: Option<PgPool>,
+}
+
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
+
+/// Options of both pools. By default sqlx pings every connection it hands out (a round
+/// trip to PostgreSQL, and a wake-up of its backend, in front of every query) and again
+/// when it comes back. Here only a connection that sat idle is pinged before use, which
+/// is where a connection dropped by a restart or a firewall hides; one that breaks while
+/// in use fails its query and is closed by sqlx's ping on its return (docs/benchmarks.md,
+/// session 19).
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 fn count(v: i64) -> u64 {
@@ -54,28 +81,26 @@ impl PostgresStore {
         send_writers: usize,
     ) -> StoreResult<Self> {
         let max_connections = max_connections.max(1);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await?;
+        let pool = pool_options(max_connections).connect(url).await?;
         let writers = u32::try_from(send_writers).unwrap_or(u32::MAX);
         let send_pool = match writers.min(max_connections) {
             0 => None,
             n => Some(
-                PgPoolOptions::new()
-                    .max_connections(n)
-                    .acquire_timeout(Duration::from_secs(5))
+                pool_options(n)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .connect_lazy(url)?,
+                    .after_connect(|conn, _| Box::pin(send::prepare_send_connection(conn)))
+                    .connect_lazy_with(
+                        url.parse::<PgConnectOptions>()?
+                            .options([("plan_cache_mode", "force_generic_plan")]),
+                    ),
             ),
         };
         Ok(PostgresStore { pool, send_pool })
     }
 
     /// Where the batched send statement runs.
-    pub(super) fn sends(&self) -> &PgPool {
+    pub fn sends(&self) -> &PgPool {
         self.send_pool.as_ref().unwrap_or(&self.pool)
     }
 
@@ -93,6 +118,15 @@ impl Store for PostgresStore {
     async fn migrate(&self) -> StoreResult<()> {
         // sqlx takes an advisory lock, so instances starting together migrate once.
         MIGRATOR.run(&self.pool).await?;
+        // Open (and ready) the send connections now, on the migrated schema, rather than
+        // on the first sends. A failure here is left to the first send to meet again.
+        if let Some(sends) = &self.send_pool {
+            let n = sends.options().get_max_connections();
+            let opened = futures_util::future::join_all((0..n).map(|_| sends.acquire())).await;
+            if let Some(Err(e)) = opened.into_iter().find(Result::is_err) {
+                tracing::warn!(error = %e, "could not ready the send connections");
+            }
+        }
         Ok(())
     }
 

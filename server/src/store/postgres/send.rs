@@ -136,41 +136,7 @@ impl PostgresStore {
                 serde_json::to_string(&m.media).map_err(|e| StoreError::Other(e.to_string()))?,
             );
         }
-        let (mut link_msg, mut link_id, mut link_url) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut link_conv, mut link_sender, mut link_at) = (Vec::new(), Vec::new(), Vec::new());
-        for n in batch {
-            for url in &n.links {
-                link_msg.push(n.message.id.0);
-                link_id.push(Uuid::now_v7());
-                link_url.push(url.as_str());
-                link_conv.push(n.message.conversation_id.0);
-                link_sender.push(n.message.sender_id.0);
-                link_at.push(n.message.created_at);
-            }
-        }
-        let rows = sqlx::query(INSERT_BATCH_SQL)
-            .bind(msgs().map(|m| m.id.0).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.conversation_id.0).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.sender_id.0).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.receiver_id.0).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.kind.as_str()).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.content.as_deref()).collect::<Vec<_>>())
-            .bind(&media)
-            .bind(msgs().map(|m| m.temp_id.as_deref()).collect::<Vec<_>>())
-            .bind(msgs().map(|m| m.created_at).collect::<Vec<_>>())
-            .bind(&link_msg)
-            .bind(&link_id)
-            .bind(&link_url)
-            .bind(
-                msgs()
-                    .map(|m| m.reply_to.as_ref().map(|r| r.id.0))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(&link_conv)
-            .bind(&link_sender)
-            .bind(&link_at)
-            .fetch_all(self.sends())
-            .await?;
+        let rows = run_batch(self.sends(), batch, &media).await?;
         let mut stored = std::collections::HashMap::with_capacity(rows.len());
         for row in &rows {
             let id: Uuid = row.try_get("id")?;
@@ -205,4 +171,59 @@ impl PostgresStore {
             .await?;
         unstored_outcome(self, m, row.try_get("erased")?, row.try_get("blocked")?).await
     }
+}
+
+/// Runs [`INSERT_BATCH_SQL`] for `batch` (`media`: each message's media as JSON, in order).
+async fn run_batch<'e, E: sqlx::PgExecutor<'e>>(
+    exec: E,
+    batch: &[NewMessage],
+    media: &[String],
+) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
+    let msgs = || batch.iter().map(|n| &n.message);
+    let (mut link_msg, mut link_id, mut link_url) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut link_conv, mut link_sender, mut link_at) = (Vec::new(), Vec::new(), Vec::new());
+    for n in batch {
+        for url in &n.links {
+            link_msg.push(n.message.id.0);
+            link_id.push(Uuid::now_v7());
+            link_url.push(url.as_str());
+            link_conv.push(n.message.conversation_id.0);
+            link_sender.push(n.message.sender_id.0);
+            link_at.push(n.message.created_at);
+        }
+    }
+    sqlx::query(INSERT_BATCH_SQL)
+        .bind(msgs().map(|m| m.id.0).collect::<Vec<_>>())
+        .bind(msgs().map(|m| m.conversation_id.0).collect::<Vec<_>>())
+        .bind(msgs().map(|m| m.sender_id.0).collect::<Vec<_>>())
+        .bind(msgs().map(|m| m.receiver_id.0).collect::<Vec<_>>())
+        .bind(msgs().map(|m| m.kind.as_str()).collect::<Vec<_>>())
+        .bind(msgs().map(|m| m.content.as_deref()).collect::<Vec<_>>())
+        .bind(media)
+        .bind(msgs().map(|m| m.temp_id.as_deref()).collect::<Vec<_>>())
+        .bind(msgs().map(|m| m.created_at).collect::<Vec<_>>())
+        .bind(&link_msg)
+        .bind(&link_id)
+        .bind(&link_url)
+        .bind(
+            msgs()
+                .map(|m| m.reply_to.as_ref().map(|r| r.id.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(&link_conv)
+        .bind(&link_sender)
+        .bind(&link_at)
+        .fetch_all(exec)
+        .await
+}
+
+/// Readies a new connection of the send pool: runs the send statement on an empty batch
+/// (it stores nothing), so the statement is parsed and planned before the first send
+/// waits on it. With the pool's `plan_cache_mode = force_generic_plan` that one plan is
+/// the plan: PostgreSQL otherwise plans it afresh for each of the first five executions
+/// (~1-2 ms each, the statement is big), and again after every ANALYZE of a table it
+/// touches; the generic plan is the one it settles on anyway (docs/benchmarks.md,
+/// session 19).
+pub(super) async fn prepare_send_connection(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    run_batch(conn, &[], &[]).await.map(drop)
 }
