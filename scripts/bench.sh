@@ -14,8 +14,9 @@
 # server's autovacuum is off, else 0 = none), BENCH_WARMUP (3s: an unmeasured run before
 # each PostgreSQL scenario's, then ANALYZE; 0 = none).
 # Results: $BENCH_OUT/<scenario>.json (compare two with `chat-loadgen compare A B`), and the
-# server's /metrics after the run in $BENCH_OUT/<scenario>.metrics (PostgreSQL: also before
-# the measured run, after the warm-up, in postgres.before.metrics).
+# server's /metrics after the run in $BENCH_OUT/<scenario>.metrics (cluster: cluster.1 and
+# cluster.2; PostgreSQL scenarios also before the measured run, after the warm-up, in
+# <scenario>.before.metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -218,8 +219,12 @@ for s in $SCENARIOS; do
         CHAT_REDIS_PREFIX=bench2: CHAT_DB_MAX_CONNECTIONS=20
       warm_up http://127.0.0.1:18183 "$db"
       analyze_while_running "$db"
+      save_metrics cluster.1.before http://127.0.0.1:18183
+      save_metrics cluster.2.before http://127.0.0.1:18184
       run_loadgen cluster --server http://127.0.0.1:18183,http://127.0.0.1:18184 \
         --server-pid "$p1" --server-pid "$LAST_PID"
+      save_metrics cluster.1 http://127.0.0.1:18183
+      save_metrics cluster.2 http://127.0.0.1:18184
       ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac

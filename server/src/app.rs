@@ -55,6 +55,7 @@ pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
     } else {
         store.migrate().await?;
     }
+    store.ready().await;
     Ok(store)
 }
 

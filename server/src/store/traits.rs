@@ -40,6 +40,9 @@ pub trait Store:
     /// Short name for logs and `readyz` (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;
+    /// Once the schema is in place (migrated here or by `chatctl`): open what the hot path
+    /// should not open itself (PostgreSQL's send connections). Nothing by default.
+    async fn ready(&self) {}
     async fn ping(&self) -> StoreResult<()>;
     async fn close(&self);
     /// Connection pools right now (for `/metrics`).

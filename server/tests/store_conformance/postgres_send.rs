@@ -2,6 +2,8 @@
 //! outside the two-backend macro).
 
 use chat_server::store::{PostgresStore, Store};
+use std::time::Duration;
+
 use sqlx::{Connection, Row};
 
 use super::*;
@@ -31,6 +33,7 @@ async fn send_connections_plan_the_statement_once_before_the_first_send() {
         .await
         .expect("open postgres");
     pg.migrate().await.expect("migrate");
+    pg.ready().await;
     // Opened by the start, with the statement prepared and planned on an empty batch.
     assert_eq!(pg.sends().size(), 1);
     assert_eq!(send_plans(&pg).await, vec![(1, 0)]);
@@ -55,69 +58,111 @@ async fn send_connections_plan_the_statement_once_before_the_first_send() {
     db.drop_db().await;
 }
 
-/// Connections are not pinged before every use (only after 5 s idle): one that PostgreSQL
-/// dropped fails the query it is handed to, is closed by sqlx's ping on its return, and
-/// the next query gets a new connection. A reader and a sender recover after every
-/// connection of chatd is terminated, each at the cost of at most one failed call per
-/// connection, and nothing stored before is lost.
+/// A pooled connection is pinged before use only after it sat idle
+/// (`PING_IDLE_AFTER`, 5 s in chatd); here the two ends of that rule, with every
+/// connection of the store terminated by the server after use. Pinged before use, the
+/// dead connections are replaced unseen; never pinged, each fails the one query it is
+/// handed (503 `service_unavailable` upstream), is closed by sqlx's ping on its return,
+/// and the next query gets a new connection. Nothing stored before is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_dropped_by_the_server_are_replaced() {
+async fn dropped_connections_pinged_before_use_are_replaced_unseen() {
+    dropped_connections_are_replaced(Duration::ZERO, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_not_pinged_fail_one_query_each() {
+    dropped_connections_are_replaced(Duration::MAX, 1).await;
+}
+
+/// The store pings connections idle for `ping_idle_after`; after every connection is
+/// terminated, the next send fails exactly `failed_sends` times before one is stored.
+async fn dropped_connections_are_replaced(ping_idle_after: Duration, failed_sends: usize) {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
+    // One connection per pool, so each is surely the one that was terminated.
     let pg = Arc::new(
-        PostgresStore::connect_for_writers(&db.url, 2, 1)
+        PostgresStore::connect_with(&db.url, 1, 1, ping_idle_after)
             .await
             .expect("open postgres"),
     );
     pg.migrate().await.expect("migrate");
+    pg.ready().await;
     let store: DynStore = pg.clone();
     let a = user(&store, "a").await;
     let b = user(&store, "b").await;
     let conv = conversation(&store, a, b).await;
     let before = send_many(&store, &conv, a, 3).await;
-    // Every connection of the store (some of both pools, used just now) is dropped.
+
+    // Both connections back in their pools (sqlx's ping on return done), so neither
+    // learns of its end before it is next handed out.
+    for pool in [pg.pool(), pg.sends()] {
+        for _ in 0..500 {
+            if pool.num_idle() == pool.size() as usize {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     let mut admin = sqlx::PgConnection::connect(&db.url).await.expect("connect");
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND backend_type = 'client backend'",
     )
     .fetch_one(&mut admin)
     .await
     .expect("terminate");
-    assert!(killed >= 2, "terminated {killed}");
+    assert_eq!(killed, 2, "the store's two connections");
+    // pg_terminate_backend only signals: wait until both have exited, or a query sent
+    // meanwhile could still be served before the backend notices.
+    for _ in 0..500 {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND backend_type = 'client backend'",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .expect("count backends");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     admin.close().await.expect("close");
 
     let mut failures = 0;
     let stored = loop {
         let m = text(conv.id, a, b, "after", now());
-        match store
-            .insert_message(&NewMessage {
-                message: m.clone(),
-                links: vec![],
-            })
-            .await
-        {
+        let sent = NewMessage {
+            message: m.clone(),
+            links: vec![],
+        };
+        match store.insert_message(&sent).await {
             Ok(InsertOutcome::Created(_, _)) => break m,
             Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => {
                 assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
                 failures += 1;
-                assert!(failures <= 3, "still failing: {e:?}");
+                assert!(failures <= failed_sends, "send failed again: {e:?}");
             }
         }
     };
-    let mut read_failures = 0;
-    let page = loop {
+    assert_eq!(failures, failed_sends);
+    let mut failures = 0;
+    let read = loop {
         match store.conversation(conv.id).await {
-            Ok(c) => break c,
+            Ok(c) => break c.expect("conversation"),
             Err(e) => {
-                read_failures += 1;
-                assert!(read_failures <= 2, "reads still failing: {e:?}");
+                assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+                failures += 1;
+                assert!(failures <= failed_sends, "read failed again: {e:?}");
             }
         }
     };
-    assert_eq!(page.expect("conversation").last_message_id, Some(stored.id));
+    assert_eq!(failures, failed_sends);
+    assert_eq!(read.last_message_id, Some(stored.id));
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
         .fetch_one(pg.pool())
         .await

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chat_protocol::rest::{BlockedUser, LinkItem, MediaItem, Message, PushKind, PushSubscription};
 use chat_protocol::{ConversationId, MessageId, UserId};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
@@ -33,35 +33,42 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 pub struct PostgresStore {
     pool: PgPool,
     /// Only the batched send statement runs here, one connection per send writer, so it
-    /// stays prepared and planned on those few: PostgreSQL parses it, then plans it afresh
-    /// for its first six executions on each connection (~1.5 ms parse, ~1-2 ms each plan,
-    /// then 0.07 ms), which on the shared pool's twenty connections made the first ~120
-    /// sends after a start slow (docs/benchmarks.md, session 17). Its connections are not
-    /// closed for idleness or age, use the generic plan from the start
-    /// (`plan_cache_mode`) and are readied before their first send
-    /// ([`send::prepare_send_connection`], session 19). None with group commit off: sends
-    /// use `pool`.
+    /// stays prepared and planned on those few: PostgreSQL parses it, then makes a custom
+    /// plan for each of its first five executions on each connection and a generic one at
+    /// the sixth (~1.5 ms parse, ~1-2 ms each plan, then 0.07 ms), which on the shared
+    /// pool's twenty connections made the first ~120 sends after a start slow
+    /// (docs/benchmarks.md, session 17). Its connections are not closed for idleness or
+    /// age, use the generic plan from the start and are readied before their first send
+    /// ([`send::prepare_send_connection`], [`Store::ready`]; session 19). None with group
+    /// commit off: sends use `pool`.
     send_pool: Option<PgPool>,
 }
 
 /// A pooled connection idle at least this long is pinged before it is handed out.
-const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
+pub const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
+
+/// How long that ping may take before the connection is given up for a new one (a
+/// connection a firewall dropped silently would otherwise hold the caller until the
+/// pool's acquire timeout).
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Options of both pools. By default sqlx pings every connection it hands out (a round
 /// trip to PostgreSQL, and a wake-up of its backend, in front of every query) and again
-/// when it comes back. Here only a connection that sat idle is pinged before use, which
-/// is where a connection dropped by a restart or a firewall hides; one that breaks while
-/// in use fails its query and is closed by sqlx's ping on its return (docs/benchmarks.md,
-/// session 19).
-fn pool_options(max_connections: u32) -> PgPoolOptions {
+/// when it comes back. Here only a connection idle for `ping_idle_after` is pinged before
+/// use, which is where a connection dropped by a restart or a firewall hides; one that
+/// breaks while in use fails its query and is closed by sqlx's ping on its return
+/// (docs/benchmarks.md, session 19).
+fn pool_options(max_connections: u32, ping_idle_after: Duration) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
+        .before_acquire(move |conn, meta| {
             Box::pin(async move {
-                if meta.idle_for >= PING_IDLE_AFTER {
-                    sqlx::Connection::ping(conn).await?;
+                if meta.idle_for >= ping_idle_after {
+                    tokio::time::timeout(PING_TIMEOUT, sqlx::Connection::ping(conn))
+                        .await
+                        .map_err(|_| sqlx::Error::PoolTimedOut)??;
                 }
                 Ok(true)
             })
@@ -80,20 +87,30 @@ impl PostgresStore {
         max_connections: u32,
         send_writers: usize,
     ) -> StoreResult<Self> {
+        Self::connect_with(url, max_connections, send_writers, PING_IDLE_AFTER).await
+    }
+
+    /// [`Self::connect_for_writers`], pinging pooled connections idle for `ping_idle_after`
+    /// before use (`Duration::ZERO`: before every use; `Duration::MAX`: never).
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        send_writers: usize,
+        ping_idle_after: Duration,
+    ) -> StoreResult<Self> {
         let max_connections = max_connections.max(1);
-        let pool = pool_options(max_connections).connect(url).await?;
+        let pool = pool_options(max_connections, ping_idle_after)
+            .connect(url)
+            .await?;
         let writers = u32::try_from(send_writers).unwrap_or(u32::MAX);
         let send_pool = match writers.min(max_connections) {
             0 => None,
             n => Some(
-                pool_options(n)
+                pool_options(n, ping_idle_after)
                     .idle_timeout(None)
                     .max_lifetime(None)
                     .after_connect(|conn, _| Box::pin(send::prepare_send_connection(conn)))
-                    .connect_lazy_with(
-                        url.parse::<PgConnectOptions>()?
-                            .options([("plan_cache_mode", "force_generic_plan")]),
-                    ),
+                    .connect_lazy(url)?,
             ),
         };
         Ok(PostgresStore { pool, send_pool })
@@ -118,16 +135,19 @@ impl Store for PostgresStore {
     async fn migrate(&self) -> StoreResult<()> {
         // sqlx takes an advisory lock, so instances starting together migrate once.
         MIGRATOR.run(&self.pool).await?;
-        // Open (and ready) the send connections now, on the migrated schema, rather than
-        // on the first sends. A failure here is left to the first send to meet again.
+        Ok(())
+    }
+
+    /// Opens the send connections now (each readies itself as it opens), rather than on
+    /// the first sends. A failure is left to the first send to meet again.
+    async fn ready(&self) {
         if let Some(sends) = &self.send_pool {
             let n = sends.options().get_max_connections();
             let opened = futures_util::future::join_all((0..n).map(|_| sends.acquire())).await;
             if let Some(Err(e)) = opened.into_iter().find(Result::is_err) {
-                tracing::warn!(error = %e, "could not ready the send connections");
+                tracing::warn!(error = %e, "could not open the send connections");
             }
         }
-        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {

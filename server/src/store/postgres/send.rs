@@ -217,13 +217,27 @@ async fn run_batch<'e, E: sqlx::PgExecutor<'e>>(
         .await
 }
 
-/// Readies a new connection of the send pool: runs the send statement on an empty batch
-/// (it stores nothing), so the statement is parsed and planned before the first send
-/// waits on it. With the pool's `plan_cache_mode = force_generic_plan` that one plan is
-/// the plan: PostgreSQL otherwise plans it afresh for each of the first five executions
-/// (~1-2 ms each, the statement is big), and again after every ANALYZE of a table it
-/// touches; the generic plan is the one it settles on anyway (docs/benchmarks.md,
-/// session 19).
+/// Readies a new connection of the send pool: sets `plan_cache_mode = force_generic_plan`
+/// and runs the send statement on an empty batch (it stores nothing), so the statement is
+/// parsed and planned before the first send waits on it. PostgreSQL would otherwise make
+/// a custom plan for each of its first five executions on the connection (~1-2 ms each,
+/// the statement is big) before settling on the generic plan, as it does for this one
+/// (docs/benchmarks.md, session 19). A database error here (a schema not migrated yet, a
+/// server without that setting) is logged and the connection used as it is: the first
+/// send meets the same error with its own message, instead of every send waiting out the
+/// pool's acquire timeout while sqlx reopens connections.
 pub(super) async fn prepare_send_connection(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    match ready_send_connection(conn).await {
+        Err(sqlx::Error::Database(e)) => {
+            tracing::warn!(error = %e, "could not ready a send connection");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn ready_send_connection(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    // A plain string runs as a simple query: nothing prepared or cached for it.
+    sqlx::Executor::execute(&mut *conn, "SET plan_cache_mode = force_generic_plan").await?;
     run_batch(conn, &[], &[]).await.map(drop)
 }
