@@ -44,24 +44,30 @@ pub struct PostgresStore {
     send_pool: Option<PgPool>,
 }
 
-/// A pooled connection idle at least this long is pinged before it is handed out.
+/// A send connection idle at least this long is pinged before it is handed out.
 pub const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
 
 /// How long that ping may take before the connection is given up for a new one (a
-/// connection a firewall dropped silently would otherwise hold the caller until the
+/// connection a firewall dropped silently would otherwise hold the send until the
 /// pool's acquire timeout).
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Options of both pools. By default sqlx pings every connection it hands out (a round
-/// trip to PostgreSQL, and a wake-up of its backend, in front of every query) and again
-/// when it comes back. Here only a connection idle for `ping_idle_after` is pinged before
-/// use, which is where a connection dropped by a restart or a firewall hides; one that
-/// breaks while in use fails its query and is closed by sqlx's ping on its return
-/// (docs/benchmarks.md, session 19).
-fn pool_options(max_connections: u32, ping_idle_after: Duration) -> PgPoolOptions {
+fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+}
+
+/// Options of the send pool. By default sqlx pings every connection it hands out (a round
+/// trip to PostgreSQL, and a wake-up of its backend, in front of every group commit) and
+/// again when it comes back. Here a send connection is pinged before use only after
+/// `ping_idle_after` idle, where a connection dropped by a restart or a firewall hides;
+/// one that breaks while in use fails its batch (503, as any outage; clients retry with
+/// their temp_id) and is closed by sqlx's ping on its return (docs/benchmarks.md, session
+/// 19). The main pool keeps sqlx's ping before every use: after a PostgreSQL restart its
+/// many connections, some used seconds before, would each fail a read otherwise.
+fn send_pool_options(writers: u32, ping_idle_after: Duration) -> PgPoolOptions {
+    pool_options(writers)
         .test_before_acquire(false)
         .before_acquire(move |conn, meta| {
             Box::pin(async move {
@@ -73,6 +79,9 @@ fn pool_options(max_connections: u32, ping_idle_after: Duration) -> PgPoolOption
                 Ok(true)
             })
         })
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _| Box::pin(send::prepare_send_connection(conn)))
 }
 
 fn count(v: i64) -> u64 {
@@ -90,7 +99,7 @@ impl PostgresStore {
         Self::connect_with(url, max_connections, send_writers, PING_IDLE_AFTER).await
     }
 
-    /// [`Self::connect_for_writers`], pinging pooled connections idle for `ping_idle_after`
+    /// [`Self::connect_for_writers`], pinging send connections idle for `ping_idle_after`
     /// before use (`Duration::ZERO`: before every use; `Duration::MAX`: never).
     pub async fn connect_with(
         url: &str,
@@ -99,19 +108,11 @@ impl PostgresStore {
         ping_idle_after: Duration,
     ) -> StoreResult<Self> {
         let max_connections = max_connections.max(1);
-        let pool = pool_options(max_connections, ping_idle_after)
-            .connect(url)
-            .await?;
+        let pool = pool_options(max_connections).connect(url).await?;
         let writers = u32::try_from(send_writers).unwrap_or(u32::MAX);
         let send_pool = match writers.min(max_connections) {
             0 => None,
-            n => Some(
-                pool_options(n, ping_idle_after)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .after_connect(|conn, _| Box::pin(send::prepare_send_connection(conn)))
-                    .connect_lazy(url)?,
-            ),
+            n => Some(send_pool_options(n, ping_idle_after).connect_lazy(url)?),
         };
         Ok(PostgresStore { pool, send_pool })
     }
