@@ -57,6 +57,14 @@ pub enum StoreError {
     Other(String),
 }
 
+/// Whether a SQLSTATE says PostgreSQL is going away: connection exceptions (08…),
+/// insufficient resources (53300 too many connections, 53100 disk full, 53200 out of
+/// memory) and operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03
+/// starting).
+pub(crate) fn server_going_away(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57P"))
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
@@ -64,14 +72,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
-            // PostgreSQL going away: connection exceptions (08…), insufficient resources
-            // (53300 too many connections, 53100 disk full, 53200 out of memory) and operator
-            // intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 starting).
-            sqlx::Error::Database(ref db)
-                if db.code().is_some_and(|c| {
-                    c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
-                }) =>
-            {
+            sqlx::Error::Database(ref db) if server_going_away(db.code().as_deref()) => {
                 StoreError::Unavailable(db.message().to_string())
             }
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {

@@ -66,12 +66,12 @@ async fn send_connections_plan_the_statement_once_before_the_first_send() {
 /// batch gets a new connection. Reads (the main pool, pinged before every use) never fail.
 /// Nothing stored before is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_connections_pinged_before_use_are_replaced_unseen() {
+async fn a_dropped_send_connection_pinged_before_use_is_replaced_unseen() {
     dropped_connections_are_replaced(Duration::ZERO, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_connections_not_pinged_fail_one_query_each() {
+async fn a_dropped_send_connection_not_pinged_fails_one_batch() {
     dropped_connections_are_replaced(Duration::MAX, 1).await;
 }
 

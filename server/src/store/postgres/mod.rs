@@ -45,7 +45,7 @@ pub struct PostgresStore {
 }
 
 /// A send connection idle at least this long is pinged before it is handed out.
-pub const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
+const PING_IDLE_AFTER: Duration = Duration::from_secs(5);
 
 /// How long that ping may take before the connection is given up for a new one (a
 /// connection a firewall dropped silently would otherwise hold the send until the
@@ -74,7 +74,12 @@ fn send_pool_options(writers: u32, ping_idle_after: Duration) -> PgPoolOptions {
                 if meta.idle_for >= ping_idle_after {
                     tokio::time::timeout(PING_TIMEOUT, sqlx::Connection::ping(conn))
                         .await
-                        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                        .map_err(|_| {
+                            sqlx::Error::Io(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "ping of an idle send connection timed out",
+                            ))
+                        })??;
                 }
                 Ok(true)
             })

@@ -225,10 +225,12 @@ async fn run_batch<'e, E: sqlx::PgExecutor<'e>>(
 /// (docs/benchmarks.md, session 19). A database error here (a schema not migrated yet, a
 /// server without that setting) is logged and the connection used as it is: the first
 /// send meets the same error with its own message, instead of every send waiting out the
-/// pool's acquire timeout while sqlx reopens connections.
+/// pool's acquire timeout while sqlx reopens connections. An error that ends the
+/// connection (PostgreSQL going away: [`server_going_away`]) fails it, so sqlx opens
+/// another.
 pub(super) async fn prepare_send_connection(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
     match ready_send_connection(conn).await {
-        Err(sqlx::Error::Database(e)) => {
+        Err(sqlx::Error::Database(e)) if !server_going_away(e.code().as_deref()) => {
             tracing::warn!(error = %e, "could not ready a send connection");
             Ok(())
         }
