@@ -48,6 +48,18 @@ for clients in 8 32; do
 done
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS chat_pgbench" >/dev/null
 
+# batch_line DIR: chatd's group commits during the measured run (its /metrics after the run
+# minus before it, as bench.sh saves them): how many, mean sends and mean time per commit.
+batch_line() {
+  [ -f "$1/postgres.before.metrics" ] && [ -f "$1/postgres.metrics" ] || return 0
+  awk 'FNR == 1 { sign = (FILENAME == ARGV[1]) ? -1 : 1 }
+    /^chat_send_batch_(size|seconds)_(sum|count) / { v[$1] += sign * $2 }
+    END { n = v["chat_send_batch_size_count"]; if (n > 0)
+      printf "  group commits: %d, mean %.1f sends, %.2f ms each (statement and durable commit)\n",
+        n, v["chat_send_batch_size_sum"] / n, v["chat_send_batch_seconds_sum"] * 1000 / n }' \
+    "$1/postgres.before.metrics" "$1/postgres.metrics"
+}
+
 sustained=0
 for rate in $RATES; do
   out="$OUT/${rate%/*}"
@@ -66,6 +78,7 @@ for rate in $RATES; do
   jq -r 'if .host_cpu then "  CPU per message: " + ([.host_cpu.processes[] | "\(.name) \(.us_per_message | floor) µs"]
       | join(", ")) + ", chat-loadgen \(.generator.cpu_ms_per_1000_messages // 0 | floor) µs | host idle \(.host_cpu.idle_pct
       | floor) %, steal \(.host_cpu.steal_pct | floor) %" else empty end' "$r"
+  batch_line "$out"
   if awk -v p="$p99" -v t="$P99" 'BEGIN { exit !(p < t) }' && [ "$lost" = 0 ] && [ "$dup" = 0 ] && [ "$limited" = 0 ]; then
     sustained=${rate%/*}
   else
