@@ -75,6 +75,11 @@ async fn a_dropped_send_connection_not_pinged_fails_one_batch() {
     dropped_connections_are_replaced(Duration::MAX, 1).await;
 }
 
+/// The other client connections of the current database (the store's), seen from an
+/// admin connection to it.
+const OTHER_CLIENTS: &str = "datname = current_database() AND pid <> pg_backend_pid()
+    AND backend_type = 'client backend'";
+
 /// The store pings send connections idle for `ping_idle_after`; after every connection is
 /// terminated, the next send fails exactly `failed_sends` times before one is stored, and
 /// the next read not at all.
@@ -103,35 +108,37 @@ async fn dropped_connections_are_replaced(ping_idle_after: Duration, failed_send
             if pool.num_idle() == pool.size() as usize {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        assert_eq!(
+            pool.num_idle(),
+            pool.size() as usize,
+            "a connection still out"
+        );
     }
     let mut admin = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-    let killed: i64 = sqlx::query_scalar(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()
-           AND backend_type = 'client backend'",
-    )
+    let killed: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {OTHER_CLIENTS}"
+    ))
     .fetch_one(&mut admin)
     .await
     .expect("terminate");
     assert_eq!(killed, 2, "the store's two connections");
     // pg_terminate_backend only signals: wait until both have exited, or a query sent
     // meanwhile could still be served before the backend notices.
+    let count = format!("SELECT count(*) FROM pg_stat_activity WHERE {OTHER_CLIENTS}");
+    let mut left = killed;
     for _ in 0..500 {
-        let left: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND pid <> pg_backend_pid()
-               AND backend_type = 'client backend'",
-        )
-        .fetch_one(&mut admin)
-        .await
-        .expect("count backends");
+        left = sqlx::query_scalar(&count)
+            .fetch_one(&mut admin)
+            .await
+            .expect("count backends");
         if left == 0 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(left, 0, "terminated backends still there after 5 s");
     admin.close().await.expect("close");
 
     let mut failures = 0;
