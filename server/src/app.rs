@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::{JwtKeys, KeyError};
-use crate::config::Config;
+use crate::config::{Config, SqliteSynchronous};
 use crate::domain::delivery::DynBus;
 use crate::domain::presence::{LocalPresence, Presence};
 use crate::domain::ChatService;
@@ -47,9 +47,14 @@ pub enum StartError {
 /// Open the store named by the configuration and apply migrations unless told not to.
 pub async fn open_store(config: &Config) -> Result<DynStore, StartError> {
     let url = config.common.effective_database_url();
-    let store =
-        store::connect_for_writers(&url, config.common.db_max_connections, config.send_writers)
-            .await?;
+    let options = store::OpenOptions {
+        send_writers: config.send_writers,
+        sqlite_sync: match config.sqlite_synchronous {
+            SqliteSynchronous::Full => store::SqliteSync::Full,
+            SqliteSynchronous::Normal => store::SqliteSync::Normal,
+        },
+    };
+    let store = store::connect_with(&url, config.common.db_max_connections, options).await?;
     if config.skip_migrations {
         tracing::info!("skipping migrations (CHAT_SKIP_MIGRATIONS)");
     } else {
@@ -170,7 +175,27 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     #[cfg(unix)]
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok();
+    if let Some(warning) = backlog_warning(somaxconn.as_deref()) {
+        tracing::warn!("{warning}");
+    }
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// What to tell the operator when the kernel caps the accept queue below
+/// [`LISTEN_BACKLOG`] (`somaxconn`: `/proc/sys/net/core/somaxconn`, None where unknown).
+/// Measured: 5,000 sockets reconnecting at once under the common default of 4,096 overflowed
+/// the queue ~900 times and their resume p99 was 1.31 s; with 8,192, none and 0.95-0.99 s
+/// (docs/benchmarks.md, session 20).
+pub fn backlog_warning(somaxconn: Option<&str>) -> Option<String> {
+    let cap: u32 = somaxconn?.trim().parse().ok()?;
+    (cap < LISTEN_BACKLOG).then(|| {
+        format!(
+            "net.core.somaxconn is {cap}: the accept queue holds {cap} connections, not \
+             {LISTEN_BACKLOG}; in a reconnect storm of more sockets the rest retry after 1 s \
+             (raise it: sysctl -w net.core.somaxconn={LISTEN_BACKLOG})"
+        )
+    })
 }
 
 pub async fn serve(
@@ -240,4 +265,20 @@ pub async fn serve_with_ready(
     }
     store.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kernel_cap_below_the_backlog_is_reported_with_the_fix() {
+        let warning = backlog_warning(Some("4096\n")).expect("4096 < backlog");
+        assert!(warning.contains("somaxconn is 4096"), "{warning}");
+        assert!(warning.contains(&format!("net.core.somaxconn={LISTEN_BACKLOG}")));
+        assert_eq!(backlog_warning(Some(&LISTEN_BACKLOG.to_string())), None);
+        assert_eq!(backlog_warning(Some("65535")), None);
+        assert_eq!(backlog_warning(None), None, "not Linux: nothing to say");
+        assert_eq!(backlog_warning(Some("garbage")), None);
+    }
 }

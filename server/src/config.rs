@@ -200,6 +200,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// `CHAT_SQLITE_SYNCHRONOUS`: when a SQLite commit is durable (the store's `SqliteSync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
 /// `chatd` settings.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -250,6 +257,12 @@ pub struct Config {
     /// PostgreSQL); 0 turns group commit off (each send its own transaction).
     #[arg(long, env = "CHAT_SEND_WRITERS")]
     pub send_writers: Option<usize>,
+
+    /// SQLite: `full` syncs the write-ahead log at every commit (an acknowledged send
+    /// survives power loss); `normal` only at checkpoints (survives a chatd crash, may
+    /// lose the last commits to an OS crash or power loss).
+    #[arg(long, env = "CHAT_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSynchronous::Full)]
+    pub sqlite_synchronous: SqliteSynchronous,
 
     /// Seconds a client has to send a request's headers; a keep-alive connection idle
     /// this long is closed too.
@@ -335,6 +348,14 @@ mod tests {
         assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
         assert!(cfg.common.effective_database_url().starts_with("sqlite://"));
         assert_eq!(cfg.common.media_store, "local");
+        assert_eq!(cfg.sqlite_synchronous, SqliteSynchronous::Full);
+    }
+
+    #[test]
+    fn sqlite_commits_can_be_made_non_durable_and_nothing_else() {
+        let cfg = Config::try_parse_from(["chatd", "--sqlite-synchronous", "normal"]).unwrap();
+        assert_eq!(cfg.sqlite_synchronous, SqliteSynchronous::Normal);
+        assert!(Config::try_parse_from(["chatd", "--sqlite-synchronous", "off"]).is_err());
     }
 
     #[test]

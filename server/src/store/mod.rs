@@ -544,27 +544,51 @@ impl TempStore {
     }
 }
 
-/// Open the store the URL names (`postgres://`, `postgresql://`, `sqlite:`), for the
-/// default number of send writers.
-pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
-    connect_for_writers(url, max_connections, None).await
+/// When a SQLite commit is durable (`CHAT_SQLITE_SYNCHRONOUS`). In WAL mode `Full` syncs
+/// the log at every commit, so a send acknowledged with `message.sent` survives an OS
+/// crash or power loss (one `fdatasync` per group commit); `Normal` syncs only at
+/// checkpoints: a chatd crash loses nothing, an OS crash or power loss may lose the last
+/// commits (the database stays consistent). docs/decisions.md, "Durable commits on SQLite".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
 }
 
-/// [`connect`] for `send_writers` group-commit writers (None: the backend's default); on
-/// PostgreSQL the batched sends get a pool of that many connections of their own.
-pub async fn connect_for_writers(
+/// How to open a store, beyond its URL and pool size.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Group-commit writers (None: the backend's default); on PostgreSQL the batched sends
+    /// get a pool of that many connections of their own.
+    pub send_writers: Option<usize>,
+    /// SQLite only: when a commit is durable.
+    pub sqlite_sync: SqliteSync,
+}
+
+/// Open the store the URL names (`postgres://`, `postgresql://`, `sqlite:`), with the
+/// default [`OpenOptions`].
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<DynStore> {
+    connect_with(url, max_connections, OpenOptions::default()).await
+}
+
+/// [`connect`] with `options`.
+pub async fn connect_with(
     url: &str,
     max_connections: u32,
-    send_writers: Option<usize>,
+    options: OpenOptions,
 ) -> StoreResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let writers =
-            send_writers.unwrap_or_else(|| BatchSettings::for_backend("postgres").writers);
+        let writers = options
+            .send_writers
+            .unwrap_or_else(|| BatchSettings::for_backend("postgres").writers);
         Ok(Arc::new(
             PostgresStore::connect_for_writers(url, max_connections, writers).await?,
         ))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+        Ok(Arc::new(
+            SqliteStore::connect_with(url, max_connections, options.sqlite_sync).await?,
+        ))
     } else {
         Err(StoreError::Other(
             "database URL must start with postgres://, postgresql:// or sqlite:".into(),

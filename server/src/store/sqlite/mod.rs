@@ -137,12 +137,25 @@ async fn connect_search_index(conn: &mut sqlx::SqliteConnection) -> Result<(), s
 }
 
 impl SqliteStore {
+    /// Open with durable commits ([`SqliteSync::Full`]).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        Self::connect_with(url, max_connections, SqliteSync::Full).await
+    }
+
+    /// Open, committing as `sync` says.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        sync: SqliteSync,
+    ) -> StoreResult<Self> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad sqlite url: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match sync {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let filename = opts.get_filename().to_path_buf();
@@ -225,6 +238,29 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A send is acknowledged only after its commit: by default that commit syncs the
+    /// WAL (`synchronous = FULL`, 2), so it survives power loss; `normal` (1) is asked for.
+    #[tokio::test]
+    async fn commits_sync_the_log_unless_told_normal() {
+        for (sync, want) in [(SqliteSync::Full, 2), (SqliteSync::Normal, 1)] {
+            let dir = std::env::temp_dir().join(format!("chat-sync-{}", Uuid::new_v4().simple()));
+            let url = format!("sqlite://{}", dir.join("chat.db").display());
+            let store = SqliteStore::connect_with(&url, 2, sync)
+                .await
+                .expect("open");
+            for pool in [&store.write, &store.read] {
+                let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(pool)
+                    .await
+                    .expect("pragma");
+                assert_eq!(level, want, "{sync:?}");
+            }
+            store.close().await;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        assert_eq!(SqliteSync::default(), SqliteSync::Full);
+    }
 
     /// The writer never checkpoints (wal_autocheckpoint=0): pages reach the database file
     /// only through the background checkpointer. Without it the file would stay at its
