@@ -1737,3 +1737,4 @@ async fn group_commit_gathers_concurrent_sends_and_replays(store: DynStore) {
 mod lifecycle;
 mod postgres_send;
 mod search;
+mod sqlite_search;

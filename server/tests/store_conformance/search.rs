@@ -12,6 +12,7 @@ conformance!(
     search_follows_edits_deletes_hides_and_purges,
     both_scans_agree_and_page_in_log_order,
     a_window_finds_only_the_newest_messages,
+    changes_before_the_index_catches_up_are_followed,
 );
 
 /// The ids `viewer` finds through the index, after checking that a window over the
@@ -270,4 +271,38 @@ async fn a_window_finds_only_the_newest_messages(store: DynStore) {
         .await
         .unwrap();
     assert_eq!(none, Default::default());
+}
+
+/// Edits, deletes and purges of messages sent a moment before, while SQLite's background
+/// indexer has most likely not reached them yet (it runs every 250 ms; a search catches
+/// it up first): found as they are now, and the index stays whole.
+async fn changes_before_the_index_catches_up_are_followed(store: DynStore) {
+    let a = user(&store, "a").await;
+    let b = user(&store, "b").await;
+    let ab = conversation(&store, a, b).await;
+    let old = text(ab.id, a, b, "alpha old", now() - Duration::days(9));
+    send(&store, old).await;
+    let edited = send(&store, text(ab.id, a, b, "alpha edited", now())).await;
+    let gone = send(&store, text(ab.id, a, b, "alpha gone", now())).await;
+    let kept = send(&store, text(ab.id, b, a, "alpha kept", now())).await;
+    apply(&store, edited.id, &edit(a, "beta now", &[])).await;
+    apply(&store, gone.id, &everyone(a)).await;
+    let older = PurgeScope::OlderThan {
+        before: now() - Duration::days(1),
+        conversation: None,
+    };
+    store.purge_messages(older, 100).await.unwrap();
+    let q = |s: &str| SearchTerms::parse(s).unwrap();
+    assert_eq!(
+        both(&store, a, &q("alpha"), None, None, 50).await,
+        [kept.id]
+    );
+    assert_eq!(
+        both(&store, b, &q("beta"), None, None, 50).await,
+        [edited.id]
+    );
+    assert!(both(&store, a, &q("edited"), None, None, 50)
+        .await
+        .is_empty());
+    assert_eq!(store.search_index_problem().await.unwrap(), None);
 }

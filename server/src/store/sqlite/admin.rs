@@ -278,14 +278,21 @@ impl AdminStore for SqliteStore {
     }
 
     async fn search_index_problem(&self) -> StoreResult<Option<String>> {
+        // Queue and check in one write transaction: a send queued in between would
+        // otherwise read as a message missing from the index.
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        search_index::index_queue(&mut tx).await?;
         // With rank 1, FTS5 also compares an external-content index with its table.
         let check = sqlx::query(
             "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
         )
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await;
         match check {
-            Ok(_) => Ok(None),
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(None)
+            }
             Err(sqlx::Error::Database(e)) => Ok(Some(format!(
                 "the index does not match the messages ({})",
                 e.message()
@@ -295,9 +302,15 @@ impl AdminStore for SqliteStore {
     }
 
     async fn rebuild_search_index(&self) -> StoreResult<()> {
+        // The rebuild indexes every message, the queued ones too.
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM messages_fts_pending")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -37,6 +37,8 @@ impl LifecycleStore for SqliteStore {
         limit: u32,
         scan: SearchScan,
     ) -> StoreResult<SearchFound> {
+        // Every message committed before the search is in the index when it runs.
+        self.index_pending().await?;
         let sql = match scan {
             SearchScan::Index => search_index_sql(
                 MESSAGE_COLS,

@@ -11,6 +11,7 @@ mod conversations;
 mod lifecycle;
 mod messages;
 mod push;
+mod search_index;
 mod send;
 mod users;
 
@@ -39,9 +40,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
-    /// Stops the background checkpointer (and waits for it) on close.
-    checkpointer: std::sync::Mutex<
-        Option<(
+    /// Background tasks (the checkpointer, the search indexer), each stopped and waited
+    /// for on close.
+    background: std::sync::Mutex<
+        Vec<(
             tokio::sync::oneshot::Sender<()>,
             tokio::task::JoinHandle<()>,
         )>,
@@ -50,14 +52,26 @@ pub struct SqliteStore {
 
 /// How often the background checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-/// WAL frames (4 KiB pages) past which a checkpoint also truncates the WAL file.
-const WAL_TRUNCATE_FRAMES: i64 = 16_384;
+/// WAL frames (4 KiB pages) past which the checkpointer also restarts the log.
+const WAL_RESTART_FRAMES: i64 = 4_096;
+/// Bytes the WAL file is cut back to when the writer restarts the log
+/// (`journal_size_limit`).
+const WAL_SIZE_LIMIT: &str = "67108864";
 
 /// WAL checkpoints off the write path. SQLite's automatic checkpoint runs inside the
 /// commit that crosses 1,000 WAL pages: that one send then pays for copying pages and
 /// fsyncing the database file (10-20 ms on this machine's disk, the p99 of light load).
 /// With the writer's auto-checkpoint off, this task checkpoints on its own connection
 /// every [`CHECKPOINT_EVERY`]; a PASSIVE checkpoint never blocks the writer.
+///
+/// Under a steady stream of sends a PASSIVE checkpoint never catches the log's end (the
+/// writer appends while it copies), so the writer never starts the log over and the
+/// file only grows. Past [`WAL_RESTART_FRAMES`] the checkpointer follows its PASSIVE pass
+/// with a RESTART: it copies the few frames appended since, waits for readers to leave
+/// the log, and the next commit writes from the log's start again. That holds the writer
+/// for a moment; the TRUNCATE used before (at 64 MiB) also freed the file's blocks and
+/// held it 25-100 ms, seven times in a 20 s run at 500 msg/s (docs/benchmarks.md,
+/// session 20).
 async fn checkpointer(opts: SqliteConnectOptions, mut stop: tokio::sync::oneshot::Receiver<()>) {
     use sqlx::Connection;
     let mut conn = match sqlx::SqliteConnection::connect_with(&opts).await {
@@ -77,12 +91,12 @@ async fn checkpointer(opts: SqliteConnectOptions, mut stop: tokio::sync::oneshot
             .fetch_one(&mut conn)
             .await
         {
-            Ok((_, log, _)) if log > WAL_TRUNCATE_FRAMES && !stopping => {
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            Ok((_, log, _)) if log > WAL_RESTART_FRAMES && !stopping => {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                     .execute(&mut conn)
                     .await
                 {
-                    tracing::debug!(error = %e, "WAL truncate skipped");
+                    tracing::debug!(error = %e, "WAL restart skipped");
                 }
             }
             Ok(_) => {}
@@ -137,6 +151,11 @@ async fn connect_search_index(conn: &mut sqlx::SqliteConnection) -> Result<(), s
 }
 
 impl SqliteStore {
+    /// Index what sends queued for search (see `search_index`).
+    pub(super) async fn index_pending(&self) -> StoreResult<u64> {
+        Ok(search_index::index_pending(&self.write, &self.read).await?)
+    }
+
     /// Open with durable commits ([`SqliteSync::Full`]).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         Self::connect_with(url, max_connections, SqliteSync::Full).await
@@ -176,7 +195,9 @@ impl SqliteStore {
             .connect_with(if in_memory {
                 opts.clone()
             } else {
-                opts.clone().pragma("wal_autocheckpoint", "0")
+                opts.clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT)
             })
             .await?;
         // An in-memory database exists once per connection: readers must share the writer.
@@ -189,14 +210,18 @@ impl SqliteStore {
                 .connect_with(opts.clone())
                 .await?
         };
-        let checkpointer = (!in_memory).then(|| {
+        let mut background = Vec::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let indexer = search_index::indexer(write.clone(), read.clone(), rx);
+        background.push((tx, tokio::spawn(indexer)));
+        if !in_memory {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            (tx, tokio::spawn(checkpointer(opts, rx)))
-        });
+            background.push((tx, tokio::spawn(checkpointer(opts, rx))));
+        }
         Ok(SqliteStore {
             read,
             write,
-            checkpointer: std::sync::Mutex::new(checkpointer),
+            background: std::sync::Mutex::new(background),
         })
     }
 }
@@ -218,8 +243,12 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        let task = self.checkpointer.lock().ok().and_then(|mut c| c.take());
-        if let Some((stop, handle)) = task {
+        let tasks = self
+            .background
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default();
+        for (stop, handle) in tasks {
             let _ = stop.send(());
             let _ = handle.await;
         }
