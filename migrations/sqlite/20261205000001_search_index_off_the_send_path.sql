@@ -1,9 +1,9 @@
 -- The full-text index is no longer written inside each send's transaction: FTS5 writes a
--- new index segment per transaction and merges them level by level, and every thousandth
--- or so of those merges stalled the single writer for 25-50 ms (docs/benchmarks.md,
--- session 20). A send now records its rowid in `messages_fts_pending`; the store indexes
--- the pending messages in one transaction every few hundred milliseconds, and before
--- every search, so a search still finds every message committed before it.
+-- new index segment per transaction and merges them level by level, which cost every
+-- send and now and then held the single writer for several milliseconds
+-- (docs/benchmarks.md, session 20). A send now records its rowid in
+-- `messages_fts_pending`; the store indexes the queue every 250 ms, and before every
+-- search, so a search still finds every message committed before it.
 CREATE TABLE messages_fts_pending (rid INTEGER PRIMARY KEY);
 
 DROP TRIGGER messages_fts_insert;

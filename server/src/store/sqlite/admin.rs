@@ -281,7 +281,7 @@ impl AdminStore for SqliteStore {
         // Queue and check in one write transaction: a send queued in between would
         // otherwise read as a message missing from the index.
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        search_index::index_queue(&mut tx).await?;
+        search_index::index_queue_all(&mut tx).await?;
         // With rank 1, FTS5 also compares an external-content index with its table.
         let check = sqlx::query(
             "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",

@@ -38,7 +38,7 @@ impl LifecycleStore for SqliteStore {
         scan: SearchScan,
     ) -> StoreResult<SearchFound> {
         // Every message committed before the search is in the index when it runs.
-        self.index_pending().await?;
+        self.index_pending().await;
         let sql = match scan {
             SearchScan::Index => search_index_sql(
                 MESSAGE_COLS,
