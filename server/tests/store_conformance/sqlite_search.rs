@@ -9,6 +9,14 @@ use sqlx::{Connection, SqliteConnection};
 
 use super::*;
 
+/// A SQLite harness, its database's directory, and its store.
+async fn sqlite_store() -> (Harness, std::path::PathBuf, DynStore) {
+    let h = Harness::sqlite().await;
+    let dir = h.dir.clone().expect("sqlite dir");
+    let store = h.store.clone();
+    (h, dir, store)
+}
+
 /// Wait (at most 10 s) until the background indexer has emptied the queue.
 async fn queue_drained(raw: &mut SqliteConnection) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -40,11 +48,8 @@ async fn found(store: &DynStore, viewer: UserId, q: &str) -> BTreeSet<MessageId>
 /// without any search asking, and the queue empties.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_are_indexed_in_the_background_without_a_search() {
-    let h = Harness::sqlite().await;
-    let dir = h.dir.clone().expect("sqlite dir");
-    let store = h.store.clone();
-    let a = user(&store, "a").await;
-    let b = user(&store, "b").await;
+    let (h, dir, store) = sqlite_store().await;
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
     let ab = conversation(&store, a, b).await;
     for body in ["gamma one", "gamma two", "gamma three"] {
         send(&store, text(ab.id, a, b, body, now())).await;
@@ -71,11 +76,8 @@ async fn sends_are_indexed_in_the_background_without_a_search() {
 /// index and messages in step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_and_indexed_messages_follow_edits_deletes_and_reused_rowids() {
-    let h = Harness::sqlite().await;
-    let dir = h.dir.clone().expect("sqlite dir");
-    let store = h.store.clone();
-    let a = user(&store, "a").await;
-    let b = user(&store, "b").await;
+    let (h, dir, store) = sqlite_store().await;
+    let (a, b) = (user(&store, "a").await, user(&store, "b").await);
     let ab = conversation(&store, a, b).await;
     let kept = send(&store, text(ab.id, a, b, "delta indexed kept", now())).await;
     let gone = send(&store, text(ab.id, a, b, "delta indexed gone", now())).await;

@@ -108,11 +108,24 @@ impl MessageStore for PostgresStore {
         let other = if user1 == reader.0 { user2 } else { user1 };
         // The order a send takes its locks: both event-log counters (user-id order), then
         // the conversation row. A concurrent send updates the row too, so the recount below
-        // can never overwrite an increment it did not see.
+        // can never overwrite an increment it did not see. A counter row that does not
+        // exist yet cannot be locked, and creating it later, while holding the others,
+        // could wait on a send that waits on us (a deadlock CI hit once): so both rows are
+        // made first (at 0, which reads as "no events" as a missing row does), in the same
+        // order.
+        let pair = [reader.0, other];
+        sqlx::query(
+            "INSERT INTO event_heads (user_id, seq)
+             SELECT u, 0 FROM unnest($1::uuid[]) AS u ORDER BY u
+             ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(pair)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "SELECT user_id FROM event_heads WHERE user_id = ANY($1) ORDER BY user_id FOR NO KEY UPDATE",
         )
-        .bind([reader.0, other])
+        .bind(pair)
         .fetch_all(&mut *tx)
         .await?;
         sqlx::query("SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE")
@@ -225,11 +238,12 @@ impl MessageStore for PostgresStore {
 
     async fn event_heads(&self, users: &[UserId]) -> StoreResult<Vec<(UserId, u64)>> {
         let ids: Vec<Uuid> = users.iter().map(|u| u.0).collect();
-        let rows: Vec<(Uuid, i64)> =
-            sqlx::query_as("SELECT user_id, seq FROM event_heads WHERE user_id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT user_id, seq FROM event_heads WHERE user_id = ANY($1) AND seq > 0",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(id, seq)| (UserId(id), count(seq)))
