@@ -108,25 +108,18 @@ impl MessageStore for PostgresStore {
         let other = if user1 == reader.0 { user2 } else { user1 };
         // The order a send takes its locks: both event-log counters (user-id order), then
         // the conversation row. A concurrent send updates the row too, so the recount below
-        // can never overwrite an increment it did not see. A counter row that does not
-        // exist yet cannot be locked, and creating it later, while holding the others,
-        // could wait on a send that waits on us (a deadlock CI hit once): so both rows are
-        // made first (at 0, which reads as "no events" as a missing row does), in the same
-        // order.
-        let pair = [reader.0, other];
+        // can never overwrite an increment it did not see. The counters are locked the way
+        // the send statement locks them, an upsert in user-id order: a `SELECT … FOR
+        // UPDATE` cannot lock a row that does not exist yet, and making the missing one
+        // apart from locking the others breaks the order (CI hit both deadlocks, session
+        // 20). A row made here holds 0, which reads as "no events" as a missing row does.
         sqlx::query(
             "INSERT INTO event_heads (user_id, seq)
              SELECT u, 0 FROM unnest($1::uuid[]) AS u ORDER BY u
-             ON CONFLICT (user_id) DO NOTHING",
+             ON CONFLICT (user_id) DO UPDATE SET seq = event_heads.seq",
         )
-        .bind(pair)
+        .bind([reader.0, other])
         .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "SELECT user_id FROM event_heads WHERE user_id = ANY($1) ORDER BY user_id FOR NO KEY UPDATE",
-        )
-        .bind(pair)
-        .fetch_all(&mut *tx)
         .await?;
         sqlx::query("SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE")
             .bind(conv.0)
