@@ -57,12 +57,12 @@ async fn sends_are_indexed_in_the_background_without_a_search() {
     let mut raw = SqliteConnection::connect(&sqlite_url(&dir))
         .await
         .expect("open the database file");
-    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
     queue_drained(&mut raw).await;
-    let indexed = count("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'gamma'")
-        .fetch_one(&mut raw)
-        .await
-        .expect("query the index");
+    let indexed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'gamma'")
+            .fetch_one(&mut raw)
+            .await
+            .expect("query the index");
     assert_eq!(indexed, 3);
     raw.close().await.expect("close");
     h.cleanup().await;
